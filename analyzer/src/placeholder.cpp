@@ -1,0 +1,1 @@
+// The analyzer library; commands live in their own files.

@@ -1,0 +1,1 @@
+// The gateway library; components live in their own files.

@@ -1,0 +1,55 @@
+#pragma once
+// The small interface every userspace device model implements. Devices are
+// deterministic functions of (their state, guest accesses, logged inputs):
+// they never read host time or host I/O directly; time comes from a Clock and
+// external input from a backend whose bytes the recorder logs.
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "librr/bytes.h"
+
+namespace vmm {
+
+// Raises and lowers interrupt request lines (implemented by the PIC).
+class IrqSink {
+ public:
+  virtual ~IrqSink() = default;
+  virtual void set_irq(unsigned line, bool level) = 0;
+};
+
+// Guest-visible time. Record/replay wraps this: values observed by the guest
+// are logged during record and fed back during replay.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual uint64_t now_ns() = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  // Stable name, used as the snapshot section name ("uart0", "pic", ...).
+  virtual std::string_view name() const = 0;
+  // Complete device state for snapshots; load() must accept what save() wrote
+  // and throw librr::FormatError on anything else.
+  virtual void save(librr::ByteWriter& out) const = 0;
+  virtual void load(librr::ByteReader& in) = 0;
+};
+
+// A device on the x86 I/O port bus. `port` is absolute; data is little-endian
+// and `data.size()` is 1, 2 or 4.
+class PioDevice : public virtual Device {
+ public:
+  virtual void pio_read(uint16_t port, std::span<uint8_t> data) = 0;
+  virtual void pio_write(uint16_t port, std::span<const uint8_t> data) = 0;
+};
+
+// A device on the MMIO bus. `offset` is relative to the device's base.
+class MmioDevice : public virtual Device {
+ public:
+  virtual void mmio_read(uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual void mmio_write(uint64_t offset, std::span<const uint8_t> data) = 0;
+};
+
+}  // namespace vmm

@@ -1,0 +1,1 @@
+// The VMM library; components live in their own files.
