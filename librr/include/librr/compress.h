@@ -1,0 +1,33 @@
+#pragma once
+// zstd compression with sizes bounded up front, because every compressed blob
+// librr reads may come from a hostile or damaged file.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace librr {
+
+std::vector<uint8_t> zstd_compress(std::span<const uint8_t> data, int level = 3);
+// Decompresses exactly `expected_size` bytes; throws FormatError if the data
+// is corrupt or does not decompress to that size. `expected_size` must come
+// from a checked header and is capped at `max_size`.
+std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t expected_size,
+                                     uint64_t max_size = uint64_t{1} << 32);
+
+// Reusable compression context for hot paths (avoids reallocating zstd's
+// tables per call). Not thread-safe: one per thread.
+class ZstdCompressor {
+ public:
+  explicit ZstdCompressor(int level = 3);
+  ~ZstdCompressor();
+  ZstdCompressor(const ZstdCompressor&) = delete;
+  ZstdCompressor& operator=(const ZstdCompressor&) = delete;
+  // Appends the compressed form of `data` to `out`; returns the number of bytes appended.
+  size_t compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out);
+
+ private:
+  void* ctx_;
+  int level_;
+};
+
+}  // namespace librr

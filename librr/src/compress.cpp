@@ -1,0 +1,51 @@
+#include "librr/compress.h"
+
+#include <zstd.h>
+
+#include <string>
+
+#include "librr/error.h"
+
+namespace librr {
+
+std::vector<uint8_t> zstd_compress(std::span<const uint8_t> data, int level) {
+  std::vector<uint8_t> out;
+  ZstdCompressor(level).compress_append(data, out);
+  return out;
+}
+
+std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t expected_size,
+                                     uint64_t max_size) {
+  if (expected_size > max_size)
+    throw FormatError("compressed block claims " + std::to_string(expected_size) +
+                      " bytes, more than the limit of " + std::to_string(max_size));
+  std::vector<uint8_t> out(expected_size);
+  size_t n = ZSTD_decompress(out.data(), out.size(), data.data(), data.size());
+  if (ZSTD_isError(n))
+    throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n != expected_size)
+    throw FormatError("zstd block decompressed to " + std::to_string(n) + " bytes, expected " +
+                      std::to_string(expected_size));
+  return out;
+}
+
+ZstdCompressor::ZstdCompressor(int level) : ctx_(ZSTD_createCCtx()), level_(level) {
+  if (!ctx_) throw Error("zstd: cannot allocate a compression context");
+}
+
+ZstdCompressor::~ZstdCompressor() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(ctx_)); }
+
+size_t ZstdCompressor::compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out) {
+  size_t old = out.size();
+  out.resize(old + ZSTD_compressBound(data.size()));
+  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(ctx_), out.data() + old, out.size() - old,
+                               data.data(), data.size(), level_);
+  if (ZSTD_isError(n)) {
+    out.resize(old);
+    throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  }
+  out.resize(old + n);
+  return n;
+}
+
+}  // namespace librr
