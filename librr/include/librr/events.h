@@ -1,0 +1,142 @@
+#pragma once
+// The typed records of a recording's event log. Every record carries the
+// Position at which it happened. vCPU state is an opaque, VMM-defined blob
+// tagged with a format number: librr never interprets it.
+//
+// Encoding (little-endian, via ByteWriter): a u8 type tag followed by the
+// record's fields in declaration order. Strings and byte blobs are u32
+// length + bytes. Decoding rejects unknown tags and trailing bytes with
+// FormatError. Versioning: a new record type or field requires a new log
+// format version (see schemas/log-format.md); within one format version an
+// unknown tag is corruption, never something to skip.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "librr/bytes.h"
+#include "librr/position.h"
+
+namespace librr {
+
+using Digest256 = std::array<uint8_t, 32>;
+
+// An interrupt injected into the guest.
+struct InterruptDelivery {
+  Position pos;
+  uint8_t vector = 0;
+  uint32_t source_line = 0;  // interrupt controller input (IRQ/GSI) that raised it
+  friend bool operator==(const InterruptDelivery&, const InterruptDelivery&) = default;
+};
+
+// BLAKE2b-256 of the guest pages that matter at this point (VMM's choice).
+struct MemoryDigest {
+  Digest256 digest{};
+  friend bool operator==(const MemoryDigest&, const MemoryDigest&) = default;
+};
+
+// One guest page as a zstd-compressed XOR against the shadow copy taken at
+// the reset point: unchanged bytes are zeros, which compress to almost nothing.
+struct PageDelta {
+  uint64_t gfn = 0;  // guest page frame number
+  std::vector<uint8_t> compressed_xor;
+  friend bool operator==(const PageDelta&, const PageDelta&) = default;
+};
+
+struct MemoryDelta {
+  uint64_t reset_landmark = 0;  // landmark of the shadow copy the pages are XORed against
+  std::vector<PageDelta> pages;
+  friend bool operator==(const MemoryDelta&, const MemoryDelta&) = default;
+};
+
+// An asynchronous stop of the vCPU (see Position): enough state to check, or
+// reconstruct, where replay must be when it reaches this position.
+struct AsyncPosition {
+  Position pos;
+  uint32_t vcpu_state_format = 0;
+  std::vector<uint8_t> vcpu_state;
+  std::variant<MemoryDigest, MemoryDelta> memory;
+  friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
+};
+
+// Bytes that entered the guest from outside ("serial0", "net0", "clock", ...).
+struct Input {
+  Position pos;
+  std::string channel;
+  std::vector<uint8_t> data;
+  friend bool operator==(const Input&, const Input&) = default;
+};
+
+// A digest of the machine state, compared during replay to detect divergence.
+struct StateDigest {
+  Position pos;
+  Digest256 registers{};
+  Digest256 memory{};
+  std::optional<std::string> detail;
+  friend bool operator==(const StateDigest&, const StateDigest&) = default;
+};
+
+// A checkpoint file written beside the log at this position.
+struct CheckpointRef {
+  Position pos;
+  std::string file_name;
+  Digest256 digest{};  // BLAKE2b-256 of the checkpoint file
+  friend bool operator==(const CheckpointRef&, const CheckpointRef&) = default;
+};
+
+// The last record of a cleanly finished recording.
+struct EndOfRecording {
+  Position pos;
+  std::string reason;
+  int32_t exit_status = 0;
+  friend bool operator==(const EndOfRecording&, const EndOfRecording&) = default;
+};
+
+using Event = std::variant<InterruptDelivery, AsyncPosition, Input, StateDigest, CheckpointRef,
+                           EndOfRecording>;
+
+// Wire tags. Values are part of the file format: never renumber.
+enum class EventType : uint8_t {
+  interrupt_delivery = 1,
+  async_position = 2,
+  input = 3,
+  state_digest = 4,
+  checkpoint_ref = 5,
+  end_of_recording = 6,
+};
+inline constexpr size_t kEventTypeCount = 6;
+
+EventType event_type(const Event& event);
+std::string_view event_type_name(EventType type);
+const Position& event_position(const Event& event);
+
+// Appends tag + body.
+void encode_event(const Event& event, ByteWriter& out);
+std::vector<uint8_t> encode_event(const Event& event);
+// Decodes exactly one record filling `data`; throws FormatError otherwise.
+Event decode_event(std::span<const uint8_t> data);
+
+// --- Memory deltas -------------------------------------------------------
+
+// Delta of one page: `shadow` is the page at the reset point, `current` the
+// page now (same size). Returns nullopt when the page is unchanged.
+std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
+                                         std::span<const uint8_t> current);
+
+// Turns `page` (holding the shadow copy) into the recorded page in place.
+// Throws FormatError if the delta does not decompress to exactly page.size() bytes.
+void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page);
+
+struct PageChange {
+  uint64_t gfn;
+  std::span<const uint8_t> shadow;
+  std::span<const uint8_t> current;
+};
+// Builds a delta from (shadow, current) pairs, leaving out unchanged pages.
+MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages);
+
+}  // namespace librr

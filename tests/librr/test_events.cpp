@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "librr/crypto.h"
+#include "librr/error.h"
+#include "librr/events.h"
+
+using namespace librr;
+
+namespace {
+
+std::vector<uint8_t> random_bytes(std::mt19937_64& rng, size_t n) {
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
+std::vector<Event> one_of_each() {
+  std::mt19937_64 rng(1);
+  std::vector<uint8_t> shadow(4096, 0x11), current = shadow;
+  current[100] = 0x99;
+  current[4000] = 0x42;
+  PageChange change{77, shadow, current};
+  Digest256 d1 = hash256(shadow), d2 = hash256(current);
+  return {
+      InterruptDelivery{{10, 1, 0}, 0x20, 4},
+      AsyncPosition{{11, 2, 0}, 7, random_bytes(rng, 1500), MemoryDigest{d1}},
+      AsyncPosition{{11, 3, 0}, 7, random_bytes(rng, 300), make_memory_delta(5, {&change, 1})},
+      AsyncPosition{{11, 4, 0}, 7, {}, MemoryDelta{9, {}}},
+      Input{{12, 0, 0}, "serial0", {'h', 'i', '\n'}},
+      Input{{12, 0, 0}, "net0", {}},
+      StateDigest{{13, 0, 0}, d1, d2, std::nullopt},
+      StateDigest{{13, 0, 5}, d2, d1, std::string("rip=0x1000")},
+      CheckpointRef{{14, 0, 0}, "checkpoint-14.snap", d2},
+      EndOfRecording{{15, 0, 0}, "guest halted", -3},
+  };
+}
+
+}  // namespace
+
+TEST(Events, EveryRecordTypeRoundTrips) {
+  for (const auto& event : one_of_each()) {
+    auto bytes = encode_event(event);
+    EXPECT_EQ(bytes[0], static_cast<uint8_t>(event_type(event)));
+    Event back = decode_event(bytes);
+    EXPECT_EQ(back, event) << event_type_name(event_type(event));
+    EXPECT_EQ(event_position(back), event_position(event));
+  }
+}
+
+TEST(Events, RejectsUnknownTagsTrailingBytesAndTruncation) {
+  for (const auto& event : one_of_each()) {
+    auto bytes = encode_event(event);
+    auto longer = bytes;
+    longer.push_back(0);
+    EXPECT_THROW(decode_event(longer), FormatError);
+    for (size_t cut = 0; cut < bytes.size(); ++cut)
+      EXPECT_THROW(decode_event(std::span(bytes).first(cut)), FormatError) << cut;
+  }
+  for (uint8_t tag : {0, 7, 0x80, 0xff}) {
+    std::vector<uint8_t> bytes{tag, 0, 0, 0};
+    try {
+      decode_event(bytes);
+      ADD_FAILURE() << "tag " << int(tag) << " accepted";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown event record tag"), std::string::npos);
+    }
+  }
+}
+
+TEST(Events, HugeCountsAreRejectedBeforeAllocating) {
+  // AsyncPosition with a delta claiming 4 billion pages in a few bytes.
+  ByteWriter w;
+  w.u8(static_cast<uint8_t>(EventType::async_position));
+  w.u64(1), w.u64(0), w.u64(0), w.u32(0), w.u32(0);  // pos, format, empty state
+  w.u8(1), w.u64(0), w.u32(0xffffffff);
+  EXPECT_THROW(decode_event(w.data()), FormatError);
+  // Input whose data claims 4 GiB.
+  ByteWriter w2;
+  w2.u8(static_cast<uint8_t>(EventType::input));
+  w2.u64(1), w2.u64(0), w2.u64(0), w2.u32(0), w2.u32(0xffffffff);
+  EXPECT_THROW(decode_event(w2.data()), FormatError);
+}
+
+TEST(Events, MemoryDeltaRebuildsPagesAndSkipsUnchangedOnes) {
+  std::mt19937_64 rng(5);
+  std::vector<std::vector<uint8_t>> shadows, currents;
+  for (int i = 0; i < 8; ++i) {
+    shadows.push_back(random_bytes(rng, 4096));
+    currents.push_back(shadows.back());
+    if (i % 3 != 0)  // pages 0, 3, 6 stay unchanged
+      for (int k = 0; k < 20; ++k) currents.back()[rng() % 4096] ^= 0x5a;
+  }
+  std::vector<PageChange> changes;
+  for (int i = 0; i < 8; ++i) changes.push_back({uint64_t(1000 + i), shadows[i], currents[i]});
+  MemoryDelta delta = make_memory_delta(42, changes);
+  EXPECT_EQ(delta.reset_landmark, 42u);
+  ASSERT_EQ(delta.pages.size(), 5u);
+  for (const auto& page : delta.pages) {
+    size_t i = page.gfn - 1000;
+    EXPECT_NE(i % 3, 0u);
+    EXPECT_LT(page.compressed_xor.size(), 400u) << "sparse XOR should compress well";
+    auto rebuilt = shadows[i];
+    apply_page_delta(page, rebuilt);
+    EXPECT_EQ(rebuilt, currents[i]);
+  }
+  // A delta applied to a page of the wrong size is refused, not overrun.
+  std::vector<uint8_t> small(1024);
+  EXPECT_THROW(apply_page_delta(delta.pages[0], small), FormatError);
+  PageDelta garbage{1, {1, 2, 3, 4}};
+  auto page = shadows[0];
+  EXPECT_THROW(apply_page_delta(garbage, page), FormatError);
+}
