@@ -52,4 +52,19 @@ class MmioDevice : public virtual Device {
   virtual void mmio_write(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
 
+// A device whose state changes with time (PIT, RTC). The machine asks every
+// timed device for its next deadline, arms one host timer for the earliest,
+// and calls advance_to() when the vCPU is stopped at or after that time, so a
+// device raises its interrupt lines only at well-defined points of the run
+// loop (never from another thread).
+class TimedDevice : public virtual Device {
+ public:
+  static constexpr uint64_t kNoDeadline = UINT64_MAX;
+  // Guest-clock time (Clock::now_ns) of the next event, or kNoDeadline.
+  virtual uint64_t next_deadline_ns() const = 0;
+  // Processes every event due at or before `now_ns` (several missed periodic
+  // events coalesce into one interrupt, as a late-serviced line would).
+  virtual void advance_to(uint64_t now_ns) = 0;
+};
+
 }  // namespace vmm
