@@ -19,7 +19,7 @@ enum rr_syscall {
   SYS_YIELD = 2,        /* () -> 0 */
   SYS_GETPID = 3,       /* () -> pid */
   SYS_SLEEP = 4,        /* (ticks) -> 0 */
-  SYS_TICKS = 5,        /* () -> timer ticks since boot */
+  SYS_TICKS = 5,        /* (kind) -> timer ticks since boot: 0 all, 1 taken at CPL0, 2 at CPL3 */
   SYS_READ = 6,         /* (buf, len) -> bytes read from COM1 (>= 1), blocks */
   SYS_WAIT = 7,         /* (pid) -> exit code of pid, blocks; -1 if no such task */
   SYS_SHUTDOWN = 8,     /* (status) -> powers off via port 0xf4 with status */

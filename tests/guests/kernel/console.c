@@ -5,6 +5,7 @@
 #define UART_DATA 0
 #define UART_IER 1
 #define UART_FCR 2
+#define UART_IIR 2
 #define UART_LCR 3
 #define UART_MCR 4
 #define UART_LSR 5
@@ -14,16 +15,20 @@
 static u8 rx_ring[1024];
 static u32 rx_head, rx_tail; /* head: next write, tail: next read */
 
-void serial_init(int receive_interrupts) {
+void serial_init(void) {
   outb(COM1 + UART_IER, 0);
   outb(COM1 + UART_LCR, 0x80); /* divisor latch */
   outb(COM1 + UART_DATA, 1);   /* 115200 baud */
   outb(COM1 + UART_IER, 0);
   outb(COM1 + UART_LCR, 0x03); /* 8N1 */
-  outb(COM1 + UART_FCR, 0xc7); /* FIFO on, cleared, 14-byte trigger */
+  /* Keep the FIFO in whatever state firmware left it: toggling FIFO-enable clears the
+   * receive buffer and would lose input that arrived before boot. */
+  outb(COM1 + UART_FCR, (inb(COM1 + UART_IIR) & 0xc0) == 0xc0 ? 0xc1 : 0x00);
   outb(COM1 + UART_MCR, 0x0b); /* DTR, RTS, OUT2 (routes the IRQ on PCs) */
-  if (receive_interrupts) outb(COM1 + UART_IER, 0x01);
 }
+
+/* Called after the PIC is initialised (its reset forgets an edge raised earlier). */
+void serial_enable_receive_interrupt(void) { outb(COM1 + UART_IER, 0x01); }
 
 void serial_write(const char* buf, u64 len) {
   for (u64 i = 0; i < len; i++) {

@@ -39,7 +39,8 @@ static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
 static inline u64 hash_fold(u64 hash, u64 value) { return (hash ^ value) * 0x100000001b3ul; }
 
 /* console.c */
-void serial_init(int receive_interrupts);
+void serial_init(void);
+void serial_enable_receive_interrupt(void);
 void serial_write(const char* buf, u64 len);
 void kputs(const char* s);
 void kput_hex(u64 value);
@@ -48,7 +49,7 @@ u64 serial_read(u8* buf, u64 len); /* from the receive ring, 0 if empty */
 void serial_irq(void);
 
 /* main.c */
-extern char kernel_cmdline[256];
+extern char kernel_cmdline[1024];
 i64 cmdline_int(const char* key, i64 fallback);
 const char* cmdline_find(const char* key, const char* from);
 void pic_eoi(u32 irq);

@@ -39,7 +39,7 @@ struct tss {
 static struct tss tss = {.iomap_base =
                              sizeof(struct tss)}; /* no I/O bitmap: CPL3 port I/O faults */
 static u64 idt[48 * 2] __attribute__((aligned(16)));
-char kernel_cmdline[256];
+char kernel_cmdline[1024];
 
 const char* cmdline_find(const char* key, const char* from) {
   for (const char* p = from ? from : kernel_cmdline; *p; p++) {
@@ -172,11 +172,20 @@ _Noreturn void panic(const char* what, const struct rr_trap_frame* frame) {
   machine_exit(EXIT_KERNEL_PANIC);
 }
 
+/* Firmware normally leaves the local APIC in virtual-wire mode (LINT0 = ExtINT) so that 8259
+ * interrupts reach the CPU; QEMU's microvm firmware does not. Only on request
+ * (`lapic_virtual_wire=1`), because rr-vmm has no local APIC. */
+static void enable_lapic_virtual_wire(void) {
+  const u64 lapic = 0xfee00000ul;
+  mmio_write32(lapic + 0xf0, mmio_read32(lapic + 0xf0) | 0x100); /* software enable */
+  mmio_write32(lapic + 0x350, 0x700);                            /* LINT0: ExtINT */
+}
+
 void kernel_main(u32 start_info_paddr) {
   const struct hvm_start_info* info = (const struct hvm_start_info*)(u64)start_info_paddr;
   const struct rr_program* program = &rr_program;
   load_cmdline(info);
-  serial_init((program->flags & RR_PROGRAM_SERIAL_INPUT) != 0);
+  serial_init();
   kputs("KERNEL rr test guest: program=");
   kputs(program->name);
   kputs(" ram_kib=");
@@ -185,12 +194,16 @@ void kernel_main(u32 start_info_paddr) {
   kputs(kernel_cmdline);
   kputs("\"\n");
 
+  if (cmdline_int("lapic_virtual_wire", 0)) enable_lapic_virtual_wire();
   load_tss();
   load_idt();
   pic_init();
   u32 hz = pit_init((u32)cmdline_int("hz", program->timer_hz ? program->timer_hz : 100));
   pic_unmask(IRQ_TIMER);
-  if (program->flags & RR_PROGRAM_SERIAL_INPUT) pic_unmask(IRQ_COM1);
+  if (program->flags & RR_PROGRAM_SERIAL_INPUT) {
+    pic_unmask(IRQ_COM1);
+    serial_enable_receive_interrupt();
+  }
   if (program->flags & RR_PROGRAM_VIRTIO_NET) {
     if (virtio_net_init() == 0 && virtio_net_irq_line() < 16) pic_unmask(virtio_net_irq_line());
   }

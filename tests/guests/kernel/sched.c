@@ -247,10 +247,13 @@ static struct rr_trap_frame* on_syscall(struct rr_trap_frame* frame) {
       task->state = TASK_SLEEPING;
       return schedule(frame);
     case SYS_TICKS:
-      result = (i64)rr_task_table.ticks;
+      result = (i64)(a0 == 1   ? rr_task_table.ticks_cpl0
+                     : a0 == 2 ? rr_task_table.ticks_cpl3
+                               : rr_task_table.ticks);
       break;
     case SYS_READ:
       if (!user_range_ok(a0, a1)) return kill_current(frame, "bad read buffer");
+      serial_irq(); /* drain the UART in case an interrupt edge was lost before it was armed */
       result = (i64)serial_read((u8*)a0, a1);
       if (result == 0 && a1 != 0) return block(frame, TASK_BLOCKED_READ);
       break;

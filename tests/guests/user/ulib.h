@@ -34,7 +34,9 @@ static inline _Noreturn void sys_shutdown(i64 status) {
 static inline i64 sys_yield(void) { return syscall0(SYS_YIELD); }
 static inline i64 sys_getpid(void) { return syscall0(SYS_GETPID); }
 static inline i64 sys_sleep(u64 ticks) { return syscall1(SYS_SLEEP, (i64)ticks); }
-static inline u64 sys_ticks(void) { return (u64)syscall0(SYS_TICKS); }
+static inline u64 sys_ticks(void) { return (u64)syscall1(SYS_TICKS, 0); }
+static inline u64 sys_ticks_cpl0(void) { return (u64)syscall1(SYS_TICKS, 1); }
+static inline u64 sys_ticks_cpl3(void) { return (u64)syscall1(SYS_TICKS, 2); }
 static inline i64 sys_wait(i64 pid) { return syscall1(SYS_WAIT, pid); }
 static inline u64 sys_kspin(u64 ticks) { return (u64)syscall1(SYS_KSPIN, (i64)ticks); }
 static inline u64 sys_irqhash(void) { return (u64)syscall0(SYS_IRQHASH); }
