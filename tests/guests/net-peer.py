@@ -50,6 +50,8 @@ def main():
     parser.add_argument("image")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--qemu-arg", action="append", default=[],
+                        help="extra QEMU argument, e.g. --qemu-arg=-accel --qemu-arg=kvm")
     args = parser.parse_args()
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
@@ -67,7 +69,7 @@ def main():
                "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
                "-kernel", args.image, "-append", virtio_mmio_cmdline(),
                "-netdev", f"socket,id=n0,udp=127.0.0.1:{our_port},localaddr=127.0.0.1:{qemu_port}",
-               "-device", f"virtio-net-device,netdev=n0,mac={GUEST_MAC.hex(':')}"]
+               "-device", f"virtio-net-device,netdev=n0,mac={GUEST_MAC.hex(':')}"] + args.qemu_arg
     guest = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     lines = queue.Queue()
