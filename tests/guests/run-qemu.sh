@@ -32,10 +32,11 @@ case $machine in
   microvm) machine_args="-machine microvm,pit=on,pic=on,rtc=on,isa-serial=on -global virtio-mmio.force-legacy=false" ;;
   *) echo "run-qemu.sh: unknown machine $machine" >&2; exit 1 ;;
 esac
+if [ -n "$append" ]; then set -- -append "$append" "$@"; fi
 # shellcheck disable=SC2086
 timeout 120 "$qemu" $machine_args -cpu max -m 64 -nodefaults -no-reboot -display none -monitor none \
   -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$image" \
-  ${append:+-append "$append"} "$@" <"$input" >"$log" 2>&1
+  "$@" <"$input" >"$log" 2>&1
 status=$?
 cat "$log"
 # isa-debug-exit turns guest status v into (v << 1) | 1; status 0 is 1.
