@@ -1,0 +1,183 @@
+#pragma once
+// A uniprocessor PC-like machine on KVM with every device in userspace: no
+// in-kernel irqchip, no in-kernel PIT. Guest RAM is one slot at 0; devices
+// sit on an I/O-port bus and an MMIO bus; the 8259 PIC computes the vector
+// that the run loop injects with KVM_INTERRUPT.
+//
+// The run loop has exactly three points where the outside world meets the
+// guest, each a single function (record/replay hooks them through
+// ExecutionObserver):
+//   on_synchronous_exit()   PIO, MMIO or HLT: a deterministic "landmark"
+//   on_asynchronous_stop()  the vCPU was kicked (timer due, input arrived)
+//   deliver_interrupt()     the PIC's vector is injected before re-entry
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clock/host_clock.h"
+#include "devices/cmos_rtc.h"
+#include "devices/exit_port.h"
+#include "devices/i8042.h"
+#include "devices/pic8259.h"
+#include "devices/pit8254.h"
+#include "devices/power_control.h"
+#include "devices/serial_backends.h"
+#include "devices/uart16550.h"
+#include "kvm/kvm.h"
+#include "machine/bus.h"
+#include "machine/vcpu_kicker.h"
+#include "machine/vcpu_state.h"
+
+namespace vmm {
+
+struct MachineConfig {
+  uint64_t ram_bytes = 128ull << 20;
+  // Serial console. Null output means stdout; null input means no input.
+  SerialOutput* serial_output = nullptr;
+  SerialInput* serial_input = nullptr;
+  // Guest clock; null means a HostClock owned by the machine.
+  Clock* clock = nullptr;
+  // Wall time the RTC starts at; nullopt means the host's time now.
+  std::optional<int64_t> rtc_base_unix_seconds;
+  // Enables KVM_MEM_LOG_DIRTY_PAGES on guest RAM (for snapshots).
+  bool track_dirty_pages = false;
+  std::string kvm_device = "/dev/kvm";
+};
+
+// Why run() returned.
+struct RunResult {
+  enum class Kind {
+    kExitPort,       // the guest wrote its exit status to port 0xf4
+    kReset,          // i8042 reset
+    kShutdown,       // triple fault (KVM_EXIT_SHUTDOWN)
+    kStopped,        // request_stop() from another thread
+    kHaltedForever,  // HLT with nothing that could ever wake the guest
+    kError,          // KVM internal error, failed entry, unexpected exit
+  };
+  Kind kind = Kind::kError;
+  int exit_status = 0;  // for kExitPort
+  std::string message;  // human-readable detail, includes RIP where relevant
+};
+
+// Optional callbacks at the run loop's three interface points.
+class ExecutionObserver {
+ public:
+  virtual ~ExecutionObserver() = default;
+  // After a PIO/MMIO/HLT exit was handled; `landmark` counts them from 1.
+  virtual void on_synchronous_exit(uint64_t /*landmark*/, const kvm_run& /*exit*/) {}
+  // After a kick stopped the vCPU and due timers/input were serviced.
+  virtual void on_asynchronous_stop(uint64_t /*landmarks_so_far*/) {}
+  // Just after KVM_INTERRUPT(vector) was issued.
+  virtual void on_interrupt_delivered(uint64_t /*landmarks_so_far*/, uint8_t /*vector*/) {}
+};
+
+struct MachineStats {
+  uint64_t landmarks = 0;  // synchronous exits: PIO + MMIO + HLT
+  uint64_t pio_exits = 0;
+  uint64_t mmio_exits = 0;
+  uint64_t halts = 0;
+  uint64_t asynchronous_stops = 0;
+  uint64_t interrupts_delivered = 0;
+  uint64_t interrupt_window_exits = 0;
+  uint64_t unclaimed_pio = 0;
+  uint64_t unclaimed_mmio = 0;
+};
+
+class Machine final : private PowerControl {
+ public:
+  static constexpr uint64_t kMaxRamBytes = 3ull << 30;  // below the MMIO hole
+  static constexpr uint64_t kMmioHoleStart = 0xc0000000;
+  static constexpr uint32_t kRamSlot = 0;
+
+  explicit Machine(const MachineConfig& config);
+  ~Machine() override;
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  GuestMemory memory() const { return ram_.memory(); }
+  kvm::System& kvm_system() { return system_; }
+  kvm::Vm& vm() { return vm_; }
+  kvm::Vcpu& vcpu() { return vcpu_; }
+  PioBus& pio_bus() { return pio_bus_; }
+  MmioBus& mmio_bus() { return mmio_bus_; }
+  Clock& clock() { return *clock_; }
+  IrqSink& irqs() { return pic_; }
+  Pic8259& pic() { return pic_; }
+  Pit8254& pit() { return pit_; }
+  Uart16550& uart() { return uart_; }
+  CmosRtc& rtc() { return rtc_; }
+  const MachineStats& stats() const { return stats_; }
+
+  // Registers a device whose deadlines the run loop must honour (PIT and RTC
+  // are registered already).
+  void add_timed_device(TimedDevice& device);
+  // Every device with state, in a stable order, for snapshots.
+  std::vector<Device*> devices() const;
+  void set_observer(ExecutionObserver* observer) { observer_ = observer; }
+
+  // Runs the vCPU on the calling thread until the guest ends or request_stop().
+  RunResult run();
+  // Thread-safe: makes run() return kStopped at its next stop.
+  void request_stop();
+  // Thread-safe: asks for an asynchronous stop (new input, new deadline).
+  void kick() { kicker_.kick(); }
+
+  VcpuState save_vcpu_state() const { return VcpuState::capture(vcpu_); }
+  void restore_vcpu_state(const VcpuState& state) { state.restore(vcpu_); }
+  // Pages written since the previous call (needs track_dirty_pages).
+  std::vector<uint64_t> take_dirty_log();
+
+ private:
+  void request_exit(int status) override;
+  void request_reset() override;
+
+  // The three interface points (see the file comment).
+  void on_synchronous_exit();
+  void on_asynchronous_stop();
+  void deliver_interrupt();
+
+  void handle_pio(kvm_run& run);
+  void handle_mmio(kvm_run& run);
+  // HLT: waits (in guest time) until an interrupt can be delivered.
+  void handle_halt(kvm_run& run);
+  // Advances every timed device to now and pulls serial input.
+  void service_devices();
+  uint64_t earliest_deadline() const;
+  void arm_deadline_kick();
+  std::string describe_rip();
+
+  kvm::System system_;
+  kvm::Vm vm_;
+  kvm::GuestRam ram_;
+  kvm::Vcpu vcpu_;
+  std::unique_ptr<HostClock> owned_clock_;
+  Clock* clock_;
+  std::unique_ptr<FdSerialOutput> owned_output_;
+  bool track_dirty_pages_;
+
+  Pic8259 pic_;
+  Pit8254 pit_;
+  Uart16550 uart_;
+  CmosRtc rtc_;
+  I8042 i8042_;
+  ExitPort exit_port_;
+  SerialInput* serial_input_;
+
+  PioBus pio_bus_;
+  MmioBus mmio_bus_;
+  std::vector<TimedDevice*> timed_devices_;
+  VcpuKicker kicker_;
+  ExecutionObserver* observer_ = nullptr;
+  MachineStats stats_;
+
+  std::optional<RunResult> pending_result_;  // set by a device during an exit
+  std::atomic<bool> stop_requested_{false};
+};
+
+// Parses sizes like "512M", "1G", "65536K", "134217728".
+uint64_t parse_memory_size(const std::string& text);
+
+}  // namespace vmm

@@ -1,0 +1,37 @@
+#pragma once
+// The complete architectural state of the vCPU as one value: what a snapshot
+// stores and what record/replay compares. Encoded with librr's ByteWriter in
+// a versioned, size-checked layout.
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kvm/kvm.h"
+#include "librr/bytes.h"
+
+namespace vmm {
+
+// MSRs saved with the vCPU (the set the host notes list as readable here).
+std::span<const uint32_t> saved_msr_indices();
+
+struct VcpuState {
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  kvm_fpu fpu{};
+  std::vector<kvm_msr_entry> msrs;
+  kvm_vcpu_events events{};
+  kvm_debugregs debugregs{};
+  kvm_xcrs xcrs{};
+
+  static VcpuState capture(const kvm::Vcpu& vcpu);
+  // Writes everything back; sregs before regs and MSRs so that mode-dependent
+  // state (EFER, CR0) is in place first.
+  void restore(kvm::Vcpu& vcpu) const;
+
+  void save(librr::ByteWriter& out) const;
+  // Throws librr::FormatError on a wrong version, sizes or truncation.
+  static VcpuState load(librr::ByteReader& in);
+};
+
+}  // namespace vmm
