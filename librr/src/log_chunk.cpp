@@ -1,0 +1,211 @@
+#include "log_chunk.h"
+
+#include "librr/bytes.h"
+#include "librr/compress.h"
+#include "log_io.h"
+
+namespace librr::logchunk {
+
+ChunkSource::ChunkSource(int fd, std::filesystem::path path, uint64_t file_size,
+                         const logfmt::FileHeader& file_header, const std::optional<Key>& key)
+    : fd_(fd),
+      path_(std::move(path)),
+      file_size_(file_size),
+      file_header_(file_header),
+      key_(key) {}
+
+LogProblem ChunkSource::problem(LogProblemKind kind, const Expectation& at,
+                                std::string message) const {
+  return LogProblem{kind, at.sequence, at.offset, std::move(message)};
+}
+
+std::optional<logfmt::ChunkHeader> ChunkSource::read_header_at(uint64_t offset, Digest* hash) {
+  if (offset > file_size_ || file_size_ - offset < logfmt::kChunkHeaderSize) return std::nullopt;
+  auto bytes = logio::pread_upto(fd_, offset, logfmt::kChunkHeaderSize, path_);
+  if (bytes.size() != logfmt::kChunkHeaderSize) return std::nullopt;
+  try {
+    auto h = logfmt::ChunkHeader::decode(bytes);
+    if (hash) *hash = hash256(bytes);
+    return h;
+  } catch (const FormatError&) {
+    return std::nullopt;
+  }
+}
+
+LoadResult ChunkSource::load_header(const Expectation& expect) {
+  using K = LogProblemKind;
+  uint64_t available = expect.offset <= file_size_ ? file_size_ - expect.offset : 0;
+  if (available < logfmt::kChunkHeaderSize)
+    return problem(K::torn_tail, expect,
+                   "file ends " + std::to_string(available) + " bytes into a " +
+                       std::to_string(logfmt::kChunkHeaderSize) + "-byte chunk header");
+  auto bytes = logio::pread_upto(fd_, expect.offset, logfmt::kChunkHeaderSize, path_);
+  if (bytes.size() != logfmt::kChunkHeaderSize)
+    return problem(K::torn_tail, expect, "short read of the chunk header");
+  LoadedChunk chunk;
+  try {
+    chunk.header = logfmt::ChunkHeader::decode(bytes);
+  } catch (const FormatError& e) {
+    return problem(K::bad_header, expect, e.what());
+  }
+  const auto& h = chunk.header;
+  if (!digests_equal(h.prev_hash, expect.prev_hash))
+    return problem(K::bad_chain, expect,
+                   "previous-chunk hash does not match: a chunk before this one was deleted, "
+                   "reordered or replaced");
+  if (h.sequence != expect.sequence)
+    return problem(K::bad_chain, expect,
+                   "chunk sequence number " + std::to_string(h.sequence) + ", expected " +
+                       std::to_string(expect.sequence));
+  if (h.first_record_index != expect.first_record_index)
+    return problem(K::bad_chain, expect,
+                   "chunk starts at record " + std::to_string(h.first_record_index) +
+                       ", expected " + std::to_string(expect.first_record_index));
+  if (expect.min_position && h.first < *expect.min_position)
+    return problem(K::bad_header, expect,
+                   "chunk's first position " + h.first.to_string() +
+                       " is before the previous chunk's last " + expect.min_position->to_string());
+  uint64_t payload_available = available - logfmt::kChunkHeaderSize;
+  if (payload_available < h.stored_length)
+    return problem(K::torn_tail, expect,
+                   "file ends " + std::to_string(payload_available) + " bytes into a " +
+                       std::to_string(h.stored_length) + "-byte chunk payload");
+  chunk.header_hash = hash256(bytes);
+  chunk.end_offset = expect.offset + logfmt::kChunkHeaderSize + h.stored_length;
+  return chunk;
+}
+
+std::optional<LogProblem> ChunkSource::decrypt_upto(uint64_t sequence,
+                                                    const std::vector<ChunkIndexEntry>& index,
+                                                    const Expectation& at) {
+  if (!decryptor_ || decrypt_next_ > sequence) {
+    decryptor_.emplace(*key_, file_header_.stream_header);
+    decrypt_next_ = 0;
+  }
+  // The secretstream state after chunk k depends on every earlier chunk, so
+  // a seek in an encrypted log replays the stream (decryption only, no zstd).
+  while (decrypt_next_ < sequence) {
+    if (decrypt_next_ >= index.size())
+      return problem(LogProblemKind::decrypt_failed, at,
+                     "cannot reach this chunk's place in the encrypted stream: no index entry "
+                     "for chunk " +
+                         std::to_string(decrypt_next_));
+    uint64_t offset = index[decrypt_next_].offset;
+    auto h = read_header_at(offset, nullptr);
+    if (!h || file_size_ - offset - logfmt::kChunkHeaderSize < h->stored_length)
+      return problem(LogProblemKind::decrypt_failed, at,
+                     "earlier chunk at offset " + std::to_string(offset) + " is unreadable");
+    auto payload =
+        logio::pread_upto(fd_, offset + logfmt::kChunkHeaderSize, h->stored_length, path_);
+    try {
+      decryptor_->open(payload);
+    } catch (const FormatError& e) {
+      decryptor_.reset();
+      return problem(LogProblemKind::decrypt_failed, at,
+                     "earlier chunk " + std::to_string(decrypt_next_) + ": " + e.what());
+    }
+    ++decrypt_next_;
+  }
+  return std::nullopt;
+}
+
+std::optional<LogProblem> ChunkSource::decode_records(const logfmt::ChunkHeader& h,
+                                                      std::span<const uint8_t> raw,
+                                                      const Expectation& at,
+                                                      std::vector<Event>& out) const {
+  using K = LogProblemKind;
+  out.clear();
+  out.reserve(h.record_count);
+  std::optional<Position> previous = at.min_position;
+  size_t pos = 0;
+  for (uint32_t i = 0; i < h.record_count; ++i) {
+    std::string where = "record " + std::to_string(h.first_record_index + i);
+    if (raw.size() - pos < logfmt::kRecordFrameSize)
+      return problem(K::bad_record, at, where + ": payload ends inside its length");
+    uint32_t len = ByteReader(raw.subspan(pos, 4)).u32();
+    pos += 4;
+    if (len > raw.size() - pos)
+      return problem(K::bad_record, at,
+                     where + ": length " + std::to_string(len) + " runs past the payload");
+    Event event;
+    try {
+      event = decode_event(raw.subspan(pos, len));
+    } catch (const FormatError& e) {
+      return problem(K::bad_record, at, where + ": " + e.what());
+    }
+    pos += len;
+    const Position& p = event_position(event);
+    if (i == 0 && p != h.first)
+      return problem(K::bad_record, at,
+                     where + ": position " + p.to_string() +
+                         " differs from the chunk header's first " + h.first.to_string());
+    if (previous && p < *previous)
+      return problem(
+          K::bad_record, at,
+          where + ": position " + p.to_string() + " goes backwards from " + previous->to_string());
+    bool is_end = std::holds_alternative<EndOfRecording>(event);
+    bool is_last = i + 1 == h.record_count;
+    if (is_end && !(is_last && h.final()))
+      return problem(K::bad_record, at, where + ": EndOfRecording before the end of the log");
+    if (is_last && h.final() && !is_end)
+      return problem(K::bad_record, at, "final chunk does not end with EndOfRecording");
+    if (is_last && p != h.last)
+      return problem(K::bad_record, at,
+                     where + ": position " + p.to_string() +
+                         " differs from the chunk header's last " + h.last.to_string());
+    previous = p;
+    out.push_back(std::move(event));
+  }
+  if (pos != raw.size())
+    return problem(K::bad_record, at,
+                   std::to_string(raw.size() - pos) + " bytes after the chunk's last record");
+  return std::nullopt;
+}
+
+LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkIndexEntry>& index) {
+  using K = LogProblemKind;
+  LoadResult result = load_header(expect);
+  if (std::holds_alternative<LogProblem>(result)) return result;
+  auto& chunk = std::get<LoadedChunk>(result);
+  const auto& h = chunk.header;
+
+  auto payload =
+      logio::pread_upto(fd_, expect.offset + logfmt::kChunkHeaderSize, h.stored_length, path_);
+  if (payload.size() != h.stored_length)
+    return problem(K::torn_tail, expect, "short read of the chunk payload");
+  if (checksum64(payload) != h.payload_checksum)
+    return problem(K::bad_checksum, expect, "payload checksum mismatch");
+  if (key_ && (file_header_.flags & logfmt::kFlagMac)) {
+    auto header_bytes = h.encode();
+    if (!digests_equal(logfmt::chunk_mac(*key_, header_bytes, payload), h.mac))
+      return problem(K::bad_mac, expect,
+                     "MAC mismatch: the chunk was modified by someone without the key");
+  }
+  std::vector<uint8_t> compressed;
+  if (file_header_.flags & logfmt::kFlagEncrypted) {
+    if (auto p = decrypt_upto(h.sequence, index, expect)) return *p;
+    bool final_tag = false;
+    try {
+      compressed = decryptor_->open(payload, &final_tag);
+    } catch (const FormatError& e) {
+      decryptor_.reset();
+      return problem(K::decrypt_failed, expect, e.what());
+    }
+    ++decrypt_next_;
+    if (final_tag != h.final())
+      return problem(K::decrypt_failed, expect,
+                     "encrypted stream's end marker disagrees with the chunk header");
+  } else {
+    compressed = std::move(payload);
+  }
+  std::vector<uint8_t> raw;
+  try {
+    raw = zstd_decompress(compressed, h.raw_length, logfmt::kMaxRawLength);
+  } catch (const FormatError& e) {
+    return problem(K::decompress_failed, expect, e.what());
+  }
+  if (auto p = decode_records(h, raw, expect, chunk.events)) return *p;
+  return result;
+}
+
+}  // namespace librr::logchunk

@@ -1,0 +1,70 @@
+#pragma once
+// Internal: reading and verifying one chunk of a log at a time. Every check
+// a chunk must pass lives here, in the order the format document gives, so
+// that sequential reads, seeks and index rebuilds judge chunks identically.
+#include <filesystem>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include "librr/crypto.h"
+#include "librr/log.h"
+#include "log_format.h"
+
+namespace librr::logchunk {
+
+// What the chunk before this one promised: the chain link and counters.
+struct Expectation {
+  uint64_t sequence = 0;
+  uint64_t offset = 0;
+  uint64_t first_record_index = 0;
+  Digest prev_hash{};
+  std::optional<Position> min_position;  // last position of the previous chunk
+};
+
+struct LoadedChunk {
+  logfmt::ChunkHeader header;
+  Digest header_hash{};
+  uint64_t end_offset = 0;
+  std::vector<Event> events;  // empty when only the header was checked
+};
+
+using LoadResult = std::variant<LoadedChunk, LogProblem>;
+
+class ChunkSource {
+ public:
+  ChunkSource(int fd, std::filesystem::path path, uint64_t file_size,
+              const logfmt::FileHeader& file_header, const std::optional<Key>& key);
+
+  // Header-level checks only (checksum, chain, counters, fits in the file):
+  // cheap, used to rebuild the index.
+  LoadResult load_header(const Expectation& expect);
+  // Every check, then decrypts, decompresses and decodes the records.
+  // `index` lets encrypted logs replay the stream up to this chunk.
+  LoadResult load(const Expectation& expect, const std::vector<ChunkIndexEntry>& index);
+
+  // Reads and checksums the header at `offset` (for seeks: the chain link
+  // to the chunk before the target).
+  std::optional<logfmt::ChunkHeader> read_header_at(uint64_t offset, Digest* hash);
+
+  uint64_t file_size() const { return file_size_; }
+
+ private:
+  LogProblem problem(LogProblemKind kind, const Expectation& at, std::string message) const;
+  std::optional<LogProblem> decrypt_upto(uint64_t sequence,
+                                         const std::vector<ChunkIndexEntry>& index,
+                                         const Expectation& at);
+  std::optional<LogProblem> decode_records(const logfmt::ChunkHeader& h,
+                                           std::span<const uint8_t> raw, const Expectation& at,
+                                           std::vector<Event>& out) const;
+
+  int fd_;
+  std::filesystem::path path_;
+  uint64_t file_size_;
+  const logfmt::FileHeader& file_header_;
+  const std::optional<Key>& key_;
+  std::optional<StreamDecryptor> decryptor_;
+  uint64_t decrypt_next_ = 0;  // sequence number the decryptor expects next
+};
+
+}  // namespace librr::logchunk

@@ -1,0 +1,87 @@
+#pragma once
+// Internal: the byte layout of log files (schemas/log-format.md is the
+// normative description; keep the two in sync). Shared by the writer, the
+// reader, the index and the tests that forge tampered logs.
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "librr/crypto.h"
+#include "librr/position.h"
+
+namespace librr::logfmt {
+
+inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0, '\r', '\n'};
+inline constexpr uint16_t kVersionMajor = 1;
+inline constexpr uint16_t kVersionMinor = 0;
+
+inline constexpr uint32_t kFlagMac = 1u << 0;
+inline constexpr uint32_t kFlagEncrypted = 1u << 1;
+inline constexpr uint32_t kKnownFileFlags = kFlagMac | kFlagEncrypted;
+
+// Fixed part of the file header before the creator string, and its bounds.
+inline constexpr size_t kFileHeaderFixedSize = 60;
+inline constexpr size_t kFileHeaderMinSize = kFileHeaderFixedSize + 4 + 8;
+inline constexpr size_t kFileHeaderMaxSize = 4096;
+inline constexpr size_t kFingerprintSize = 8;
+
+inline constexpr std::array<uint8_t, 4> kChunkMagic = {'R', 'R', 'C', 'K'};
+inline constexpr size_t kChunkHeaderSize = 168;
+inline constexpr size_t kChunkMacOffset = 128;  // the MAC covers header bytes [0, 128) + payload
+inline constexpr uint32_t kChunkFlagFinal = 1u << 0;
+inline constexpr uint32_t kKnownChunkFlags = kChunkFlagFinal;
+
+// Hard caps, checked before any allocation a header field could drive.
+inline constexpr uint32_t kMaxRecordSize = 32u << 20;
+inline constexpr uint32_t kMaxRawLength = 64u << 20;
+inline constexpr uint32_t kMaxStoredLength = kMaxRawLength + (kMaxRawLength >> 7) + 4096;
+inline constexpr size_t kRecordFrameSize = 4;  // u32 length before each record
+
+struct FileHeader {
+  uint16_t version_major = kVersionMajor;
+  uint16_t version_minor = kVersionMinor;
+  uint32_t flags = 0;
+  std::array<uint8_t, kFingerprintSize> key_fingerprint{};
+  std::array<uint8_t, StreamEncryptor::kHeaderSize> stream_header{};
+  uint64_t created_unix_ns = 0;
+  std::string creator;
+
+  std::vector<uint8_t> encode() const;
+  // Reads the declared total size from the first 16 bytes (0 if they are
+  // not a plausible header start).
+  static size_t declared_size(std::span<const uint8_t> first16);
+  // Decodes exactly `bytes` (the declared size); throws FormatError with
+  // the reason on a bad magic, checksum, version or flags.
+  static FileHeader decode(std::span<const uint8_t> bytes);
+};
+
+struct ChunkHeader {
+  uint32_t flags = 0;
+  uint64_t sequence = 0;
+  uint64_t first_record_index = 0;
+  uint32_t record_count = 0;
+  uint32_t raw_length = 0;
+  uint32_t stored_length = 0;
+  Position first;
+  Position last;
+  uint64_t payload_checksum = 0;
+  Digest prev_hash{};
+  Digest mac{};
+
+  bool final() const { return flags & kChunkFlagFinal; }
+  // Complete header including its trailing checksum.
+  std::array<uint8_t, kChunkHeaderSize> encode() const;
+  // Throws FormatError on a bad magic, checksum, unknown flags or lengths
+  // above the caps.
+  static ChunkHeader decode(std::span<const uint8_t> bytes);
+};
+
+// Keyed BLAKE2b over the header bytes before the MAC field, then the payload.
+Digest chunk_mac(const Key& key, std::span<const uint8_t> header_prefix,
+                 std::span<const uint8_t> payload);
+
+std::array<uint8_t, kFingerprintSize> fingerprint_bytes(const Key& key);
+
+}  // namespace librr::logfmt

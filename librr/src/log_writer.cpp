@@ -1,0 +1,284 @@
+// LogWriter: append() encodes records into the open chunk under a mutex; a
+// background thread seals chunks by size or age, compresses, encrypts and
+// writes each with one write(). Keeping zstd and the crypto off the caller's
+// thread is what makes append() cheap enough for a VMM's exit path.
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "librr/compress.h"
+#include "librr/log.h"
+#include "librr/version.h"
+#include "log_format.h"
+#include "log_io.h"
+
+namespace librr {
+
+namespace {
+
+struct SealedChunk {
+  std::vector<uint8_t> raw;
+  uint64_t first_record_index = 0;
+  uint32_t record_count = 0;
+  Position first, last;
+  bool final = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+struct LogWriter::Impl {
+  std::filesystem::path path;
+  LogWriterOptions options;
+  logio::UniqueFd fd;
+  std::optional<StreamEncryptor> encryptor;
+  ZstdCompressor compressor;
+
+  // Written only by the background thread (and read after it is joined).
+  Digest prev_hash{};
+  Digest file_header_hash{};
+  uint64_t file_offset = 0;
+  uint64_t next_sequence = 0;
+  std::vector<ChunkIndexEntry> index;
+
+  std::mutex mutex;
+  std::condition_variable work_ready;  // background thread waits here
+  std::condition_variable progress;    // appenders (back-pressure) and flush() wait here
+  SealedChunk open_chunk;              // guarded by mutex
+  Clock::time_point open_since;
+  std::deque<SealedChunk> queue;
+  uint64_t records = 0;
+  Position last_pos;  // of the last record appended, for the order check
+  uint64_t sealed = 0, written = 0;
+  bool ended = false;     // EndOfRecording appended
+  bool stopping = false;  // close() asked the thread to drain and exit
+  bool closed = false;
+  std::exception_ptr failure;
+  std::thread thread;
+
+  Impl(const std::filesystem::path& p, LogWriterOptions o)
+      : path(p), options(std::move(o)), compressor(options.compression_level) {}
+
+  void seal_locked() {
+    if (open_chunk.record_count == 0) return;
+    queue.push_back(std::move(open_chunk));
+    open_chunk = SealedChunk{};
+    open_chunk.first_record_index = records;
+    ++sealed;
+    work_ready.notify_one();
+  }
+
+  void write_chunk(const SealedChunk& chunk) {
+    std::vector<uint8_t> compressed;
+    compressor.compress_append(chunk.raw, compressed);
+    std::vector<uint8_t> stored =
+        encryptor ? encryptor->seal(compressed, chunk.final) : std::move(compressed);
+
+    logfmt::ChunkHeader h;
+    h.flags = chunk.final ? logfmt::kChunkFlagFinal : 0;
+    h.sequence = next_sequence;
+    h.first_record_index = chunk.first_record_index;
+    h.record_count = chunk.record_count;
+    h.raw_length = static_cast<uint32_t>(chunk.raw.size());
+    h.stored_length = static_cast<uint32_t>(stored.size());
+    h.first = chunk.first;
+    h.last = chunk.last;
+    h.payload_checksum = checksum64(stored);
+    h.prev_hash = prev_hash;
+    if (options.key) h.mac = logfmt::chunk_mac(*options.key, h.encode(), stored);
+    auto header = h.encode();
+
+    std::vector<uint8_t> out;
+    out.reserve(header.size() + stored.size());
+    out.insert(out.end(), header.begin(), header.end());
+    out.insert(out.end(), stored.begin(), stored.end());
+    logio::write_all(fd.get(), out, path);
+    if (options.fsync == FsyncPolicy::every_chunk) logio::fsync_or_throw(fd.get(), path);
+
+    index.push_back({file_offset, h.first_record_index, h.record_count, h.first});
+    prev_hash = hash256(header);
+    file_offset += out.size();
+    ++next_sequence;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      if (queue.empty() && !stopping) {
+        if (open_chunk.record_count == 0) {
+          work_ready.wait(lock);
+        } else if (work_ready.wait_until(lock, open_since + options.chunk_interval) ==
+                   std::cv_status::timeout) {
+          seal_locked();
+        }
+        continue;
+      }
+      if (queue.empty()) return;  // stopping and drained
+      SealedChunk chunk = std::move(queue.front());
+      queue.pop_front();
+      lock.unlock();
+      try {
+        write_chunk(chunk);
+      } catch (...) {
+        lock.lock();
+        failure = std::current_exception();
+        queue.clear();
+        progress.notify_all();
+        return;
+      }
+      lock.lock();
+      ++written;
+      progress.notify_all();
+    }
+  }
+
+  void rethrow_failure_locked() {
+    if (failure) std::rethrow_exception(failure);
+  }
+};
+
+LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options)
+    : impl_(std::make_unique<Impl>(path, std::move(options))) {
+  auto& o = impl_->options;
+  if (o.encrypt && !o.key) throw Error("log " + path.string() + ": encryption requires a key");
+  if (o.chunk_bytes == 0 || o.chunk_bytes > logfmt::kMaxRecordSize)
+    throw Error("chunk_bytes must be between 1 and " + std::to_string(logfmt::kMaxRecordSize));
+  if (o.max_pending_chunks == 0) o.max_pending_chunks = 1;
+
+  logfmt::FileHeader header;
+  if (o.key) {
+    header.flags |= logfmt::kFlagMac;
+    header.key_fingerprint = logfmt::fingerprint_bytes(*o.key);
+  }
+  if (o.encrypt) {
+    impl_->encryptor.emplace(*o.key);
+    header.flags |= logfmt::kFlagEncrypted;
+    header.stream_header = impl_->encryptor->header();
+  }
+  header.created_unix_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  header.creator = o.creator.empty() ? "librr " + std::string(library_version()) : o.creator;
+  if (header.creator.size() > logfmt::kFileHeaderMaxSize - logfmt::kFileHeaderMinSize)
+    header.creator.resize(logfmt::kFileHeaderMaxSize - logfmt::kFileHeaderMinSize);
+  auto header_bytes = header.encode();
+
+  int flags = O_WRONLY | O_CREAT | (o.overwrite ? O_TRUNC : O_EXCL);
+  impl_->fd = logio::open_or_throw(path, flags);
+  // A stale index from an earlier log at this path would only be rebuilt by
+  // readers; removing it now keeps the directory honest.
+  std::error_code ec;
+  std::filesystem::remove(index_path_for(path), ec);
+  logio::write_all(impl_->fd.get(), header_bytes, path);
+  if (o.fsync != FsyncPolicy::never) {
+    logio::fsync_or_throw(impl_->fd.get(), path);
+    logio::fsync_parent_dir(path);
+  }
+  impl_->file_header_hash = hash256(header_bytes);
+  impl_->prev_hash = impl_->file_header_hash;
+  impl_->file_offset = header_bytes.size();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+LogWriter::~LogWriter() {
+  try {
+    close();
+  } catch (...) {
+    // Destructors must not throw; close() explicitly to see the error.
+  }
+}
+
+void LogWriter::append(const Event& event) {
+  auto& s = *impl_;
+  ByteWriter encoded;
+  encode_event(event, encoded);
+  if (encoded.size() > logfmt::kMaxRecordSize)
+    throw Error("log " + s.path.string() + ": record of " + std::to_string(encoded.size()) +
+                " bytes exceeds the limit of " + std::to_string(logfmt::kMaxRecordSize));
+  const Position& pos = event_position(event);
+  bool is_end = std::holds_alternative<EndOfRecording>(event);
+
+  std::unique_lock lock(s.mutex);
+  s.rethrow_failure_locked();
+  if (s.closed || s.stopping) throw Error("log " + s.path.string() + ": append after close");
+  if (s.ended) throw Error("log " + s.path.string() + ": append after EndOfRecording");
+  auto& chunk = s.open_chunk;
+  if (s.records > 0 && pos < s.last_pos)
+    throw Error("log " + s.path.string() + ": position " + pos.to_string() +
+                " is before the previous record's " + s.last_pos.to_string());
+  if (chunk.record_count == 0) {
+    chunk.first_record_index = s.records;
+    chunk.first = pos;
+    s.open_since = Clock::now();
+    s.work_ready.notify_one();  // start the age timer
+  }
+  uint32_t len = static_cast<uint32_t>(encoded.size());
+  const auto* len_bytes = reinterpret_cast<const uint8_t*>(&len);
+  chunk.raw.insert(chunk.raw.end(), len_bytes, len_bytes + sizeof len);
+  chunk.raw.insert(chunk.raw.end(), encoded.data().begin(), encoded.data().end());
+  chunk.last = pos;
+  s.last_pos = pos;
+  ++chunk.record_count;
+  ++s.records;
+  if (is_end) {
+    chunk.final = true;
+    s.ended = true;
+  }
+  if (chunk.raw.size() >= s.options.chunk_bytes || is_end) s.seal_locked();
+  // Back-pressure: never hold more than max_pending_chunks sealed chunks in memory.
+  s.progress.wait(lock,
+                  [&] { return s.queue.size() <= s.options.max_pending_chunks || s.failure; });
+  s.rethrow_failure_locked();
+}
+
+void LogWriter::flush() {
+  auto& s = *impl_;
+  std::unique_lock lock(s.mutex);
+  s.rethrow_failure_locked();
+  if (s.closed) return;
+  s.seal_locked();
+  uint64_t target = s.sealed;
+  s.progress.wait(lock, [&] { return s.written >= target || s.failure; });
+  s.rethrow_failure_locked();
+}
+
+void LogWriter::close() {
+  auto& s = *impl_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.closed) return;
+    s.closed = true;
+    s.seal_locked();
+    s.stopping = true;
+    s.work_ready.notify_one();
+  }
+  s.thread.join();
+  if (s.failure) {
+    s.fd.reset();
+    std::rethrow_exception(s.failure);
+  }
+  if (s.options.fsync != FsyncPolicy::never) logio::fsync_or_throw(s.fd.get(), s.path);
+  s.fd.close_checked(s.path.string());
+  LogIndex index{s.file_header_hash, s.file_offset, std::move(s.index)};
+  write_log_index(index_path_for(s.path), index);
+}
+
+uint64_t LogWriter::records_appended() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->records;
+}
+
+uint64_t LogWriter::chunks_written() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->written;
+}
+
+const std::filesystem::path& LogWriter::path() const { return impl_->path; }
+
+}  // namespace librr

@@ -1,0 +1,151 @@
+#pragma once
+// Helpers shared by the log tests: temporary directories, a deterministic
+// record generator, whole-file byte access and a chunk map of a log file.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include "../../librr/src/log_format.h"
+#include "librr/bytes.h"
+#include "librr/log.h"
+
+namespace logtest {
+
+using namespace librr;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "librr-log-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Record i of a deterministic stream with non-decreasing positions and a
+// realistic mix: mostly small inputs and interrupts, some AsyncPositions.
+inline Event make_event(uint64_t i) {
+  std::mt19937_64 rng(i * 0x9e3779b97f4a7c15ull + 1);
+  Position pos{i / 4, (i % 4 == 3) ? 1u : 0u, 0};
+  switch (i % 8) {
+    case 0:
+    case 4:
+      return InterruptDelivery{pos, static_cast<uint8_t>(0x20 + i % 16),
+                               static_cast<uint32_t>(i % 24)};
+    case 3: {
+      std::vector<uint8_t> state(64 + rng() % 256);
+      for (auto& b : state) b = static_cast<uint8_t>(rng() % 7);
+      Digest256 d{};
+      d[0] = static_cast<uint8_t>(i);
+      return AsyncPosition{pos, 1, std::move(state), MemoryDigest{d}};
+    }
+    case 7: {
+      Digest256 a{}, b{};
+      a[1] = static_cast<uint8_t>(i);
+      b[2] = static_cast<uint8_t>(i >> 8);
+      return StateDigest{pos, a, b,
+                         (i % 16 == 7) ? std::optional<std::string>("detail") : std::nullopt};
+    }
+    default: {
+      std::vector<uint8_t> data(1 + rng() % 24);
+      for (auto& b : data) b = static_cast<uint8_t>('a' + rng() % 26);
+      return Input{pos, (i % 3) ? "serial0" : "net0", std::move(data)};
+    }
+  }
+}
+
+inline std::vector<Event> read_all(LogReader& reader) {
+  std::vector<Event> out;
+  while (auto e = reader.next()) out.push_back(std::move(*e));
+  return out;
+}
+
+inline std::vector<uint8_t> read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_file(const std::filesystem::path& p, std::span<const uint8_t> bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+struct ChunkSpan {
+  size_t offset, size;  // header + payload
+  uint32_t records;
+};
+
+// Walks a well-formed log's chunks by their headers (test-side, trusting input).
+inline std::vector<ChunkSpan> chunk_spans(std::span<const uint8_t> file) {
+  size_t header_size = logfmt::FileHeader::declared_size(file.first(16));
+  std::vector<ChunkSpan> out;
+  for (size_t off = header_size; off + logfmt::kChunkHeaderSize <= file.size();) {
+    auto h = logfmt::ChunkHeader::decode(file.subspan(off, logfmt::kChunkHeaderSize));
+    size_t size = logfmt::kChunkHeaderSize + h.stored_length;
+    out.push_back({off, size, h.record_count});
+    off += size;
+  }
+  return out;
+}
+
+enum class Mode { plain, mac, encrypted };
+inline const char* mode_name(Mode m) {
+  return m == Mode::plain ? "plain" : m == Mode::mac ? "mac" : "encrypted";
+}
+
+inline Key test_key(uint8_t seed = 1) {
+  std::array<uint8_t, 32> bytes{};
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(seed * 31 + i);
+  return Key::from_bytes(bytes);
+}
+
+inline LogWriterOptions writer_options(Mode m, size_t chunk_bytes = 1024) {
+  LogWriterOptions o;
+  if (m != Mode::plain) o.key = test_key();
+  o.encrypt = m == Mode::encrypted;
+  o.chunk_bytes = chunk_bytes;
+  o.chunk_interval = std::chrono::milliseconds(10000);
+  o.fsync = FsyncPolicy::never;
+  return o;
+}
+
+inline LogReaderOptions reader_options(Mode m, bool use_index = true) {
+  LogReaderOptions o;
+  if (m != Mode::plain) o.key = test_key();
+  o.use_index = use_index;
+  o.write_index = use_index;
+  return o;
+}
+
+// Writes records 0..n-1 of make_event, then (optionally) EndOfRecording.
+inline std::vector<Event> write_log(const std::filesystem::path& path, Mode m, uint64_t n,
+                                    bool terminate = true, size_t chunk_bytes = 1024) {
+  std::vector<Event> events;
+  LogWriter w(path, writer_options(m, chunk_bytes));
+  for (uint64_t i = 0; i < n; ++i) {
+    events.push_back(make_event(i));
+    w.append(events.back());
+  }
+  if (terminate) {
+    events.push_back(EndOfRecording{{n / 4 + 1, 0, 0}, "test done", 0});
+    w.append(events.back());
+  }
+  w.close();
+  return events;
+}
+
+}  // namespace logtest
