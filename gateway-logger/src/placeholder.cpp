@@ -1,1 +1,0 @@
-// The gateway library; components live in their own files.
