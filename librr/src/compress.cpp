@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <memory>
 #include <string>
 
 #include "librr/error.h"
@@ -19,10 +20,17 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
   if (expected_size > max_size)
     throw FormatError("compressed block claims " + std::to_string(expected_size) +
                       " bytes, more than the limit of " + std::to_string(max_size));
+  // One decompression context per thread: ZSTD_decompress() would allocate
+  // and initialise a fresh ~100 KiB context on every call, which dominated
+  // reading logs made of many small chunks.
+  struct DCtxDeleter {
+    void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+  };
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
+  if (!dctx) throw Error("zstd: cannot allocate a decompression context");
   std::vector<uint8_t> out(expected_size);
-  size_t n = ZSTD_decompress(out.data(), out.size(), data.data(), data.size());
-  if (ZSTD_isError(n))
-    throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), data.data(), data.size());
+  if (ZSTD_isError(n)) throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != expected_size)
     throw FormatError("zstd block decompressed to " + std::to_string(n) + " bytes, expected " +
                       std::to_string(expected_size));

@@ -3,6 +3,7 @@
 // record generator, whole-file byte access and a chunk map of a log file.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,8 +20,14 @@ using namespace librr;
 
 class TempDir {
  public:
+  // tmpfs when available: these tests rewrite small files thousands of
+  // times, and on a disk with discard every truncation waits for the device.
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "librr-log-XXXXXX").string();
+    std::error_code ec;
+    auto base = std::filesystem::is_directory("/dev/shm", ec) && access("/dev/shm", W_OK) == 0
+                    ? std::filesystem::path("/dev/shm")
+                    : std::filesystem::temp_directory_path();
+    std::string tmpl = (base / "librr-log-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
