@@ -1,11 +1,19 @@
+// rr-vmm: subcommands register themselves; each ends parsing with its status.
 #include <CLI/CLI.hpp>
-#include <cstdio>
+
+#include "cli/run_command.h"
+#if __has_include("probe/probe_cli.h")
+#include "probe/probe_cli.h"
+#define RR_HAVE_PROBE 1
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"rr-vmm: a KVM virtual machine monitor that records and replays whole machines"};
   app.require_subcommand(1);
-  app.add_subcommand("run", "boot a guest");
+  vmm::cli::add_run_command(app);
+#ifdef RR_HAVE_PROBE
+  add_probe_command(app);
+#endif
   CLI11_PARSE(app, argc, argv);
-  std::fprintf(stderr, "rr-vmm: not implemented yet\n");
-  return 2;
+  return 0;
 }

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -36,16 +37,43 @@ int checked_ioctl_value(int fd, unsigned long request, const char* name, unsigne
   return result;
 }
 
-// Variable-length KVM structs (kvm_msrs, kvm_cpuid2, kvm_signal_mask) end in
-// a flexible array; allocate header + n entries with correct alignment.
+// Variable-length KVM structs (kvm_msrs, kvm_cpuid2, kvm_msr_list,
+// kvm_signal_mask) end in __DECLARE_FLEX_ARRAY, which C++ compiles with a
+// 1-byte empty struct in front of the array: sizeof and the entries' offset
+// differ from the kernel's C layout, and so do the ioctl numbers computed
+// from sizeof. So these are built by hand: a C-layout header, then entries
+// at the offset the kernel expects, with ioctl numbers from those sizes.
+struct CountAndPadHeader {  // kvm_cpuid2, kvm_msrs: __u32 count, __u32 pad
+  uint32_t count;
+  uint32_t padding;
+};
+struct CountHeader {  // kvm_msr_list, kvm_signal_mask: __u32 count
+  uint32_t count;
+};
+constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, CountHeader);
+constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CountAndPadHeader);
+constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, CountAndPadHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, CountAndPadHeader);
+constexpr unsigned long kSetSignalMask = _IOW(KVMIO, 0x8b, CountHeader);
+constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CountAndPadHeader);
+
 template <class Header, class Entry>
-struct FlexBuffer {
+class FlexBuffer {
+ public:
   explicit FlexBuffer(size_t entries)
-      : storage(
+      : storage_(
             (sizeof(Header) + entries * sizeof(Entry) + sizeof(uint64_t) - 1) / sizeof(uint64_t),
-            0) {}
-  Header* header() { return reinterpret_cast<Header*>(storage.data()); }
-  std::vector<uint64_t> storage;
+            0) {
+    header().count = static_cast<uint32_t>(entries);
+  }
+  Header& header() { return *reinterpret_cast<Header*>(storage_.data()); }
+  Entry* entries() {
+    return reinterpret_cast<Entry*>(reinterpret_cast<uint8_t*>(storage_.data()) + sizeof(Header));
+  }
+  void* get() { return storage_.data(); }
+
+ private:
+  std::vector<uint64_t> storage_;
 };
 
 }  // namespace
@@ -114,12 +142,9 @@ size_t System::vcpu_mmap_size() const {
 
 std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
   for (size_t capacity = 64; capacity <= 4096; capacity *= 2) {
-    FlexBuffer<kvm_cpuid2, kvm_cpuid_entry2> buffer(capacity);
-    buffer.header()->nent = static_cast<uint32_t>(capacity);
-    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, buffer.header()) == 0) {
-      auto* entries = buffer.header()->entries;
-      return {entries, entries + buffer.header()->nent};
-    }
+    FlexBuffer<CountAndPadHeader, kvm_cpuid_entry2> buffer(capacity);
+    if (::ioctl(fd_.get(), kGetSupportedCpuid, buffer.get()) == 0)
+      return {buffer.entries(), buffer.entries() + buffer.header().count};
     if (errno != E2BIG) librr::throw_errno("KVM_GET_SUPPORTED_CPUID");
   }
   throw librr::SystemError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
@@ -127,12 +152,9 @@ std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
 
 std::vector<uint32_t> System::msr_index_list() const {
   for (size_t capacity = 256; capacity <= 65536; capacity *= 4) {
-    FlexBuffer<kvm_msr_list, uint32_t> buffer(capacity);
-    buffer.header()->nmsrs = static_cast<uint32_t>(capacity);
-    if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, buffer.header()) == 0) {
-      auto* indices = buffer.header()->indices;
-      return {indices, indices + buffer.header()->nmsrs};
-    }
+    FlexBuffer<CountHeader, uint32_t> buffer(capacity);
+    if (::ioctl(fd_.get(), kGetMsrIndexList, buffer.get()) == 0)
+      return {buffer.entries(), buffer.entries() + buffer.header().count};
     if (errno != E2BIG) librr::throw_errno("KVM_GET_MSR_INDEX_LIST");
   }
   throw librr::SystemError("KVM_GET_MSR_INDEX_LIST: more than 65536 entries");
@@ -227,22 +249,19 @@ VCPU_SET(kvm_guest_debug, set_guest_debug, KVM_SET_GUEST_DEBUG)
 #undef VCPU_SET
 
 std::vector<kvm_msr_entry> Vcpu::get_msrs(std::span<const uint32_t> indices) const {
-  FlexBuffer<kvm_msrs, kvm_msr_entry> buffer(indices.size());
-  buffer.header()->nmsrs = static_cast<uint32_t>(indices.size());
-  for (size_t i = 0; i < indices.size(); ++i) buffer.header()->entries[i].index = indices[i];
-  int read = checked_ioctl(fd_.get(), KVM_GET_MSRS, "KVM_GET_MSRS", buffer.header());
+  FlexBuffer<CountAndPadHeader, kvm_msr_entry> buffer(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) buffer.entries()[i].index = indices[i];
+  int read = checked_ioctl(fd_.get(), kGetMsrs, "KVM_GET_MSRS", buffer.get());
   if (static_cast<size_t>(read) != indices.size())
     throw librr::SystemError("KVM_GET_MSRS: could not read MSR " +
                              std::to_string(indices[static_cast<size_t>(read)]));
-  auto* entries = buffer.header()->entries;
-  return {entries, entries + indices.size()};
+  return {buffer.entries(), buffer.entries() + indices.size()};
 }
 
 void Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
-  FlexBuffer<kvm_msrs, kvm_msr_entry> buffer(entries.size());
-  buffer.header()->nmsrs = static_cast<uint32_t>(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) buffer.header()->entries[i] = entries[i];
-  int written = checked_ioctl(fd_.get(), KVM_SET_MSRS, "KVM_SET_MSRS", buffer.header());
+  FlexBuffer<CountAndPadHeader, kvm_msr_entry> buffer(entries.size());
+  std::copy(entries.begin(), entries.end(), buffer.entries());
+  int written = checked_ioctl(fd_.get(), kSetMsrs, "KVM_SET_MSRS", buffer.get());
   if (static_cast<size_t>(written) != entries.size())
     throw librr::SystemError("KVM_SET_MSRS: could not write MSR " +
                              std::to_string(entries[static_cast<size_t>(written)].index));
@@ -255,23 +274,21 @@ void Vcpu::interrupt(uint32_t vector) {
 }
 
 void Vcpu::set_cpuid2(std::span<const kvm_cpuid_entry2> entries) {
-  FlexBuffer<kvm_cpuid2, kvm_cpuid_entry2> buffer(entries.size());
-  buffer.header()->nent = static_cast<uint32_t>(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) buffer.header()->entries[i] = entries[i];
-  checked_ioctl(fd_.get(), KVM_SET_CPUID2, "KVM_SET_CPUID2", buffer.header());
+  FlexBuffer<CountAndPadHeader, kvm_cpuid_entry2> buffer(entries.size());
+  std::copy(entries.begin(), entries.end(), buffer.entries());
+  checked_ioctl(fd_.get(), kSetCpuid2, "KVM_SET_CPUID2", buffer.get());
 }
 
 void Vcpu::set_signal_mask(const sigset_t* mask) {
-  // The kernel's sigset is 8 bytes on x86_64, not glibc's 128-byte sigset_t.
-  constexpr uint32_t kKernelSigsetSize = 8;
-  FlexBuffer<kvm_signal_mask, uint8_t> buffer(kKernelSigsetSize);
   if (mask == nullptr) {
-    checked_ioctl(fd_.get(), KVM_SET_SIGNAL_MASK, "KVM_SET_SIGNAL_MASK", nullptr);
+    checked_ioctl(fd_.get(), kSetSignalMask, "KVM_SET_SIGNAL_MASK", nullptr);
     return;
   }
-  buffer.header()->len = kKernelSigsetSize;
-  std::memcpy(buffer.header()->sigset, mask, kKernelSigsetSize);
-  checked_ioctl(fd_.get(), KVM_SET_SIGNAL_MASK, "KVM_SET_SIGNAL_MASK", buffer.header());
+  // The kernel's sigset is 8 bytes on x86_64, not glibc's 128-byte sigset_t.
+  constexpr uint32_t kKernelSigsetSize = 8;
+  FlexBuffer<CountHeader, uint8_t> buffer(kKernelSigsetSize);
+  std::memcpy(buffer.entries(), mask, kKernelSigsetSize);
+  checked_ioctl(fd_.get(), kSetSignalMask, "KVM_SET_SIGNAL_MASK", buffer.get());
 }
 
 // ---- GuestRam ----

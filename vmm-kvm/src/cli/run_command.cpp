@@ -1,0 +1,162 @@
+#include "cli/run_command.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "boot/boot.h"
+#include "cli/guest_lookup.h"
+#include "librr/error.h"
+#include "machine/machine.h"
+
+namespace vmm::cli {
+namespace {
+
+// Debian 6.1 tinyconfig kernels on kvm_pvm (see the host notes): no local
+// APIC, no TSC/XSAVE/... so that the kernel never executes what this host
+// cannot emulate.
+constexpr const char* kDefaultLinuxCmdline =
+    "console=ttyS0 nolapic noapic nokaslr panic=-1 noxsave "
+    "clearcpuid=4,59,158,306,534,308,295,288,145,298,151,150,197,291,296,311,312";
+
+Machine* g_running_machine = nullptr;
+
+void stop_on_signal(int) {
+  if (g_running_machine) g_running_machine->request_stop();  // eventfd write + pthread_kill
+}
+
+boot::Protocol parse_protocol(const std::string& text) {
+  if (text == "auto") return boot::Protocol::kAuto;
+  if (text == "pvh") return boot::Protocol::kPvh;
+  if (text == "linux64") return boot::Protocol::kLinux64;
+  throw librr::Error("--boot-protocol " + text + ": expected auto, pvh or linux64");
+}
+
+struct PreparedRun {
+  std::unique_ptr<SerialInput> input;
+  std::unique_ptr<Machine> machine;
+  boot::BootInfo boot_info{};
+  std::string what;
+};
+
+PreparedRun prepare(const RunOptions& options) {
+  PreparedRun prepared;
+  boot::BootRequest request;
+  const bool is_linux = !options.kernel.empty();
+  if (is_linux && !options.guest.empty())
+    throw librr::Error("give either --guest or --kernel, not both");
+  if (is_linux) {
+    request.kernel_path = options.kernel;
+    request.cmdline = options.append_given ? options.append : kDefaultLinuxCmdline;
+    if (!options.initrd.empty()) request.initrd = boot::read_file(options.initrd);
+  } else {
+    const std::string name = options.guest.empty() ? "demo" : options.guest;
+    const auto path = find_guest(name);
+    if (!path) {
+      std::string searched;
+      for (const auto& dir : guest_search_path()) searched += (searched.empty() ? "" : ", ") + dir;
+      throw librr::Error("guest '" + name + "' not found (searched " + searched +
+                         "; build target test-guests or set RR_GUEST_DIR)");
+    }
+    if (!options.initrd.empty()) throw librr::Error("--initrd needs --kernel");
+    request.kernel_path = *path;
+    request.cmdline = options.append;
+  }
+  request.kernel = boot::read_file(request.kernel_path);
+  request.protocol = parse_protocol(options.boot_protocol);
+  prepared.what = request.kernel_path;
+
+  MachineConfig config;
+  config.ram_bytes =
+      parse_memory_size(options.memory.empty() ? (is_linux ? "512M" : "128M") : options.memory);
+  prepared.input = open_serial_input(options.serial_in);
+  config.serial_input = prepared.input.get();
+  prepared.machine = std::make_unique<Machine>(config);
+  prepared.boot_info =
+      boot::load_kernel(prepared.machine->vcpu(), prepared.machine->memory(), request);
+  return prepared;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  PreparedRun prepared;
+  try {
+    prepared = prepare(options);
+  } catch (const std::exception& e) {
+    // Bad user input or an unusable host: one line naming the cause.
+    std::fprintf(stderr, "rr-vmm: %s\n", e.what());
+    return 2;
+  }
+  Machine& machine = *prepared.machine;
+  g_running_machine = &machine;
+  struct sigaction action {};
+  action.sa_handler = stop_on_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  const auto started = std::chrono::steady_clock::now();
+  RunResult result;
+  try {
+    result = machine.run();
+  } catch (const std::exception& e) {
+    result = RunResult{RunResult::Kind::kError, 0, e.what()};
+  }
+  g_running_machine = nullptr;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  if (options.stats) {
+    const MachineStats& s = machine.stats();
+    std::fprintf(stderr,
+                 "rr-vmm: %.3f s, %llu landmarks (%llu PIO, %llu MMIO, %llu HLT), %llu async "
+                 "stops, %llu interrupts\n",
+                 seconds, static_cast<unsigned long long>(s.landmarks),
+                 static_cast<unsigned long long>(s.pio_exits),
+                 static_cast<unsigned long long>(s.mmio_exits),
+                 static_cast<unsigned long long>(s.halts),
+                 static_cast<unsigned long long>(s.asynchronous_stops),
+                 static_cast<unsigned long long>(s.interrupts_delivered));
+  }
+  switch (result.kind) {
+    case RunResult::Kind::kExitPort:
+      return result.exit_status;
+    case RunResult::Kind::kReset:
+      return 0;
+    case RunResult::Kind::kStopped:
+      std::fprintf(stderr, "rr-vmm: interrupted, %s\n", result.message.c_str());
+      return 130;
+    default:
+      std::fprintf(stderr, "rr-vmm: %s\n", result.message.c_str());
+      return 1;
+  }
+}
+
+void add_run_command(CLI::App& app) {
+  auto options = std::make_shared<RunOptions>();
+  CLI::App* run = app.add_subcommand("run", "boot a guest (the demo test guest by default)");
+  run->add_option("--guest", options->guest, "test guest NAME (found in $RR_GUEST_DIR, ...)");
+  run->add_option("--kernel", options->kernel, "kernel image: vmlinux, bzImage or PVH ELF");
+  run->add_option("--initrd", options->initrd, "initramfs for --kernel");
+  auto* append = run->add_option("--append", options->append, "kernel command line");
+  run->add_option("--mem", options->memory,
+                  "guest RAM, e.g. 256M (default 128M for test guests, 512M for Linux)");
+  run->add_option("--serial-in", options->serial_in, "COM1 input: stdin, FILE, unix:PATH or none")
+      ->default_str("stdin");
+  run->add_option("--boot-protocol", options->boot_protocol,
+                  "auto (PVH when the ELF note exists), pvh or linux64")
+      ->default_str("auto");
+  run->add_flag("--stats", options->stats, "print exit and interrupt counts on stderr");
+  run->callback([options, append] {
+    options->append_given = append->count() > 0;
+    const int status = run_command(*options);
+    if (status == 0) throw CLI::Success();
+    throw CLI::RuntimeError(status);
+  });
+}
+
+}  // namespace vmm::cli
