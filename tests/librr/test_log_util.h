@@ -22,9 +22,10 @@ class TempDir {
  public:
   // tmpfs when available: these tests rewrite small files thousands of
   // times, and on a disk with discard every truncation waits for the device.
-  TempDir() {
+  explicit TempDir(bool prefer_tmpfs = true) {
     std::error_code ec;
-    auto base = std::filesystem::is_directory("/dev/shm", ec) && access("/dev/shm", W_OK) == 0
+    auto base = prefer_tmpfs && std::filesystem::is_directory("/dev/shm", ec) &&
+                        access("/dev/shm", W_OK) == 0
                     ? std::filesystem::path("/dev/shm")
                     : std::filesystem::temp_directory_path();
     std::string tmpl = (base / "librr-log-XXXXXX").string();
