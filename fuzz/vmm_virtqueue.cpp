@@ -91,8 +91,8 @@ struct Harness {
   }
   std::unique_ptr<VirtioMmioDevice> make(bool blk) {
     if (blk)
-      return std::make_unique<VirtioBlk>(
-          wiring(), std::make_unique<vmm::block::CowDisk>(base_image_path()));
+      return std::make_unique<VirtioBlk>(wiring(),
+                                         std::make_unique<vmm::block::CowDisk>(base_image_path()));
     return std::make_unique<VirtioNet>(wiring(), VirtioNet::Mac{2, 0, 0, 0, 0, 1},
                                        vmm::net::make_null_backend());
   }
@@ -223,8 +223,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 6: {
         uint8_t q, index, flags, next;
         uint16_t addr, len;
-        if (!in.take(q) || !in.take(index) || !in.take(addr) || !in.take(len) ||
-            !in.take(flags) || !in.take(next))
+        if (!in.take(q) || !in.take(index) || !in.take(addr) || !in.take(len) || !in.take(flags) ||
+            !in.take(next))
           return 0;
         uint64_t at = Harness::desc_table(q % 2) + 16ull * index;
         uint64_t gpa = addr;

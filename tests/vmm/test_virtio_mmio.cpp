@@ -53,6 +53,14 @@ TEST_F(Transport, FeatureNegotiationRequiresVersion1AndASubset) {
   EXPECT_EQ(net.driver_features(), kFeatureVersion1);
 }
 
+TEST_F(Transport, RefusedWritesAreLoggedAtMostAFewTimes) {
+  driver.write32(reg::kStatus, status::kAcknowledge | status::kDriver);
+  for (int i = 0; i < 1000; ++i) driver.write32(reg::kStatus, status::kAcknowledge);
+  EXPECT_EQ(net.device_status(), status::kAcknowledge | status::kDriver);
+  EXPECT_EQ(guest.log_lines.size(), VirtioMmioDevice::kMaxWarnings);
+  EXPECT_NE(guest.log_lines.back().find("suppressed"), std::string::npos);
+}
+
 TEST_F(Transport, DriverOkNeedsFeaturesOk) {
   driver.write32(reg::kStatus, status::kAcknowledge | status::kDriver);
   driver.write32(reg::kStatus, status::kAcknowledge | status::kDriver | status::kDriverOk);

@@ -195,8 +195,8 @@ void VirtioMmioDevice::write_status(uint32_t value) {
   // The driver only ever adds bits (3.1.1); NEEDS_RESET is the device's.
   uint32_t added = value & ~status_ & ~status::kNeedsReset;
   if ((value & status_) != (status_ & ~status::kNeedsReset)) {
-    log(fmt::format("{}: driver cleared status bits ({:#x} -> {:#x}); ignored", name_, status_,
-                    value));
+    warn(fmt::format("{}: driver cleared status bits ({:#x} -> {:#x}); ignored", name_, status_,
+                     value));
     return;
   }
   if (added & status::kFeaturesOk) {
@@ -205,13 +205,13 @@ void VirtioMmioDevice::write_status(uint32_t value) {
     bool subset = (driver_features_ & ~device_features_) == 0;
     bool modern = (driver_features_ & kFeatureVersion1) != 0;
     if (!subset || !modern) {
-      log(fmt::format("{}: rejecting driver features {:#x} (offered {:#x})", name_,
-                      driver_features_, device_features_));
+      warn(fmt::format("{}: rejecting driver features {:#x} (offered {:#x})", name_,
+                       driver_features_, device_features_));
       added &= ~status::kFeaturesOk;
     }
   }
   if ((added & status::kDriverOk) && !((status_ | added) & status::kFeaturesOk)) {
-    log(fmt::format("{}: DRIVER_OK without FEATURES_OK; ignored", name_));
+    warn(fmt::format("{}: DRIVER_OK without FEATURES_OK; ignored", name_));
     added &= ~status::kDriverOk;
   }
   status_ |= added;
@@ -244,6 +244,14 @@ void VirtioMmioDevice::enter_error_state(unsigned queue_index, const VirtqueueVi
   status_ |= status::kNeedsReset;
   interrupt_status_ |= kInterruptConfigChange;
   update_irq();
+}
+
+void VirtioMmioDevice::warn(std::string_view line) {
+  if (warnings_ >= kMaxWarnings) return;
+  if (++warnings_ == kMaxWarnings)
+    log(fmt::format("{} (further warnings from {} suppressed)", line, name_));
+  else
+    log(line);
 }
 
 void VirtioMmioDevice::update_irq() {

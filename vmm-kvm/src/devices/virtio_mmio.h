@@ -88,6 +88,9 @@ struct Wiring {
 
 class VirtioMmioDevice : public MmioDevice {
  public:
+  // Non-fatal driver mistakes logged per device before going quiet.
+  static constexpr unsigned kMaxWarnings = 16;
+
   VirtioMmioDevice(std::string name, uint32_t device_id, uint64_t device_features,
                    std::vector<uint16_t> queue_max_sizes, Wiring wiring);
 
@@ -138,6 +141,10 @@ class VirtioMmioDevice : public MmioDevice {
   }
   void enter_error_state(unsigned queue_index, const VirtqueueViolation& violation);
   void log(std::string_view line) const { wiring_.log(line); }
+  // For driver mistakes that are not fatal (refused status or feature
+  // writes): logged at most kMaxWarnings times per device, so that a guest
+  // cannot flood the host log.
+  void warn(std::string_view line);
 
  private:
   uint32_t read_register(uint64_t offset) const;
@@ -163,6 +170,7 @@ class VirtioMmioDevice : public MmioDevice {
   uint32_t queue_sel_ = 0;
   uint32_t interrupt_status_ = 0;
   uint32_t config_generation_ = 0;
+  unsigned warnings_ = 0;  // host-side only, not saved
 };
 
 }  // namespace vmm::virtio
