@@ -5,15 +5,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 #include <thread>
-#include <utility>  // before Boost 1.74 asio, whose awaitable.hpp uses std::exchange without it
 
 #include "announcement.h"
+#include "asio.h"
 #include "classifier.h"
 #include "frame_log.h"
 #include "packet_ring.h"
