@@ -1,0 +1,45 @@
+#pragma once
+// The shadow copy of guest memory that makes asynchronous positions exact by
+// construction (docs/record-replay.md). Record and replay keep identical
+// shadows: both start from the initial snapshot's memory and both update
+// exactly the pages listed in each MemoryDelta, so on replay
+// `page = shadow XOR delta` reproduces the recorded page byte for byte.
+#include <cstdint>
+#include <vector>
+
+#include "guest_memory.h"
+#include "librr/events.h"
+
+namespace vmm {
+
+// KVM's dirty bitmap is reset by every read, but several consumers want "pages
+// written since my last look". DirtyPages accumulates reads for one consumer.
+class DirtyPages {
+ public:
+  explicit DirtyPages(uint64_t page_count) : bits_((page_count + 63) / 64, 0) {}
+  void merge(const std::vector<uint64_t>& kvm_bitmap);
+  // The page frame numbers marked so far, ascending; clears the set.
+  std::vector<uint64_t> take();
+
+ private:
+  std::vector<uint64_t> bits_;
+};
+
+class MemoryShadow {
+ public:
+  static constexpr uint64_t kPageSize = 4096;
+  explicit MemoryShadow(GuestMemory memory);
+
+  // Record: the delta of `dirty_gfns` against the shadow, which then takes the
+  // pages' current contents. Pages equal to their shadow are left out.
+  librr::MemoryDelta capture(uint64_t reset_landmark, const std::vector<uint64_t>& dirty_gfns);
+  // Replay: writes shadow XOR delta into guest memory and the shadow. Throws
+  // librr::FormatError for a page outside guest memory or a bad delta.
+  void apply(const librr::MemoryDelta& delta);
+
+ private:
+  GuestMemory memory_;
+  std::vector<uint8_t> shadow_;
+};
+
+}  // namespace vmm
