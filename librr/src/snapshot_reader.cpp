@@ -265,7 +265,9 @@ void SnapshotReader::read_memory(std::string_view name, uint8_t* dest, uint64_t 
     std::memcpy(dest + offset, bytes.data(), bytes.size());
     filled = offset + bytes.size();
   });
-  if (zero_pages == ZeroPages::kFill) std::memset(dest + filled, 0, dest_size - filled);
+  // (An empty region may come with a null destination: memset must not see it.)
+  if (zero_pages == ZeroPages::kFill && dest_size > filled)
+    std::memset(dest + filled, 0, dest_size - filled);
 }
 
 SnapshotVerifyReport SnapshotReader::verify() const { return verify_file(impl_->path, impl_->key); }
