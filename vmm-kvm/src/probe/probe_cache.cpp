@@ -1,0 +1,81 @@
+// The probe result cached as JSON per host identity, so the VMM pays for the
+// measurements once per kernel/KVM/CPU combination.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "probe/probe_internal.h"
+#include "probe/probe_json.h"
+
+namespace vmm::probe {
+
+namespace fs = std::filesystem;
+
+fs::path default_cache_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && xdg[0] == '/')
+    return fs::path(xdg) / "rrkvm";
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || home[0] == '\0') {
+    const passwd* entry = getpwuid(getuid());
+    home = entry ? entry->pw_dir : "/tmp";
+  }
+  return fs::path(home) / ".cache" / "rrkvm";
+}
+
+fs::path cache_file(const fs::path& dir, const std::string& key) {
+  return dir / ("probe-" + key + ".json");
+}
+
+namespace {
+
+std::optional<ProbeResult> read_cached(const fs::path& path, const std::string& key) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  try {
+    ProbeResult cached = nlohmann::json::parse(in).get<ProbeResult>();
+    if (cached.probe_version != kProbeVersion || cached.cache_key != key) return std::nullopt;
+    return cached;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // a damaged cache file is simply measured again
+  }
+}
+
+// Write-then-rename, so a concurrent reader never sees half a file.
+void write_cached(const fs::path& path, const ProbeResult& result) {
+  std::error_code error;
+  fs::create_directories(path.parent_path(), error);
+  const fs::path temporary = path.string() + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    if (!out) return;  // an unwritable cache only costs a re-probe next time
+    out << nlohmann::json(result).dump(2) << "\n";
+    if (!out) return;
+  }
+  fs::rename(temporary, path, error);
+  if (error) fs::remove(temporary, error);
+}
+
+}  // namespace
+
+ProbeResult load_or_run_probe(const ProbeOptions& options) {
+  const HostInfo host = collect_host_info();
+  const std::string key = cache_key(host);
+  const fs::path path =
+      cache_file(options.cache_dir.empty() ? default_cache_dir() : options.cache_dir, key);
+  if (!options.refresh) {
+    if (std::optional<ProbeResult> cached = read_cached(path, key)) {
+      cached->from_cache = true;
+      return *cached;
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ProbeResult result = run_probe_for_host(host, options);
+  result.total_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  write_cached(path, result);
+  return result;
+}
+
+}  // namespace vmm::probe
