@@ -140,7 +140,9 @@ done
 
 say "configuring: tinyconfig + rr-guest.config"
 kmake tinyconfig
-(cd "$tree" && scripts/kconfig/merge_config.sh -m .config "$script_dir/rr-guest.config") >>"$log" 2>&1 ||
+# -n: symbols that only become visible through the fragment (IPv6 and VT once
+# NET and TTY are on, ...) get allnoconfig's "no", not their defaults.
+(cd "$tree" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n .config "$script_dir/rr-guest.config") >>"$log" 2>&1 ||
     die "merge_config.sh failed; see $log"
 kmake olddefconfig
 
@@ -173,9 +175,9 @@ say "kernel built in $((kernel_built - started)) s"
 
 vmlinux=$tree/vmlinux
 say "checking vmlinux: PVH note, debug info, kallsyms"
-readelf -n "$vmlinux" | grep -q 'Xen.*0x00000012' || die "vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)"
-readelf -S "$vmlinux" | grep -q '\.debug_info' || die "vmlinux has no .debug_info"
-grep -q ' kallsyms_names$' "$tree/System.map" || die "System.map has no kallsyms_names: CONFIG_KALLSYMS is off"
+readelf -n "$vmlinux" | grep 'Xen.*0x00000012' >/dev/null || die "vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)"
+readelf -S "$vmlinux" | grep '\.debug_info' >/dev/null || die "vmlinux has no .debug_info"
+grep ' kallsyms_names$' "$tree/System.map" >/dev/null || die "System.map has no kallsyms_names: CONFIG_KALLSYMS is off"
 
 say "listing the rdtsc/rdtscp sites left in vmlinux"
 objdump -d --no-show-raw-insn "$vmlinux" | awk '
@@ -195,10 +197,13 @@ finished=$(date +%s)
 {
     echo "# rr-kvm Linux guest, built by examples/linux-guest/build.sh"
     echo "input_hash $input_hash"
-    echo "built_at $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) in $((finished - started)) s with make -j$jobs"
+    echo "built_at $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n) in $((finished - started)) s with make -j$jobs"
     echo "kernel_release $(cat "$tree/include/config/kernel.release")"
     echo "vmlinux_entry $(readelf -h "$vmlinux" | awk '/Entry point/ {print $4}')"
-    echo "pvh_entry $(readelf -n "$vmlinux" | awk '/Xen/ && /0x00000012/ {getline; print $NF}')"
+    # The note's descriptor is the little-endian physical address of pvh_start_xen.
+    echo "pvh_entry $(readelf -n "$vmlinux" | awk '/Xen/ && /0x00000012/ {
+        getline; sub(/.*description data: */, ""); n = split($0, b, " ")
+        hex = ""; for (i = n; i >= 1; i--) hex = hex b[i]; print "0x" hex }')"
     echo "rdtsc_sites $(wc -l <"$staging/rdtsc-sites.txt") (see rdtsc-sites.txt and docs/linux-guest.md)"
     echo "cmdline $(cat "$staging/cmdline.txt")"
     echo "# inputs"
