@@ -119,39 +119,40 @@ std::optional<LogProblem> ChunkSource::decode_records(const logfmt::ChunkHeader&
   std::optional<Position> previous = at.min_position;
   size_t pos = 0;
   for (uint32_t i = 0; i < h.record_count; ++i) {
-    std::string where = "record " + std::to_string(h.first_record_index + i);
+    // Built only on failure: this loop runs once per record on the read path.
+    auto where = [&] { return "record " + std::to_string(h.first_record_index + i); };
     if (raw.size() - pos < logfmt::kRecordFrameSize)
-      return problem(K::bad_record, at, where + ": payload ends inside its length");
+      return problem(K::bad_record, at, where() + ": payload ends inside its length");
     uint32_t len = ByteReader(raw.subspan(pos, 4)).u32();
     pos += 4;
     if (len > raw.size() - pos)
       return problem(K::bad_record, at,
-                     where + ": length " + std::to_string(len) + " runs past the payload");
+                     where() + ": length " + std::to_string(len) + " runs past the payload");
     Event event;
     try {
       event = decode_event(raw.subspan(pos, len));
     } catch (const FormatError& e) {
-      return problem(K::bad_record, at, where + ": " + e.what());
+      return problem(K::bad_record, at, where() + ": " + e.what());
     }
     pos += len;
     const Position& p = event_position(event);
     if (i == 0 && p != h.first)
       return problem(K::bad_record, at,
-                     where + ": position " + p.to_string() +
+                     where() + ": position " + p.to_string() +
                          " differs from the chunk header's first " + h.first.to_string());
     if (previous && p < *previous)
-      return problem(
-          K::bad_record, at,
-          where + ": position " + p.to_string() + " goes backwards from " + previous->to_string());
+      return problem(K::bad_record, at,
+                     where() + ": position " + p.to_string() + " goes backwards from " +
+                         previous->to_string());
     bool is_end = std::holds_alternative<EndOfRecording>(event);
     bool is_last = i + 1 == h.record_count;
     if (is_end && !(is_last && h.final()))
-      return problem(K::bad_record, at, where + ": EndOfRecording before the end of the log");
+      return problem(K::bad_record, at, where() + ": EndOfRecording before the end of the log");
     if (is_last && h.final() && !is_end)
       return problem(K::bad_record, at, "final chunk does not end with EndOfRecording");
     if (is_last && p != h.last)
       return problem(K::bad_record, at,
-                     where + ": position " + p.to_string() +
+                     where() + ": position " + p.to_string() +
                          " differs from the chunk header's last " + h.last.to_string());
     previous = p;
     out.push_back(std::move(event));
