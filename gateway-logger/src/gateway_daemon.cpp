@@ -125,6 +125,7 @@ struct GatewayDaemon::State {
   void receive_announcement();
   void wait_signal();
   void reload();
+  void drain_everything();
   void shutdown();
   void fail_loudly(const std::exception& error);
   void finish_after_failure();
@@ -371,7 +372,18 @@ void GatewayDaemon::State::wait_signal() {
   });
 }
 
+void GatewayDaemon::State::drain_everything() {
+  // Frames in the ring block the kernel is still filling become visible when it
+  // retires the block (after ring_block_timeout_ms): wait for that, then drain.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2 * config.ring_block_timeout_ms + 10));
+  for (auto& capture : captures) drain(capture);
+}
+
 void GatewayDaemon::State::reload() {
+  // Frames captured before the signal belong to the old segment and are
+  // classified under the old configuration.
+  drain_everything();
+  if (failed) return;
   try {
     auto fresh = load_config();
     if (fresh.out_dir != config.out_dir || fresh.interfaces.size() != config.interfaces.size())
@@ -392,8 +404,6 @@ void GatewayDaemon::State::reload() {
     log("SIGHUP: configuration error, keeping the previous one: {}", e.what());
   }
   try {
-    for (auto& capture : captures) drain(capture);
-    if (failed) return;
     frame_log->rotate(realtime_ns());
     log("SIGHUP: reopened, now writing segment {}", frame_log->current_segment());
   } catch (const WriteError& e) {
@@ -403,10 +413,7 @@ void GatewayDaemon::State::reload() {
 
 void GatewayDaemon::State::shutdown() {
   stopping = true;
-  // Frames in the ring block the kernel is still filling become visible when it
-  // retires the block (after ring_block_timeout_ms): wait for that, then drain.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2 * config.ring_block_timeout_ms + 10));
-  for (auto& capture : captures) drain(capture);
+  drain_everything();
   if (!failed) {
     try {
       frame_log->close(realtime_ns());
