@@ -1,0 +1,146 @@
+// Run-loop tests with tiny guests written inline as 32-bit machine code,
+// entered in flat protected mode at 1 MiB.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "boot/layout.h"
+#include "boot/x86_setup.h"
+#include "machine/machine.h"
+#include "test_machine_support.h"
+
+namespace vmm {
+namespace {
+constexpr uint64_t kCodeAddress = 0x100000;
+
+struct InlineGuest {
+  BufferSerialOutput output;
+  std::unique_ptr<Machine> machine;
+
+  explicit InlineGuest(const std::vector<uint8_t>& code) {
+    MachineConfig config;
+    config.ram_bytes = 16ull << 20;
+    config.serial_output = &output;
+    machine = std::make_unique<Machine>(config);
+    machine->memory().write(kCodeAddress, code.data(), code.size());
+    boot::write_gdt(machine->memory());
+    boot::enter_protected_mode(machine->vcpu(), kCodeAddress, 0);
+  }
+};
+
+// mov dx,0x3f8; mov al,'O'; out dx,al; mov al,'K'; out dx,al; mov al,42; out 0xf4,al; hlt
+const std::vector<uint8_t> kPrintAndExit = {0x66, 0xba, 0xf8, 0x03, 0xb0, 'O',  0xee, 0xb0,
+                                            'K',  0xee, 0xb0, 0x2a, 0xe6, 0xf4, 0xf4};
+
+TEST(Machine, InlineGuestPrintsAndExitsWithItsStatus) {
+  RR_SKIP_WITHOUT_KVM();
+  InlineGuest guest(kPrintAndExit);
+  const RunResult result = guest.machine->run();
+  EXPECT_EQ(result.kind, RunResult::Kind::kExitPort) << result.message;
+  EXPECT_EQ(result.exit_status, 42);
+  EXPECT_EQ(guest.output.contents(), "OK");
+  EXPECT_EQ(guest.machine->stats().pio_exits, 3u);
+  EXPECT_EQ(guest.machine->stats().landmarks, 3u);
+}
+
+TEST(Machine, I8042ResetEndsTheRun) {
+  RR_SKIP_WITHOUT_KVM();
+  // mov al,0xfe; out 0x64,al; hlt
+  InlineGuest guest({0xb0, 0xfe, 0xe6, 0x64, 0xf4});
+  const RunResult result = guest.machine->run();
+  EXPECT_EQ(result.kind, RunResult::Kind::kReset) << result.message;
+}
+
+TEST(Machine, HaltWithInterruptsDisabledIsReportedWithRip) {
+  RR_SKIP_WITHOUT_KVM();
+  InlineGuest guest({0xfa, 0xf4});  // cli; hlt
+  const RunResult result = guest.machine->run();
+  EXPECT_EQ(result.kind, RunResult::Kind::kHaltedForever);
+  EXPECT_NE(result.message.find("RIP=0x100002"), std::string::npos) << result.message;
+}
+
+TEST(Machine, RequestStopFromAnotherThreadStopsASpinningGuest) {
+  RR_SKIP_WITHOUT_KVM();
+  InlineGuest guest({0xeb, 0xfe});  // jmp $
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    guest.machine->request_stop();
+  });
+  const RunResult result = guest.machine->run();
+  stopper.join();
+  EXPECT_EQ(result.kind, RunResult::Kind::kStopped) << result.message;
+  EXPECT_GE(guest.machine->stats().asynchronous_stops, 1u);
+  EXPECT_EQ(guest.machine->vcpu().get_regs().rip, kCodeAddress);
+}
+
+TEST(Machine, PioExitRoundTrip) {
+  RR_SKIP_WITHOUT_KVM();
+  constexpr uint32_t kIterations = 20000;
+  // mov ecx,N; l: out 0x80,al; dec ecx; jnz l; mov al,7; out 0xf4,al; hlt
+  std::vector<uint8_t> code = {0xb9};
+  for (int i = 0; i < 4; ++i) code.push_back(static_cast<uint8_t>(kIterations >> (8 * i)));
+  code.insert(code.end(), {0xe6, 0x80, 0x49, 0x75, 0xfb, 0xb0, 0x07, 0xe6, 0xf4, 0xf4});
+  InlineGuest guest(code);
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result = guest.machine->run();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(result.kind, RunResult::Kind::kExitPort) << result.message;
+  EXPECT_EQ(result.exit_status, 7);
+  EXPECT_EQ(guest.machine->stats().pio_exits, kIterations + 1);
+  EXPECT_EQ(guest.machine->stats().unclaimed_pio, kIterations);
+  const double microseconds = seconds * 1e6 / kIterations;
+  std::printf("PIO exit round trip: %.2f us (%u exits in %.3f s)\n", microseconds, kIterations,
+              seconds);
+  ::testing::Test::RecordProperty("pio_round_trip_ns", static_cast<int>(microseconds * 1000));
+}
+
+TEST(Machine, VcpuStateSurvivesEncodeDecodeAndRestore) {
+  RR_SKIP_WITHOUT_KVM();
+  InlineGuest guest(kPrintAndExit);
+  ASSERT_EQ(guest.machine->run().kind, RunResult::Kind::kExitPort);
+  const VcpuState saved = guest.machine->save_vcpu_state();
+  EXPECT_EQ(saved.msrs.size(), saved_msr_indices().size());
+  librr::ByteWriter out;
+  saved.save(out);
+  librr::ByteReader in(out.data(), "vcpu state");
+  const VcpuState decoded = VcpuState::load(in);
+  in.expect_end();
+
+  // Scramble the vCPU, restore, and read back.
+  kvm_regs scrambled = saved.regs;
+  scrambled.rax = 0xdeadbeef;
+  scrambled.rip = 0x1234;
+  guest.machine->vcpu().set_regs(scrambled);
+  guest.machine->restore_vcpu_state(decoded);
+  const VcpuState again = guest.machine->save_vcpu_state();
+  EXPECT_EQ(again.regs.rip, saved.regs.rip);
+  EXPECT_EQ(again.regs.rax, saved.regs.rax);
+  EXPECT_EQ(again.sregs.cr0, saved.sregs.cr0);
+  EXPECT_EQ(again.sregs.cs.selector, saved.sregs.cs.selector);
+  for (size_t i = 0; i < saved.msrs.size(); ++i) {
+    if (saved.msrs[i].index == 0x10) continue;  // the TSC keeps running
+    EXPECT_EQ(again.msrs[i].data, saved.msrs[i].data) << "MSR " << std::hex << saved.msrs[i].index;
+  }
+  // Corrupt input is rejected, not misread.
+  std::vector<uint8_t> bytes = out.data();
+  bytes[0] = 9;
+  librr::ByteReader bad(bytes);
+  EXPECT_THROW(VcpuState::load(bad), librr::FormatError);
+}
+
+TEST(Machine, RejectsMemorySizesOutsideTheMap) {
+  RR_SKIP_WITHOUT_KVM();
+  MachineConfig config;
+  config.ram_bytes = 4ull << 30;
+  EXPECT_THROW(Machine{config}, librr::Error);
+  EXPECT_EQ(parse_memory_size("256M"), 256ull << 20);
+  EXPECT_EQ(parse_memory_size("1G"), 1ull << 30);
+  EXPECT_THROW(parse_memory_size("12Q"), librr::Error);
+}
+
+}  // namespace
+}  // namespace vmm
