@@ -136,8 +136,13 @@ void Machine::arm_deadline_kick() {
     kicker_.kick_at(VcpuKicker::kNever);
     return;
   }
-  // Guest-clock deadline to host time: exact for HostClock; other clocks
-  // (record/replay) decide themselves when to stop, so approximate with now.
+  // Guest-clock deadline to host time: exact (and constant, so the timer is
+  // not re-armed at every exit) for our HostClock; for other clocks
+  // (record/replay) approximate from the current reading.
+  if (owned_clock_) {
+    kicker_.kick_at(owned_clock_->host_time_of(deadline));
+    return;
+  }
   const uint64_t now_guest = clock_->now_ns();
   const uint64_t delay = deadline > now_guest ? deadline - now_guest : 0;
   kicker_.kick_at(host_monotonic_ns() + delay);
