@@ -20,6 +20,17 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
   if (expected_size > max_size)
     throw FormatError("compressed block claims " + std::to_string(expected_size) +
                       " bytes, more than the limit of " + std::to_string(max_size));
+  // A single frame that declares its size must declare the expected one:
+  // this turns a lying header into an error before a large allocation.
+  size_t first_frame = ZSTD_findFrameCompressedSize(data.data(), data.size());
+  if (ZSTD_isError(first_frame))
+    throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(first_frame));
+  if (first_frame == data.size()) {
+    unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)
+      throw FormatError("zstd frame declares " + std::to_string(declared) + " bytes, expected " +
+                        std::to_string(expected_size));
+  }
   // One decompression context per thread: ZSTD_decompress() would allocate
   // and initialise a fresh ~100 KiB context on every call, which dominated
   // reading logs made of many small chunks.
