@@ -64,8 +64,13 @@ BootInfo boot_vmlinux(kvm::Vcpu& vcpu, const GuestMemory& memory, const BootRequ
 BootInfo boot_bzimage(kvm::Vcpu& vcpu, const GuestMemory& memory, const BootRequest& request) {
   const auto& file = request.kernel;
   const std::string& path = request.kernel_path;
-  if (file.size() < 0x202 + 1)
+  if (file.size() < 0x206)
     throw librr::FormatError(path + ": neither an ELF file nor a bzImage (too small)", 0);
+  uint32_t signature;
+  std::memcpy(&signature, file.data() + 0x202, sizeof signature);
+  if (signature != kHdrSignature)
+    throw librr::FormatError(path + ": neither an ELF file nor a bzImage (no HdrS signature)",
+                             0x202);
   // The header ends at 0x202 + the jump displacement stored at 0x201.
   const uint64_t header_end = 0x202 + file[0x201];
   if (header_end > file.size() || header_end - kSetupHeaderOffset > sizeof(setup_header))

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <ctime>
 #include <utility>
 
@@ -26,8 +26,8 @@ Clock& choose_clock(const MachineConfig& config, std::unique_ptr<HostClock>& own
 
 kvm::GuestRam allocate_ram(uint64_t bytes) {
   if (bytes < (2ull << 20) || bytes > Machine::kMaxRamBytes)
-    throw librr::Error(fmt::format("guest memory of {} MiB: must be between 2 MiB and {} MiB",
-                                   bytes >> 20, Machine::kMaxRamBytes >> 20));
+    throw librr::Error(fmt::format("guest memory of {} KiB: must be between 2 MiB and {} MiB",
+                                   bytes >> 10, Machine::kMaxRamBytes >> 20));
   return kvm::GuestRam(bytes);
 }
 
