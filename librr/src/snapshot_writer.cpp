@@ -29,6 +29,8 @@ struct SnapshotWriter::Impl {
   ZstdCompressor compressor;
   uint64_t offset = 0;
   bool finished = false;
+  // Set when writing a section failed half way: the file no longer matches
+  // the table, so the writer refuses to go on rather than write a bad snapshot.
   bool failed = false;
   std::vector<TableEntry> table;
   std::set<std::string, std::less<>> names;
@@ -39,8 +41,21 @@ struct SnapshotWriter::Impl {
   std::optional<StreamEncryptor> encryptor;
 
   class MemoryBlockBuilder;
+  Digest write_table_and_trailer();
 
   bool encrypted() const { return options.key.has_value(); }
+
+  template <class F>
+  void guarded(F&& write_section) {
+    if (failed)
+      throw Error("snapshot " + path.string() + ": an earlier write failed; the file is unusable");
+    try {
+      write_section();
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  }
 
   void write(std::span<const uint8_t> bytes) {
     file.write_all(bytes.data(), bytes.size());
@@ -176,18 +191,20 @@ void SnapshotWriter::add_blob(std::string_view name, uint32_t version,
   Impl& w = *impl_;
   w.begin_section(name, SectionKind::kBlob, version);
   w.current.info.size = bytes.size();
-  size_t done = 0;
-  do {
-    size_t n = std::min<size_t>(bytes.size() - done, kSnapshotMaxBlockRaw);
-    std::vector<uint8_t> payload(kFrameHeaderSize, 0);
-    ByteWriter chunk_header;
-    chunk_header.u32(static_cast<uint32_t>(n));
-    payload.insert(payload.end(), chunk_header.data().begin(), chunk_header.data().end());
-    w.compressor.compress_append(bytes.subspan(done, n), payload);
-    done += n;
-    w.emit_frame(FrameType::kBlobChunk, payload, done == bytes.size());
-  } while (done < bytes.size());
-  w.end_section();
+  w.guarded([&] {
+    size_t done = 0;
+    do {
+      size_t n = std::min<size_t>(bytes.size() - done, kSnapshotMaxBlockRaw);
+      std::vector<uint8_t> payload(kFrameHeaderSize, 0);
+      ByteWriter chunk_header;
+      chunk_header.u32(static_cast<uint32_t>(n));
+      payload.insert(payload.end(), chunk_header.data().begin(), chunk_header.data().end());
+      w.compressor.compress_append(bytes.subspan(done, n), payload);
+      done += n;
+      w.emit_frame(FrameType::kBlobChunk, payload, done == bytes.size());
+    } while (done < bytes.size());
+    w.end_section();
+  });
 }
 
 void SnapshotWriter::add_memory(std::string_view name, uint64_t guest_phys_base,
@@ -201,33 +218,42 @@ void SnapshotWriter::add_memory(std::string_view name, uint64_t guest_phys_base,
   w.begin_section(name, SectionKind::kMemory, 1);
   w.current.info.guest_phys_base = guest_phys_base;
   w.current.info.size = size;
-  Impl::MemoryBlockBuilder blocks(w);
-  const uint64_t pages = page_count(size);
-  for (uint64_t i = 0; i < pages; ++i) {
-    const uint8_t* page = host + i * kSnapshotPageSize;
-    uint64_t n = page_bytes(size, i);
-    if (is_zero(page, n)) continue;
-    blocks.add_page(i, page, n);
-    ++w.current.info.nonzero_pages;
-  }
-  blocks.finish();
-  w.end_section();
+  w.guarded([&] {
+    Impl::MemoryBlockBuilder blocks(w);
+    const uint64_t pages = page_count(size);
+    for (uint64_t i = 0; i < pages; ++i) {
+      const uint8_t* page = host + i * kSnapshotPageSize;
+      uint64_t n = page_bytes(size, i);
+      if (is_zero(page, n)) continue;
+      blocks.add_page(i, page, n);
+      ++w.current.info.nonzero_pages;
+    }
+    blocks.finish();
+    w.end_section();
+  });
 }
 
 Digest SnapshotWriter::finish() {
   Impl& w = *impl_;
   if (w.finished) throw Error("snapshot " + w.path.string() + ": finish() called twice");
+  Digest digest{};
+  w.guarded([&] { digest = w.write_table_and_trailer(); });
+  return digest;
+}
+
+Digest SnapshotWriter::Impl::write_table_and_trailer() {
+  Impl& w = *this;
   Trailer trailer;
   trailer.table_offset = w.offset;
   std::vector<uint8_t> frame(kFrameHeaderSize, 0);
-  auto table = encode_table(w.table, w.encrypted());
+  auto table_bytes = encode_table(w.table, w.encrypted());
   if (w.encrypted()) {
     StreamEncryptor table_encryptor(*w.options.key);
-    auto ciphertext = table_encryptor.seal(table, true);
+    auto ciphertext = table_encryptor.seal(table_bytes, true);
     frame.insert(frame.end(), table_encryptor.header().begin(), table_encryptor.header().end());
     frame.insert(frame.end(), ciphertext.begin(), ciphertext.end());
   } else {
-    frame.insert(frame.end(), table.begin(), table.end());
+    frame.insert(frame.end(), table_bytes.begin(), table_bytes.end());
   }
   // The table is written as an ordinary frame, outside any section.
   w.encryptor.reset();

@@ -1,8 +1,10 @@
 // Snapshot format: round trips of blobs and sparse memory, zero-page
 // skipping, API misuse, and encryption with right, wrong and missing keys.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstring>
@@ -320,4 +322,31 @@ TEST_F(SnapshotTest, ForgedKeyFingerprintStillFailsAuthentication) {
   } catch (const librr::FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("wrong key or corrupted"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(SnapshotTest, WriteFailureMakesTheWriterRefuseToContinue) {
+  // A file size limit makes write() fail with EFBIG half way through a section.
+  struct rlimit old_limit {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 64 * 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::mt19937_64 rng(3);
+  const auto big = random_bytes(rng, 1 << 20);  // incompressible: exceeds the limit
+  const fs::path path = dir_ / "full.rrsnap";
+  {
+    SnapshotWriter writer(path);
+    EXPECT_THROW(writer.add_blob("big", 1, big), librr::SystemError);
+    try {
+      writer.add_blob("small", 1, std::vector<uint8_t>{1});
+      ADD_FAILURE() << "wrote a section after a failed one";
+    } catch (const librr::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("earlier write failed"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(writer.finish(), librr::Error);
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(fs::exists(path)) << "the unusable file must be removed";
 }
