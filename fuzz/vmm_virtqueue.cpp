@@ -117,7 +117,7 @@ struct Harness {
     // Offered features, some dropped by the mask (VERSION_1 is bit 32, kept
     // unless mask bit 7 is set, to also exercise the rejection path).
     uint64_t offered = device->device_features();
-    uint64_t wanted = offered & ~(uint64_t{feature_mask & 0x7f} << 2);
+    uint64_t wanted = offered & ~(static_cast<uint64_t>(feature_mask & 0x7f) << 2);
     if (feature_mask & 0x80) wanted &= ~vmm::virtio::kFeatureVersion1;
     write32(reg::kDriverFeaturesSel, 0);
     write32(reg::kDriverFeatures, static_cast<uint32_t>(wanted));

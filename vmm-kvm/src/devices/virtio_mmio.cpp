@@ -291,7 +291,11 @@ void VirtioMmioDevice::load(librr::ByteReader& in) {
   device_features_sel_ = in.u32();
   driver_features_sel_ = in.u32();
   driver_features_ = in.u64();
-  if (driver_features_ & ~device_features_) fail("driver features not offered by the device");
+  // Before FEATURES_OK the register holds whatever the driver wrote; once
+  // accepted it must be a modern subset of the offer.
+  if ((status_ & status::kFeaturesOk) &&
+      ((driver_features_ & ~device_features_) || !(driver_features_ & kFeatureVersion1)))
+    fail("accepted driver features not offered by the device");
   queue_sel_ = in.u32();
   interrupt_status_ = in.u32();
   if (interrupt_status_ & ~(kInterruptUsedBuffer | kInterruptConfigChange))

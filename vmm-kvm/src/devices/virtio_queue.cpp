@@ -269,12 +269,12 @@ void Virtqueue::load(librr::ByteReader& in) {
     throw librr::FormatError(
         fmt::format("virtqueue: saved max size {} != device max size {}", saved_max, max_size_),
         at);
-  uint16_t saved_size = in.u16();
-  if (saved_size > max_size_ || (saved_size & (saved_size - 1)) != 0)
-    throw librr::FormatError(fmt::format("virtqueue: invalid saved size {}", saved_size), at);
-  size = saved_size;
+  // A queue that is not ready holds whatever the driver wrote to QueueNum;
+  // a ready one passed check_layout() and so has a valid size.
+  size = in.u16();
   ready = in.boolean();
-  if (ready && size == 0) throw librr::FormatError("virtqueue: ready queue of size 0", at);
+  if (ready && (size == 0 || size > max_size_ || (size & (size - 1)) != 0))
+    throw librr::FormatError(fmt::format("virtqueue: ready queue has invalid size {}", size), at);
   desc_addr = in.u64();
   driver_addr = in.u64();
   device_addr = in.u64();
