@@ -1,5 +1,7 @@
 #include "probe/probe_guest.h"
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -249,9 +251,16 @@ void ProbeGuest::load(GuestMode mode, std::span<const uint8_t> code) {
   vcpu_->set_regs(regs);
 }
 
+double thread_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
 RunOutcome ProbeGuest::run_for(std::chrono::microseconds window) {
   RunOutcome outcome;
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = thread_cpu_seconds();
   interrupter_->arm(window);
   for (;;) {
     const int result = vcpu_->run();
@@ -270,6 +279,7 @@ RunOutcome ProbeGuest::run_for(std::chrono::microseconds window) {
     break;
   }
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  outcome.cpu_seconds = thread_cpu_seconds() - cpu_start;
   interrupter_->disarm();
   return outcome;
 }

@@ -66,12 +66,18 @@ struct ProbeGuestOptions {
   std::function<void(std::vector<kvm_cpuid_entry2>&)> adjust_cpuid;
 };
 
+// CPU time consumed by the calling thread. Guest execution and KVM's
+// instruction emulator both run on the vCPU thread, so rates per CPU second
+// do not depend on how loaded the host is (two shared cores here).
+double thread_cpu_seconds();
+
 // Outcome of one bounded run.
 struct RunOutcome {
   bool timed_out = false;  // the window passed (or the stop signal came) before an exit
   int error = 0;           // -errno from KVM_RUN other than EINTR, else 0
   uint32_t exit_reason = 0;
-  double seconds = 0;
+  double seconds = 0;      // wall clock
+  double cpu_seconds = 0;  // vCPU thread CPU time
 };
 
 std::string exit_reason_name(uint32_t reason);

@@ -63,9 +63,12 @@ std::string format_table(const ProbeResult& result) {
   for (const SingleStepCheck& step : result.single_step) {
     const std::string item = fmt::format("single-step cpl{}", step.cpl);
     if (!table.unknown(item, step))
-      table.row(
-          item, step.one_instruction_per_run ? "exact" : "not exact",
-          fmt::format("exit {}, {:.0f} steps/s", step.exit_reason_name, step.steps_per_second));
+      table.row(item,
+                step.one_instruction_per_run ? "exact"
+                : step.caught_at_handler     ? "exact (catch)"
+                                             : "not exact",
+                fmt::format("delivery {}, first exit {}, {:.0f} steps/s", step.delivery,
+                            step.exit_reason_name, step.steps_per_second));
   }
   for (const HwBreakpointCheck& hw : result.hw_breakpoint) {
     const std::string item = fmt::format("hw breakpoint cpl{}", hw.cpl);
