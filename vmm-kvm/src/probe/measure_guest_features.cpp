@@ -1,5 +1,7 @@
 // Guest-visible features the VMM relies on: dirty-page logging, control of
 // guest CPUID, and the two ways a CPL3 program can enter its kernel.
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -146,11 +148,11 @@ SyscallCheck measure_syscall() {
   if (guest.exited_on_port(ports::kDone)) {
     check.handler_cs = regs.rax & 0xffff;
     check.reaches_cpl0 = (check.handler_cs & 3) == 0;
-    check.outcome = "LSTAR handler ran with CS=" + std::to_string(check.handler_cs);
+    check.outcome = fmt::format("LSTAR handler ran with CS={:#x}", check.handler_cs);
   } else if (vector == 13 && (regs.rax & 0xffff) != 0) {
     check.handler_cs = regs.rax & 0xffff;
-    check.outcome = "LSTAR handler ran at CPL3 (CS=" + std::to_string(check.handler_cs) +
-                    "), its OUT raised #GP";
+    check.outcome =
+        fmt::format("LSTAR handler ran at CPL3 (CS={:#x}), its OUT raised #GP", check.handler_cs);
   } else if (vector) {
     check.outcome = "syscall raised exception " + std::to_string(*vector);
   } else {
