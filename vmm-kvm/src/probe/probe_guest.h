@@ -95,8 +95,9 @@ class ProbeGuest {
   // Runs until KVM reports an exit, or until `window` elapses (timed_out).
   // EINTR from a stray signal is retried; the interrupter is disarmed after.
   RunOutcome run_for(std::chrono::microseconds window);
-  // One KVM_RUN with no timer (used where exits are known to be immediate);
-  // still stops at `guard` so that a vCPU that never exits cannot hang.
+  // Runs to the next exit where one is expected at once (a step, a
+  // breakpoint, the end of a short snippet); `guard` only bounds the wait
+  // so that a host that never exits cannot hang the measurement.
   RunOutcome run_once(std::chrono::microseconds guard = std::chrono::milliseconds(200)) {
     return run_for(guard);
   }
