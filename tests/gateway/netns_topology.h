@@ -158,9 +158,9 @@ class Topology {
 class GatewayProcess {
  public:
   GatewayProcess(const Topology& topology, const std::filesystem::path& config,
-                 const std::filesystem::path& stderr_file)
+                 const std::filesystem::path& stderr_file,
+                 const std::string& binary = default_binary())
       : stderr_file_(stderr_file) {
-    std::string binary = std::string(RR_BINARY_DIR) + "/bin/rr-gateway";
     std::string netns = "/run/netns/" + topology.ns("gw");
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -172,6 +172,12 @@ class GatewayProcess {
       ::_exit(121);
     }
   }
+  // rr-gateway next to the running executable (tests and benchmarks live in bin/ too).
+  static std::string default_binary() {
+    return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "rr-gateway").string();
+  }
+  pid_t pid() const { return pid_; }
+
   ~GatewayProcess() {
     if (pid_ > 0 && !exited_) {
       ::kill(pid_, SIGKILL);
