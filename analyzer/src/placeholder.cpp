@@ -1,1 +1,0 @@
-// The analyzer library; commands live in their own files.
