@@ -173,15 +173,35 @@ TEST_F(MalformedQueue, IndirectTableBadLength) {
   expect_error("queue 1: descriptor 0", "not a non-zero multiple of 16");
 }
 
-TEST_F(MalformedQueue, IndirectLoopIsCappedAtQueueSize) {
+TEST_F(MalformedQueue, IndirectLoopIsCappedAtTableSize) {
   uint64_t table = kBuf + 0x4000;
   // 64 entries in the table, each pointing at the next and the last back to
-  // the first: the chain cap (queue size 16) must stop the walk.
+  // the first: the chain cap (table size) must stop the walk.
   for (uint16_t i = 0; i < 64; ++i)
     driver->put_desc(table, i, kBuf + 0x100ull * i, 60, kDescNext, (i + 1) % 64);
   driver->desc(kTx, 0, table, 64 * 16, kDescIndirect);
   submit(kTx, 0);
-  expect_error("queue 1: descriptor 15 (indirect)", "longer than the queue size");
+  expect_error("queue 1: descriptor 0 (indirect)", "longer than the indirect table size 64");
+}
+
+TEST_F(MalformedQueue, IndirectTableLongerThanSmallQueueIsAccepted) {
+  // Linux sizes indirect tables by segment count, which can exceed a small
+  // queue (here 16): 20 buffers of 3 bytes after the 12-byte header.
+  uint64_t table = kBuf + 0x4000;
+  driver->put_desc(table, 0, kBuf, 12, kDescNext, 1);
+  for (uint16_t i = 1; i <= 20; ++i)
+    driver->put_desc(table, i, kBuf + 0x100ull * i, 3, i < 20 ? kDescNext : 0,
+                     static_cast<uint16_t>(i + 1));
+  driver->desc(kTx, 0, table, 21 * 16, kDescIndirect);
+  submit(kTx, 0);
+  EXPECT_FALSE(net->needs_reset()) << (guest.log_lines.empty() ? "" : guest.log_lines[0]);
+  EXPECT_EQ(driver->next_used(kTx).id, 0u);
+}
+
+TEST_F(MalformedQueue, AbsurdIndirectTable) {
+  driver->desc(kTx, 0, 0x10000, 8192 * 16, kDescIndirect);
+  submit(kTx, 0);
+  expect_error("queue 1: descriptor 0", "indirect table of 8192 entries exceeds 4096");
 }
 
 TEST_F(MalformedQueue, ValidIndirectChainIsAccepted) {

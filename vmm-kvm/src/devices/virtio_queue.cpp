@@ -144,13 +144,18 @@ void Virtqueue::walk_chain(const GuestMemory& mem, uint16_t head, DescriptorChai
   uint32_t table_entries = size;
   uint32_t index = head;
   bool in_indirect = false;
-  // A chain may not be longer than the queue size (spec 2.6.5.3.1), which
+  // A direct chain may not be longer than the queue size (2.6.5.3.1) and an
+  // indirect one not longer than its table (as in QEMU: Linux sizes indirect
+  // tables by segment count, which may exceed a small queue). Either cap
   // also bounds any loop the guest builds out of `next` links.
+  uint32_t limit = size;
   uint32_t visited = 0;
   for (;;) {
-    if (++visited > size)
+    if (++visited > limit)
       throw VirtqueueViolation(
-          index, fmt::format("chain longer than the queue size {} (descriptor loop?)", size),
+          index,
+          fmt::format("chain longer than the {} {} (descriptor loop?)",
+                      in_indirect ? "indirect table size" : "queue size", limit),
           in_indirect);
     auto desc = mem.read_obj<Descriptor>(table + 16ull * index);
     if (!desc) throw VirtqueueViolation(index, "descriptor outside guest RAM", in_indirect);
@@ -168,8 +173,13 @@ void Virtqueue::walk_chain(const GuestMemory& mem, uint16_t head, DescriptorChai
       if (!mem.translate(desc->addr, desc->len))
         throw VirtqueueViolation(index, fmt::format("indirect table {} lies outside guest RAM",
                                                     range_text(desc->addr, desc->len)));
+      if (desc->len / 16 > kMaxIndirectEntries)
+        throw VirtqueueViolation(index, fmt::format("indirect table of {} entries exceeds {}",
+                                                    desc->len / 16, kMaxIndirectEntries));
       table = desc->addr;
       table_entries = desc->len / 16;
+      limit = table_entries;
+      visited = 0;
       index = 0;
       in_indirect = true;
       continue;

@@ -19,6 +19,10 @@
 
 namespace vmm::virtio {
 
+// Largest indirect table accepted (entries); larger ones are absurd for any
+// driver and would only make the device walk long chains.
+inline constexpr uint32_t kMaxIndirectEntries = 4096;
+
 // Descriptor index used in a violation that concerns no particular descriptor
 // (ring layout, avail index).
 inline constexpr uint32_t kNoDescriptor = 0xffffffff;
