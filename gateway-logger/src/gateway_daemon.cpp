@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "asio.h"
 #include "classifier.h"
 #include "frame_log.h"
+#include "log_writer.h"
 #include "packet_ring.h"
 #include "reference_resolver.h"
 #include "registry.h"
@@ -72,6 +74,7 @@ struct Counters {
   uint64_t oversized = 0;
   uint64_t capture_truncated = 0;
   uint64_t unwritten_after_stop = 0;
+  uint64_t queue_full_drops = 0;  // frames dropped because the writer fell too far behind
   uint64_t unauthenticated_cooperating_sources = 0;
   uint64_t announcements[6] = {};  // by Verdict
 };
@@ -87,6 +90,7 @@ struct GatewayDaemon::State {
     uint64_t drops_seen = 0;
     uint64_t drops_to_report = 0;  // go into the next logged frame's epb_dropcount
     uint64_t started_ns = 0;
+    FrameBatch batch;  // frames of the current ring walk, handed to the writer afterwards
   };
 
   std::function<GatewayConfig()> load_config;
@@ -96,7 +100,10 @@ struct GatewayDaemon::State {
   asio::steady_timer housekeeping{io};
   std::vector<Capture> captures;
   std::unique_ptr<Classifier> classifier;
-  std::unique_ptr<FrameLog> frame_log;
+  std::unique_ptr<LogWriter> writer;
+  // Ring counters for the ISBs, read by the writer thread when it closes a segment.
+  std::mutex statistics_mutex;
+  std::vector<pcapng::InterfaceStatistics> statistics_snapshot;
   Counters counters;
   bool failed = false;
   bool stopping = false;
@@ -127,7 +134,7 @@ struct GatewayDaemon::State {
   void reload();
   void drain_everything();
   void shutdown();
-  void fail_loudly(const std::exception& error);
+  void fail_loudly(const std::string& error);
   void finish_after_failure();
   void print_summary();
   std::vector<pcapng::InterfaceStatistics> interface_statistics(uint64_t now_ns);
@@ -150,7 +157,7 @@ int GatewayDaemon::run() {
   try {
     state_->start();
   } catch (const WriteError& e) {
-    state_->fail_loudly(e);
+    state_->fail_loudly(e.what());
     state_->io.run();  // runs finish_after_failure()
     return kExitWriteError;
   } catch (const std::exception& e) {
@@ -187,8 +194,14 @@ void GatewayDaemon::State::start() {
   }
   FrameLogSettings log_settings{config.out_dir, config.segment_size, config.segment_seconds,
                                 config.compression_level};
-  frame_log = std::make_unique<FrameLog>(
+  for (const auto& capture : captures)
+    statistics_snapshot.push_back({capture.id, now, capture.started_ns, 0, 0});
+  auto frame_log = std::make_unique<FrameLog>(
       log_settings, logged, [this](uint64_t t) { return interface_statistics(t); }, now);
+  uint64_t first_segment = frame_log->current_segment();
+  writer = std::make_unique<LogWriter>(std::move(frame_log), [this](const std::string& message) {
+    asio::post(io, [this, message] { fail_loudly(message); });
+  });
   configure_cooperation();
   for (auto& capture : captures) {
     log("capturing on {} (role {}, snaplen {})", capture.ring->interface(), to_string(capture.role),
@@ -196,8 +209,7 @@ void GatewayDaemon::State::start() {
     wait_readable(capture);
   }
   log("logging frames entering the LAN to {} (segment {}, {} bytes / {} s)",
-      config.out_dir.string(), frame_log->current_segment(), config.segment_size,
-      config.segment_seconds);
+      config.out_dir.string(), first_segment, config.segment_size, config.segment_seconds);
   wait_signal();
   schedule_housekeeping();
 }
@@ -242,6 +254,22 @@ void GatewayDaemon::State::drain(Capture& capture) {
   capture.drops_to_report += totals.dropped - capture.drops_seen;
   capture.drops_seen = totals.dropped;
   capture.ring->drain([&](const CapturedFrame& frame) { handle_frame(capture, frame); });
+  {
+    std::lock_guard lock(statistics_mutex);
+    statistics_snapshot[capture.id].received = totals.received;
+    statistics_snapshot[capture.id].dropped = totals.dropped;
+  }
+  if (capture.batch.empty()) return;
+  size_t frames = capture.batch.entries.size();
+  if (!writer->submit(std::move(capture.batch))) {
+    // The writer is more than its queue limit behind (disk too slow): these
+    // frames are lost; they are counted and reported as drops in the next EPB.
+    counters.queue_full_drops += frames;
+    capture.drops_to_report += frames;
+    if (counters.queue_full_drops == frames)
+      log("warning: log writer too slow, dropping frames (counted in queue_full_drops)");
+  }
+  capture.batch = FrameBatch{};
 }
 
 void GatewayDaemon::State::handle_frame(Capture& capture, const CapturedFrame& frame) {
@@ -278,26 +306,17 @@ void GatewayDaemon::State::handle_frame(Capture& capture, const CapturedFrame& f
                    pcapng::epb_flags(direction, reception_of(frame.packet_type)),
                    capture.drops_to_report,
                    classification.direction};
-  try {
-    auto recorded = frame_log->record(entry);
-    capture.drops_to_report = 0;
-    ++counters.logged;
-    if (publisher)
-      to_publish.push_back({recorded.segment << 32 | recorded.ordinal, recorded.digest});
-  } catch (const WriteError& e) {
-    fail_loudly(e);
-  }
+  capture.batch.add(entry);
+  capture.drops_to_report = 0;
+  ++counters.logged;
 }
 
 std::vector<pcapng::InterfaceStatistics> GatewayDaemon::State::interface_statistics(
     uint64_t now_ns) {
-  std::vector<pcapng::InterfaceStatistics> result;
-  for (auto& capture : captures) {
-    const auto& totals = capture.ring->refresh_counters();
-    capture.drops_to_report += totals.dropped - capture.drops_seen;
-    capture.drops_seen = totals.dropped;
-    result.push_back({capture.id, now_ns, capture.started_ns, totals.received, totals.dropped});
-  }
+  // Runs on the writer thread: uses the counters as of the last ring walk.
+  std::lock_guard lock(statistics_mutex);
+  auto result = statistics_snapshot;
+  for (auto& stats : result) stats.timestamp_ns = now_ns;
   return result;
 }
 
@@ -311,24 +330,14 @@ void GatewayDaemon::State::schedule_housekeeping() {
 }
 
 void GatewayDaemon::State::housekeep() {
-  try {
-    frame_log->flush();
-    publish();
-    uint64_t now = realtime_ns();
-    if (frame_log->rotation_due(now)) {
-      frame_log->rotate(now);
-      log("rotated to segment {}", frame_log->current_segment());
-    }
-  } catch (const WriteError& e) {
-    fail_loudly(e);
-  }
+  writer->request_flush();  // the writer also rotates when the segment is due
+  publish();
 }
 
 void GatewayDaemon::State::publish() {
-  if (!publisher || to_publish.empty() || publish_to.empty()) {
-    to_publish.clear();
-    return;
-  }
+  auto written = writer->take_written();
+  if (!publisher || written.empty() || publish_to.empty()) return;
+  to_publish = std::move(written);
   for (const auto& datagram_bytes : publisher->encode(to_publish))
     for (const auto& endpoint : publish_to) {
       boost::system::error_code ec;
@@ -367,7 +376,7 @@ void GatewayDaemon::State::wait_signal() {
       if (!stopping) wait_signal();
       return;
     }
-    log("signal {}: closing segment {} and exiting", signal, frame_log->current_segment());
+    log("signal {}: closing segment {} and exiting", signal, writer->current_segment());
     shutdown();
   });
 }
@@ -398,31 +407,22 @@ void GatewayDaemon::State::reload() {
     classifier = std::make_unique<Classifier>(std::move(prefixes), lan_captured);
     config = fresh;
     configure_cooperation();
-    frame_log->update_limits(config.segment_size, config.segment_seconds);
+    writer->update_limits(config.segment_size, config.segment_seconds);
     log("SIGHUP: configuration re-read");
   } catch (const std::exception& e) {
     log("SIGHUP: configuration error, keeping the previous one: {}", e.what());
   }
-  try {
-    frame_log->rotate(realtime_ns());
-    log("SIGHUP: reopened, now writing segment {}", frame_log->current_segment());
-  } catch (const WriteError& e) {
-    fail_loudly(e);
-  }
+  uint64_t segment = writer->rotate_and_wait();
+  if (!writer->failed()) log("SIGHUP: reopened, now writing segment {}", segment);
 }
 
 void GatewayDaemon::State::shutdown() {
   stopping = true;
   drain_everything();
-  if (!failed) {
-    try {
-      frame_log->close(realtime_ns());
-      publish();
-    } catch (const WriteError& e) {
-      fail_loudly(e);
-    }
-  }
-  if (failed) {
+  writer->close();  // writes everything queued; a failure is reported through fail_loudly
+  if (!writer->failed()) publish();
+  if (writer->failed()) {
+    if (!failed) fail_loudly(writer->error_message());
     finish_after_failure();
     return;
   }
@@ -430,18 +430,17 @@ void GatewayDaemon::State::shutdown() {
   io.stop();
 }
 
-void GatewayDaemon::State::fail_loudly(const std::exception& error) {
+void GatewayDaemon::State::fail_loudly(const std::string& error) {
   if (failed) return;
   failed = true;
   exit_code = kExitWriteError;
-  uint64_t lost = frame_log ? frame_log->frames_unwritten() : 0;
-  log("!!! LOGGING STOPPED: {}", error.what());
+  uint64_t lost = writer ? writer->frames_unwritten() : 0;
+  log("!!! LOGGING STOPPED: {}", error);
   log("!!! {} frame(s) accepted for logging were NOT written; frames still arriving are counted",
       lost);
   // Best effort: the disk may be full, but creating an empty marker usually still works.
   std::ofstream marker(config.out_dir / kStoppedMarker);
-  marker << "rr-gateway stopped logging: " << error.what() << "\nunwritten frames: " << lost
-         << "\n";
+  marker << "rr-gateway stopped logging: " << error << "\nunwritten frames: " << lost << "\n";
   // We may be inside a ring walk: finish from the event loop, not re-entrantly.
   asio::post(io, [this] { finish_after_failure(); });
 }
@@ -452,8 +451,9 @@ void GatewayDaemon::State::finish_after_failure() {
   stopping = true;
   // Count the loggable frames already captured that can no longer be written.
   for (auto& capture : captures) drain(capture);
+  if (writer) writer->close();  // counts what was still queued
   log("!!! unwritten frames: {} accepted by the log + {} captured after the failure",
-      frame_log ? frame_log->frames_unwritten() : 0, counters.unwritten_after_stop);
+      writer ? writer->frames_unwritten() : 0, counters.unwritten_after_stop);
   print_summary();
   io.stop();
 }
@@ -467,12 +467,13 @@ void GatewayDaemon::State::print_summary() {
   const auto& c = counters;
   log("summary: frames_seen={} incoming={} outgoing={} internal={} external={} logged={} "
       "upstream_copies={} malformed={} oversized={} capture_truncated={} kernel_received={} "
-      "kernel_drops={} unwritten={} segment={} announcements_accepted={} "
+      "kernel_drops={} queue_full_drops={} unwritten={} segment={} announcements_accepted={} "
       "announcements_rejected={} unauthenticated_cooperating_sources={}",
       c.frames_seen, c.by_direction[0], c.by_direction[1], c.by_direction[2], c.by_direction[3],
-      c.logged, c.upstream_copies, c.malformed, c.oversized, c.capture_truncated, received, drops,
-      (frame_log ? frame_log->frames_unwritten() : 0) + c.unwritten_after_stop,
-      frame_log ? frame_log->current_segment() : 0, c.announcements[0],
+      writer ? writer->frames_logged() : 0, c.upstream_copies, c.malformed, c.oversized,
+      c.capture_truncated, received, drops, c.queue_full_drops,
+      (writer ? writer->frames_unwritten() : 0) + c.unwritten_after_stop,
+      writer ? writer->current_segment() : 0, c.announcements[0],
       c.announcements[1] + c.announcements[2] + c.announcements[3] + c.announcements[4] +
           c.announcements[5],
       c.unauthenticated_cooperating_sources);
