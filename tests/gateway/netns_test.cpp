@@ -12,11 +12,13 @@
 #include <map>
 #include <set>
 
+#include "announcement.h"
 #include "frame_index.h"
 #include "gateway_daemon.h"
 #include "librr/crypto.h"
 #include "netns_topology.h"
 #include "pcapng_reader.h"
+#include "registry.h"
 #include "segment_file.h"
 #include "test_support.h"
 
@@ -359,4 +361,71 @@ TEST_F(GatewayNetnsTest, MalformedTruncatedOversizedFramesAndBursts) {
   EXPECT_GE(summary["malformed"], 4u) << gateway.log();
   EXPECT_GE(summary["capture_truncated"], 40u) << "jumbo frames seen on wan0 and lan0";
   EXPECT_EQ(summary["kernel_drops"], 0u) << gateway.log();
+}
+
+TEST_F(GatewayNetnsTest, VerifiesHostAnnouncementsAndPublishesLoggedDigests) {
+  Topology net;
+  const std::string host_key(64, '1'), gateway_key(64, '3');
+  auto registry_path = dir_.path() / "registry.json";
+  std::ofstream(registry_path) << R"({"gateway": {"name": "gw", "key": ")" << gateway_key
+                               << R"("}, "hosts": [{"name": "lan1", "macs": [")"
+                               << Topology::kLan1Mac << R"("], "ips": ["10.77.0.2"], "key": ")"
+                               << host_key << R"("}]})";
+  auto registry = gateway::Registry::load_file(registry_path);
+  GatewayProcess gateway(net,
+                         write_config("registry = " + registry_path.string() +
+                                      "\nannounce_port = 9500\nannounce_publish = " +
+                                      Topology::kLan1Address + ":9501\n"),
+                         dir_.path() / "stderr.txt");
+  ASSERT_TRUE(gateway.wait_ready()) << gateway.log();
+  // The gateway's publications arrive at lan1:9501.
+  auto subscriber = net.socket_in("lan1", AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  sockaddr_in bind_to{};
+  bind_to.sin_family = AF_INET;
+  bind_to.sin_port = htons(9501);
+  ASSERT_EQ(bind(subscriber.get(), reinterpret_cast<sockaddr*>(&bind_to), sizeof bind_to), 0);
+
+  // lan1 announces one frame, then replays the same datagram and sends a forged one.
+  auto announcer = net.socket_in("lan1", AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in gw{};
+  gw.sin_family = AF_INET;
+  gw.sin_port = htons(9500);
+  inet_pton(AF_INET, "10.77.0.1", &gw.sin_addr);
+  gateway::AnnouncementSender sender(gateway::AnnouncementKind::kHostFrames, "lan1",
+                                     librr::Key::from_bytes(librr::from_hex(host_key)), 1);
+  std::vector<gateway::AnnouncedFrame> announced = {{1, librr::hash256(std::vector<uint8_t>{1})}};
+  auto datagram = sender.encode(announced).at(0);
+  auto forged = datagram;
+  forged[forged.size() - 1] ^= 1;
+  for (const auto* d : {&datagram, &datagram, &forged})
+    sendto(announcer.get(), d->data(), d->size(), 0, reinterpret_cast<sockaddr*>(&gw), sizeof gw);
+
+  UdpPath to_lan(net, "out", "lan1", Topology::kLan1Address, 9001, "pub");
+  to_lan.send(100);
+  ASSERT_EQ(to_lan.receive(100), 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  gateway.signal(SIGTERM);
+  ASSERT_EQ(gateway.wait_exit(), 0) << gateway.log();
+  auto summary = gateway.summary();
+  EXPECT_EQ(summary["announcements_accepted"], 1u) << gateway.log();
+  EXPECT_EQ(summary["announcements_rejected"], 2u) << "a replay and a forged tag";
+
+  // Every published digest verifies under the gateway key and matches the index.
+  gateway::AnnouncementVerifier verifier(registry);
+  std::set<librr::Digest> published;
+  std::vector<uint8_t> buffer(2048);
+  for (;;) {
+    ssize_t n = recv(subscriber.get(), buffer.data(), buffer.size(), 0);
+    if (n <= 0) break;
+    gateway::Announcement message;
+    ASSERT_EQ(verifier.verify({buffer.data(), static_cast<size_t>(n)}, &message),
+              gateway::Verdict::kAccepted);
+    EXPECT_EQ(message.kind, gateway::AnnouncementKind::kGatewayFrames);
+    for (const auto& frame : message.frames) published.insert(frame.digest);
+  }
+  gateway::FrameIndex index(out_dir_ / gateway::kIndexFileName);
+  std::set<librr::Digest> logged;
+  for (const auto& row : index.all_frames()) logged.insert(row.digest);
+  EXPECT_EQ(logged.size(), 100u);
+  EXPECT_EQ(published, logged);
 }
