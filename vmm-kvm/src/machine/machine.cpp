@@ -148,16 +148,20 @@ void Machine::arm_deadline_kick() {
   kicker_.kick_at(host_monotonic_ns() + delay);
 }
 
-void Machine::service_devices() {
+void Machine::advance_timed_devices() {
   const uint64_t now = clock_->now_ns();
   for (TimedDevice* device : timed_devices_)
     if (device->next_deadline_ns() <= now) device->advance_to(now);
+}
+
+void Machine::service_devices() {
+  advance_timed_devices();
   uart_.pull_input();
 }
 
 // ---- the three interface points ----
 
-void Machine::on_synchronous_exit() {
+void Machine::dispatch_synchronous_exit() {
   kvm_run& run = *vcpu_.run_state();
   ++stats_.landmarks;
   switch (run.exit_reason) {
@@ -169,11 +173,16 @@ void Machine::on_synchronous_exit() {
       ++stats_.mmio_exits;
       handle_mmio(run);
       break;
-    default:  // KVM_EXIT_HLT
+    default:  // KVM_EXIT_HLT: the caller decides how to wait
       ++stats_.halts;
-      handle_halt(run);
       break;
   }
+}
+
+void Machine::on_synchronous_exit() {
+  dispatch_synchronous_exit();
+  kvm_run& run = *vcpu_.run_state();
+  if (run.exit_reason == KVM_EXIT_HLT) handle_halt(run);
   if (observer_) observer_->on_synchronous_exit(stats_.landmarks, run);
 }
 
@@ -184,21 +193,43 @@ void Machine::on_asynchronous_stop() {
   if (observer_) observer_->on_asynchronous_stop(stats_.landmarks);
 }
 
+bool Machine::interrupt_deliverable() const {
+  const kvm_run& run = *vcpu_.run_state();
+  return pic_.has_pending_interrupt() && run.ready_for_interrupt_injection && run.if_flag;
+}
+
+uint8_t Machine::inject_interrupt() {
+  const uint8_t vector = pic_.acknowledge();
+  vcpu_.interrupt(vector);
+  ++stats_.interrupts_delivered;
+  return vector;
+}
+
 void Machine::deliver_interrupt() {
   kvm_run& run = *vcpu_.run_state();
   if (!pic_.has_pending_interrupt()) {
     run.request_interrupt_window = 0;
     return;
   }
-  if (run.ready_for_interrupt_injection && run.if_flag) {
-    const uint8_t vector = pic_.acknowledge();
-    vcpu_.interrupt(vector);
-    ++stats_.interrupts_delivered;
+  if (interrupt_deliverable()) {
+    const uint8_t vector = inject_interrupt();
     run.request_interrupt_window = 0;
     if (observer_) observer_->on_interrupt_delivered(stats_.landmarks, vector);
   } else {
     // IF=0 or an interrupt shadow: KVM exits as soon as the guest can take it.
     run.request_interrupt_window = 1;
+  }
+}
+
+void Machine::settle_vcpu() {
+  kvm_run& run = *vcpu_.run_state();
+  const uint8_t saved = run.immediate_exit;
+  run.immediate_exit = 1;
+  const int result = vcpu_.run();
+  run.immediate_exit = saved;
+  if (result != -EINTR && result != 0) {
+    errno = -result;
+    librr::throw_errno("KVM_RUN (settling the vCPU) at " + describe_rip());
   }
 }
 
@@ -253,13 +284,60 @@ void Machine::handle_halt(kvm_run& run) {
 
 // ---- the loop ----
 
+Machine::Exit Machine::enter_guest() {
+  kvm_run& run = *vcpu_.run_state();
+  const int result = vcpu_.run();
+  if (result == -EINTR || (result == 0 && run.exit_reason == KVM_EXIT_INTR))
+    return {Exit::Kind::kAsynchronous, {}};
+  if (result == -EAGAIN) return {Exit::Kind::kSpurious, {}};
+  if (result < 0) {
+    errno = -result;
+    librr::throw_errno("KVM_RUN at " + describe_rip());
+  }
+  switch (run.exit_reason) {
+    case KVM_EXIT_IO:
+    case KVM_EXIT_MMIO:
+    case KVM_EXIT_HLT:
+      return {Exit::Kind::kSynchronous, {}};
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+      ++stats_.interrupt_window_exits;
+      return {Exit::Kind::kSpurious, {}};
+    case KVM_EXIT_SHUTDOWN:
+      return {Exit::Kind::kTerminal,
+              {RunResult::Kind::kShutdown, 0,
+               "guest triple-faulted (KVM_EXIT_SHUTDOWN) at " + describe_rip()}};
+    case KVM_EXIT_INTERNAL_ERROR: {
+      std::string data;
+      for (uint32_t i = 0; i < run.internal.ndata && i < 16; ++i)
+        data += fmt::format(" {:#x}", run.internal.data[i]);
+      return {
+          Exit::Kind::kTerminal,
+          {RunResult::Kind::kError, 0,
+           fmt::format("KVM internal error, suberror {} ({}) at {}; data:{}", run.internal.suberror,
+                       run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                           ? "instruction emulation failed"
+                           : "see linux/kvm.h",
+                       describe_rip(), data)}};
+    }
+    case KVM_EXIT_FAIL_ENTRY:
+      return {Exit::Kind::kTerminal,
+              {RunResult::Kind::kError, 0,
+               fmt::format("KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {:#x} at {}",
+                           run.fail_entry.hardware_entry_failure_reason, describe_rip())}};
+    default:
+      return {
+          Exit::Kind::kTerminal,
+          {RunResult::Kind::kError, 0,
+           fmt::format("unexpected KVM exit reason {} at {}", run.exit_reason, describe_rip())}};
+  }
+}
+
 RunResult Machine::run() {
   kicker_.bind_to_current_thread(vcpu_.run_state());
   struct Unbind {
     VcpuKicker& kicker;
     ~Unbind() { kicker.unbind(); }
   } unbind{kicker_};
-  kvm_run& run = *vcpu_.run_state();
 
   for (;;) {
     if (pending_result_) return *std::exchange(pending_result_, std::nullopt);
@@ -268,50 +346,18 @@ RunResult Machine::run() {
 
     deliver_interrupt();
     arm_deadline_kick();
-    const int result = vcpu_.run();
-    if (result == -EINTR || (result == 0 && run.exit_reason == KVM_EXIT_INTR)) {
-      on_asynchronous_stop();
-      continue;
-    }
-    if (result == -EAGAIN) continue;
-    if (result < 0) {
-      errno = -result;
-      librr::throw_errno("KVM_RUN at " + describe_rip());
-    }
-
-    switch (run.exit_reason) {
-      case KVM_EXIT_IO:
-      case KVM_EXIT_MMIO:
-      case KVM_EXIT_HLT:
+    const Exit exit = enter_guest();
+    switch (exit.kind) {
+      case Exit::Kind::kAsynchronous:
+        on_asynchronous_stop();
+        break;
+      case Exit::Kind::kSynchronous:
         on_synchronous_exit();
         break;
-      case KVM_EXIT_IRQ_WINDOW_OPEN:
-        ++stats_.interrupt_window_exits;  // deliver_interrupt() injects next round
+      case Exit::Kind::kSpurious:
         break;
-      case KVM_EXIT_SHUTDOWN:
-        return RunResult{RunResult::Kind::kShutdown, 0,
-                         "guest triple-faulted (KVM_EXIT_SHUTDOWN) at " + describe_rip()};
-      case KVM_EXIT_INTERNAL_ERROR: {
-        std::string data;
-        for (uint32_t i = 0; i < run.internal.ndata && i < 16; ++i)
-          data += fmt::format(" {:#x}", run.internal.data[i]);
-        return RunResult{RunResult::Kind::kError, 0,
-                         fmt::format("KVM internal error, suberror {} ({}) at {}; data:{}",
-                                     run.internal.suberror,
-                                     run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-                                         ? "instruction emulation failed"
-                                         : "see linux/kvm.h",
-                                     describe_rip(), data)};
-      }
-      case KVM_EXIT_FAIL_ENTRY:
-        return RunResult{
-            RunResult::Kind::kError, 0,
-            fmt::format("KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {:#x} at {}",
-                        run.fail_entry.hardware_entry_failure_reason, describe_rip())};
-      default:
-        return RunResult{
-            RunResult::Kind::kError, 0,
-            fmt::format("unexpected KVM exit reason {} at {}", run.exit_reason, describe_rip())};
+      case Exit::Kind::kTerminal:
+        return exit.result;
     }
   }
 }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clock/host_clock.h"
@@ -125,6 +126,47 @@ class Machine final : private PowerControl {
   // Thread-safe: asks for an asynchronous stop (new input, new deadline).
   void kick() { kicker_.kick(); }
 
+  // ---- Primitives for sessions that drive the vCPU themselves ----
+  // run() is the live loop built from these; record/replay sessions
+  // (replay/record_session.h, replay/replay_session.h) build their own loops
+  // from the same pieces, so exits are handled identically in all three.
+  struct Exit {
+    enum class Kind {
+      kSynchronous,   // PIO, MMIO or HLT: a landmark, not yet dispatched
+      kAsynchronous,  // a kick (signal + immediate_exit) stopped the vCPU
+      kSpurious,      // interrupt window, -EAGAIN: nothing happened
+      kTerminal,      // the machine ended; see `result`
+    };
+    Kind kind = Kind::kSpurious;
+    RunResult result;  // kTerminal only
+  };
+  // One KVM_RUN, classified. Throws SystemError if KVM_RUN itself fails.
+  Exit enter_guest();
+  // Handles the PIO/MMIO/HLT exit that enter_guest() reported (device
+  // models run here; HLT needs nothing) and counts the landmark.
+  void dispatch_synchronous_exit();
+  // An interrupt is pending at the PIC and the guest can take it now (IF=1,
+  // no interrupt shadow), per the last exit's kvm_run.
+  bool interrupt_deliverable() const;
+  // Acknowledges the PIC's highest-priority interrupt and injects it.
+  uint8_t inject_interrupt();
+  // Advances every timed device whose deadline passed (Clock::now_ns()).
+  void advance_timed_devices();
+  uint64_t next_deadline() const { return earliest_deadline(); }
+  // A result set by a device during the last exit (exit port, reset).
+  std::optional<RunResult> take_pending_result() {
+    return std::exchange(pending_result_, std::nullopt);
+  }
+  // KVM_RUN with immediate_exit set: completes a pending PIO/MMIO read into
+  // the registers and refreshes kvm_run's if_flag/ready flags without
+  // executing a guest instruction. Needed before reading or replacing vCPU state.
+  void settle_vcpu();
+  VcpuKicker& kicker() { return kicker_; }
+  // Consumes a request_stop() (for session loops).
+  bool take_stop_request() { return stop_requested_.exchange(false); }
+  kvm_run& run_state() { return *vcpu_.run_state(); }
+  std::string describe_rip();
+
   VcpuState save_vcpu_state() const { return VcpuState::capture(vcpu_); }
   void restore_vcpu_state(const VcpuState& state) { state.restore(vcpu_); }
   // Pages written since the previous call (needs track_dirty_pages).
@@ -147,7 +189,6 @@ class Machine final : private PowerControl {
   void service_devices();
   uint64_t earliest_deadline() const;
   void arm_deadline_kick();
-  std::string describe_rip();
 
   kvm::System system_;
   kvm::Vm vm_;
