@@ -42,10 +42,10 @@ for file in vmlinux initramfs.cpio initramfs.cpio.gz cmdline.txt; do
     [[ -f $guest_dir/$file ]] || { echo "FAIL: $guest_dir/$file missing"; exit 1; }
 done
 
-if file "$guest_dir/vmlinux" | grep 'ELF 64-bit.*with debug_info, not stripped' >/dev/null; then
+if file -L "$guest_dir/vmlinux" | grep 'ELF 64-bit.*with debug_info, not stripped' >/dev/null; then
     pass "file: vmlinux is a 64-bit ELF with debug_info"
 else
-    fail "file vmlinux: $(file -b "$guest_dir/vmlinux")"
+    fail "file vmlinux: $(file -L -b "$guest_dir/vmlinux")"
 fi
 if readelf -n "$guest_dir/vmlinux" | grep 'Xen.*0x00000012' >/dev/null; then
     pass "readelf -n: PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) present"
