@@ -29,11 +29,12 @@ CREATE TABLE IF NOT EXISTS frames (
   interface TEXT NOT NULL,
   wire_length INTEGER NOT NULL,
   captured_length INTEGER NOT NULL,
-  digest BLOB NOT NULL,
+    digest BLOB NOT NULL,
   direction TEXT NOT NULL,
+  digest_prefix INTEGER NOT NULL,
   PRIMARY KEY (segment, ordinal)
 );
-CREATE INDEX IF NOT EXISTS frames_by_digest ON frames (digest);
+CREATE INDEX IF NOT EXISTS frames_by_digest ON frames (digest_prefix);
 )sql";
 
 // Releases a prepared statement on every path out of a scope.
@@ -43,6 +44,15 @@ struct Statement {
 };
 
 int64_t as_int(uint64_t v) { return static_cast<int64_t>(v); }
+
+// The first 8 digest bytes as a (big-endian) integer: an index on it is much
+// cheaper to maintain than one on the 32-byte blob (digests are random keys),
+// and it is as selective in practice; lookups compare the full digest too.
+int64_t digest_prefix(const librr::Digest& digest) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | digest[static_cast<size_t>(i)];
+  return static_cast<int64_t>(v);
+}
 
 }  // namespace
 
@@ -58,11 +68,12 @@ FrameIndex::FrameIndex(const std::filesystem::path& path) : path_(path) {
   exec("PRAGMA cache_size=-65536");
   exec("PRAGMA wal_autocheckpoint=8192");
   exec(kSchema);
-  if (sqlite3_prepare_v2(db_,
-                         "INSERT INTO frames (segment, ordinal, pcapng_offset, timestamp_ns, "
-                         "interface, wire_length, captured_length, digest, direction) "
-                         "VALUES (?,?,?,?,?,?,?,?,?)",
-                         -1, &insert_, nullptr) != SQLITE_OK)
+  if (sqlite3_prepare_v2(
+          db_,
+          "INSERT INTO frames (segment, ordinal, pcapng_offset, timestamp_ns, "
+          "interface, wire_length, captured_length, digest, direction, digest_prefix) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?)",
+          -1, &insert_, nullptr) != SQLITE_OK)
     fail("cannot prepare insert");
 }
 
@@ -132,6 +143,7 @@ void FrameIndex::insert(const std::vector<IndexedFrame>& frames) {
     sqlite3_bind_blob(insert_, 8, f.digest.data(), static_cast<int>(f.digest.size()),
                       SQLITE_STATIC);
     sqlite3_bind_text(insert_, 9, f.direction.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(insert_, 10, digest_prefix(f.digest));
     if (sqlite3_step(insert_) != SQLITE_DONE) {
       std::string message = sqlite3_errmsg(db_);
       int code = sqlite3_errcode(db_);
@@ -181,10 +193,11 @@ std::vector<IndexedFrame> FrameIndex::all_frames() const {
 
 uint64_t FrameIndex::count_digest(const librr::Digest& digest) const {
   Statement s;
-  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM frames WHERE digest = ?", -1, &s.stmt,
-                         nullptr) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM frames WHERE digest_prefix = ? AND digest = ?",
+                         -1, &s.stmt, nullptr) != SQLITE_OK)
     fail("cannot prepare count");
-  sqlite3_bind_blob(s.stmt, 1, digest.data(), static_cast<int>(digest.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(s.stmt, 1, digest_prefix(digest));
+  sqlite3_bind_blob(s.stmt, 2, digest.data(), static_cast<int>(digest.size()), SQLITE_STATIC);
   if (sqlite3_step(s.stmt) != SQLITE_ROW) fail("count failed");
   return static_cast<uint64_t>(sqlite3_column_int64(s.stmt, 0));
 }
