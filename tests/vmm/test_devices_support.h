@@ -10,6 +10,7 @@ namespace vmm::testing {
 class ManualClock final : public Clock {
  public:
   uint64_t now_ns() override { return now; }
+  void resume_at(uint64_t guest_ns) override { now = guest_ns; }
   uint64_t now = 0;
 };
 

@@ -1,6 +1,7 @@
 // rr-vmm: subcommands register themselves; each ends parsing with its status.
 #include <CLI/CLI.hpp>
 
+#include "cli/record_command.h"
 #include "cli/run_command.h"
 #if __has_include("probe/probe_cli.h")
 #include "probe/probe_cli.h"
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"rr-vmm: a KVM virtual machine monitor that records and replays whole machines"};
   app.require_subcommand(1);
   vmm::cli::add_run_command(app);
+  vmm::cli::add_record_command(app);
+  vmm::cli::add_replay_command(app);
 #ifdef RR_HAVE_PROBE
   add_probe_command(app);
 #endif

@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "cli/guest_lookup.h"
+#include "librr/crypto.h"
 #include "librr/error.h"
 #include "machine/machine.h"
 
@@ -35,14 +36,10 @@ boot::Protocol parse_protocol(const std::string& text) {
   throw librr::Error("--boot-protocol " + text + ": expected auto, pvh or linux64");
 }
 
-struct PreparedRun {
-  std::unique_ptr<SerialInput> input;
-  std::unique_ptr<Machine> machine;
-  boot::BootInfo boot_info{};
-  std::string what;
-};
+}  // namespace
 
-PreparedRun prepare(const RunOptions& options) {
+PreparedRun prepare_machine(const RunOptions& options, SerialInputWrapper wrap_input,
+                            const std::function<void(MachineConfig&)>& adjust) {
   PreparedRun prepared;
   boot::BootRequest request;
   const bool is_linux = !options.kernel.empty();
@@ -74,18 +71,24 @@ PreparedRun prepare(const RunOptions& options) {
       parse_memory_size(options.memory.empty() ? (is_linux ? "512M" : "128M") : options.memory);
   prepared.input = open_serial_input(options.serial_in);
   config.serial_input = prepared.input.get();
+  if (wrap_input && prepared.input) {
+    prepared.wrapped_input = wrap_input(*prepared.input);
+    config.serial_input = prepared.wrapped_input.get();
+  }
+  if (adjust) adjust(config);
   prepared.machine = std::make_unique<Machine>(config);
+  prepared.kernel_path = request.kernel_path;
+  prepared.cmdline = request.cmdline;
+  prepared.kernel_digest = librr::to_hex(librr::hash256(request.kernel));
   prepared.boot_info =
       boot::load_kernel(prepared.machine->vcpu(), prepared.machine->memory(), request);
   return prepared;
 }
 
-}  // namespace
-
 int run_command(const RunOptions& options) {
   PreparedRun prepared;
   try {
-    prepared = prepare(options);
+    prepared = prepare_machine(options);
   } catch (const std::exception& e) {
     // Bad user input or an unusable host: one line naming the cause.
     std::fprintf(stderr, "rr-vmm: %s\n", e.what());
@@ -136,21 +139,28 @@ int run_command(const RunOptions& options) {
   }
 }
 
+CLI::Option* add_guest_options(CLI::App& command, RunOptions& options) {
+  command.add_option("--guest", options.guest, "test guest NAME (found in $RR_GUEST_DIR, ...)");
+  command.add_option("--kernel", options.kernel, "kernel image: vmlinux, bzImage or PVH ELF");
+  command.add_option("--initrd", options.initrd, "initramfs for --kernel");
+  auto* append = command.add_option("--append", options.append, "kernel command line");
+  command.add_option("--mem", options.memory,
+                     "guest RAM, e.g. 256M (default 128M for test guests, 512M for Linux)");
+  command
+      .add_option("--serial-in", options.serial_in, "COM1 input: stdin, FILE, unix:PATH or none")
+      ->default_str("stdin");
+  command
+      .add_option("--boot-protocol", options.boot_protocol,
+                  "auto (PVH when the ELF note exists), pvh or linux64")
+      ->default_str("auto");
+  command.add_flag("--stats", options.stats, "print exit and interrupt counts on stderr");
+  return append;
+}
+
 void add_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* run = app.add_subcommand("run", "boot a guest (the demo test guest by default)");
-  run->add_option("--guest", options->guest, "test guest NAME (found in $RR_GUEST_DIR, ...)");
-  run->add_option("--kernel", options->kernel, "kernel image: vmlinux, bzImage or PVH ELF");
-  run->add_option("--initrd", options->initrd, "initramfs for --kernel");
-  auto* append = run->add_option("--append", options->append, "kernel command line");
-  run->add_option("--mem", options->memory,
-                  "guest RAM, e.g. 256M (default 128M for test guests, 512M for Linux)");
-  run->add_option("--serial-in", options->serial_in, "COM1 input: stdin, FILE, unix:PATH or none")
-      ->default_str("stdin");
-  run->add_option("--boot-protocol", options->boot_protocol,
-                  "auto (PVH when the ELF note exists), pvh or linux64")
-      ->default_str("auto");
-  run->add_flag("--stats", options->stats, "print exit and interrupt counts on stderr");
+  CLI::Option* append = add_guest_options(*run, *options);
   run->callback([options, append] {
     options->append_given = append->count() > 0;
     const int status = run_command(*options);

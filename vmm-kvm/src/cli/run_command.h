@@ -1,7 +1,12 @@
 #pragma once
 // `rr-vmm run`: boot a test guest or a Linux kernel on the KVM machine.
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
 #include <string>
+
+#include "boot/boot.h"
+#include "machine/machine.h"
 
 namespace vmm::cli {
 
@@ -16,6 +21,24 @@ struct RunOptions {
   std::string boot_protocol = "auto";
   bool stats = false;
 };
+
+// A machine built and booted from RunOptions (shared by run, record, snapshot).
+struct PreparedRun {
+  std::unique_ptr<SerialInput> input;          // the terminal/file/socket input, if any
+  std::unique_ptr<SerialInput> wrapped_input;  // what the machine reads (record wraps `input`)
+  std::unique_ptr<Machine> machine;
+  boot::BootInfo boot_info{};
+  std::string what;
+  std::string kernel_path, cmdline, kernel_digest;
+};
+using SerialInputWrapper = std::function<std::unique_ptr<SerialInput>(SerialInput&)>;
+// Throws librr::Error naming bad input (missing guest or kernel, bad sizes).
+PreparedRun prepare_machine(const RunOptions& options, SerialInputWrapper wrap_input = {},
+                            const std::function<void(MachineConfig&)>& adjust = {});
+
+// The options that say which guest to boot and how (run, record).
+// Returns --append, whose count tells an empty command line from none.
+CLI::Option* add_guest_options(CLI::App& command, RunOptions& options);
 
 // Registers the subcommand; its callback ends parsing by throwing CLI::Success
 // or CLI::RuntimeError(status), like `probe`, so main stays generic.

@@ -16,6 +16,7 @@ class HostClock final : public Clock {
  public:
   HostClock() : origin_ns_(host_monotonic_ns()) {}
   uint64_t now_ns() override { return host_monotonic_ns() - origin_ns_; }
+  void resume_at(uint64_t guest_ns) override { origin_ns_ = host_monotonic_ns() - guest_ns; }
   // Host CLOCK_MONOTONIC time at which the guest clock reads `guest_ns`.
   uint64_t host_time_of(uint64_t guest_ns) const { return origin_ns_ + guest_ns; }
 

@@ -18,12 +18,15 @@ class IrqSink {
   virtual void set_irq(unsigned line, bool level) = 0;
 };
 
-// Guest-visible time. Record/replay wraps this: values observed by the guest
-// are logged during record and fed back during replay.
+// Guest-visible time. Record/replay substitutes a VirtualClock whose value
+// changes only at logged (or deterministically derived) points.
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual uint64_t now_ns() = 0;
+  // Makes now_ns() read `guest_ns` from here on (snapshot restore): time
+  // continues from where the snapshot left it.
+  virtual void resume_at(uint64_t guest_ns) = 0;
 };
 
 class Device {

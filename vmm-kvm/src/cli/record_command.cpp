@@ -1,0 +1,152 @@
+#include "cli/record_command.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "cli/run_command.h"
+#include "clock/virtual_clock.h"
+#include "librr/recorder.h"
+#include "librr/recording.h"
+#include "librr/version.h"
+#include "replay/record_session.h"
+#include "snapshot/machine_snapshot.h"
+
+namespace vmm::cli {
+namespace {
+
+struct RecordOptions {
+  RunOptions guest;
+  std::string out;
+  std::string key_file;
+  bool encrypt = false;
+  double max_lateness_ms = 4;
+};
+
+Machine* g_recording_machine = nullptr;
+void stop_recording(int) {
+  if (g_recording_machine) g_recording_machine->request_stop();
+}
+
+int record_command(RecordOptions& options) {
+  std::optional<librr::Key> key;
+  std::unique_ptr<librr::RecordingDir> dir;
+  std::unique_ptr<librr::Recorder> recorder;
+  VirtualClock clock;
+  Timeline timeline;
+  PreparedRun prepared;
+  try {
+    if (!options.key_file.empty()) key = librr::Key::load_file(options.key_file);
+    if (options.encrypt && !key) throw librr::Error("--encrypt needs --key FILE");
+    dir = std::make_unique<librr::RecordingDir>(librr::RecordingDir::create(options.out));
+    librr::LogWriterOptions log_options;
+    log_options.key = key;
+    log_options.encrypt = options.encrypt;
+    log_options.creator = "rr-vmm " + std::string(librr::library_version());
+    recorder = std::make_unique<librr::Recorder>(dir->log_path(), log_options);
+    prepared = prepare_machine(
+        options.guest,
+        [&](SerialInput& real) {
+          return std::make_unique<RecordingSerialInput>(real, *recorder, timeline);
+        },
+        [&](MachineConfig& config) {
+          config.clock = &clock;
+          config.track_dirty_pages = true;
+        });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rr-vmm: %s\n", e.what());
+    return 2;
+  }
+  Machine& machine = *prepared.machine;
+
+  librr::Manifest& manifest = dir->manifest();
+  manifest.tools.vmm_name = "rr-vmm";
+  manifest.tools.vmm_version = std::string(librr::library_version());
+  manifest.tools.device_model_version = kDeviceModelVersion;
+  manifest.guest["name"] = options.guest.guest.empty() && options.guest.kernel.empty()
+                               ? "demo"
+                               : (options.guest.kernel.empty() ? options.guest.guest : "linux");
+  manifest.guest["kernel"] = prepared.kernel_path;
+  manifest.guest["kernel_digest"] = prepared.kernel_digest;
+  manifest.guest["cmdline"] = prepared.cmdline;
+  manifest.guest["memory_bytes"] = std::to_string(machine.memory().size());
+  manifest.snapshot_digest = librr::to_hex(
+      save_machine_snapshot(machine, dir->snapshot_path(), options.encrypt ? key : std::nullopt));
+  if (options.encrypt) manifest.snapshot_key_fingerprint = key->fingerprint();
+  dir->write_manifest();
+
+  RecordPolicy policy;
+  policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
+  RecordSession session(machine, clock, *recorder, timeline, prepared.wrapped_input.get(), policy);
+  g_recording_machine = &machine;
+  struct sigaction action {};
+  action.sa_handler = stop_recording;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  const auto started = std::chrono::steady_clock::now();
+  RunResult result;
+  try {
+    result = session.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rr-vmm: recording failed: %s\n", e.what());
+    return 1;
+  }
+  g_recording_machine = nullptr;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const RecordStats& s = session.stats();
+  const librr::RecorderStats& r = recorder->stats();
+  uint64_t raw_bytes = 0;
+  for (uint64_t b : r.bytes) raw_bytes += b;
+  std::fprintf(
+      stderr,
+      "rr-vmm: recorded %s in %.2f s: %llu landmarks, %llu async positions, %llu "
+      "interrupts, %llu clock samples, %llu idle skips; log %llu bytes raw, %llu on disk\n",
+      options.out.c_str(), seconds, static_cast<unsigned long long>(s.landmarks),
+      static_cast<unsigned long long>(s.async_positions),
+      static_cast<unsigned long long>(s.interrupts),
+      static_cast<unsigned long long>(s.clock_samples),
+      static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
+      static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
+  switch (result.kind) {
+    case RunResult::Kind::kExitPort:
+      return result.exit_status;
+    case RunResult::Kind::kReset:
+      return 0;
+    case RunResult::Kind::kStopped:
+      return 130;
+    default:
+      std::fprintf(stderr, "rr-vmm: %s\n", result.message.c_str());
+      return 1;
+  }
+}
+
+}  // namespace
+
+void add_record_command(CLI::App& app) {
+  auto options = std::make_shared<RecordOptions>();
+  CLI::App* record = app.add_subcommand(
+      "record", "boot a guest and record it: initial snapshot plus a log of every input");
+  record->add_option("--out,-o", options->out, "recording directory to create (must not exist)")
+      ->required();
+  CLI::Option* append = add_guest_options(*record, options->guest);
+  record->add_option("--key", options->key_file,
+                     "key file: MAC every log chunk (tamper evidence); see --encrypt");
+  record->add_flag("--encrypt", options->encrypt, "encrypt the log and snapshot with --key");
+  record
+      ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
+                   "how late a timer interrupt may be before the vCPU is stopped to deliver it")
+      ->default_val(4);
+  record->callback([options, append] {
+    options->guest.append_given = append->count() > 0;
+    const int status = record_command(*options);
+    if (status == 0) throw CLI::Success();
+    throw CLI::RuntimeError(status);
+  });
+}
+
+}  // namespace vmm::cli

@@ -1,0 +1,194 @@
+#include "replay/record_session.h"
+
+#include <fmt/format.h>
+
+#include "clock/host_clock.h"
+#include "machine/vcpu_kicker.h"
+
+namespace vmm {
+
+RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recorder& recorder,
+                             Timeline& timeline, SerialInput* serial_input, RecordPolicy policy)
+    : machine_(machine),
+      clock_(clock),
+      recorder_(recorder),
+      timeline_(timeline),
+      serial_input_(serial_input),
+      policy_(policy),
+      shadow_(machine.memory()),
+      dirty_(machine.memory().size() / MemoryShadow::kPageSize),
+      host_origin_ns_(host_monotonic_ns() - clock.now_ns()),
+      last_digest_host_ns_(host_monotonic_ns()) {
+  machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
+}
+
+uint64_t RecordSession::guest_now_from_host() const {
+  return host_monotonic_ns() - host_origin_ns_;
+}
+
+uint64_t RecordSession::host_time_of(uint64_t guest_ns) const { return host_origin_ns_ + guest_ns; }
+
+// Replay's twin: ReplaySession::apply_clock.
+void RecordSession::set_clock(uint64_t guest_ns, bool logged) {
+  if (guest_ns <= clock_.now_ns()) return;
+  clock_.advance_to(guest_ns);
+  if (logged) {
+    recorder_.clock(timeline_.position(), guest_ns);
+    ++stats_.clock_samples;
+  }
+  machine_.advance_timed_devices();
+}
+
+void RecordSession::sample_clock_if_lagging() {
+  const uint64_t now = guest_now_from_host();
+  if (now >= clock_.now_ns() + policy_.clock_granularity_ns) set_clock(now, true);
+}
+
+void RecordSession::try_deliver_interrupt() {
+  if (!machine_.interrupt_deliverable()) return;
+  const uint8_t vector = machine_.inject_interrupt();
+  recorder_.interrupt(timeline_.position(), vector, 0);
+  ++stats_.interrupts;
+}
+
+void RecordSession::maybe_digest(bool force) {
+  const uint64_t now = host_monotonic_ns();
+  if (!force && now - last_digest_host_ns_ < policy_.digest_interval_ns) return;
+  last_digest_host_ns_ = now;
+  recorder_.state_digest(compute_state_digest(machine_, timeline_.position()));
+  ++stats_.digests;
+}
+
+void RecordSession::arm_kick() {
+  uint64_t at = VcpuKicker::kNever;
+  const uint64_t deadline = machine_.next_deadline();
+  if (deadline != TimedDevice::kNoDeadline)
+    at = host_time_of(deadline) + policy_.max_interrupt_lateness_ns;
+  if (machine_.pic().has_pending_interrupt())
+    at = std::min(at, host_monotonic_ns() + policy_.retry_quantum_ns);
+  machine_.kicker().kick_at(at);
+}
+
+// A PIO or MMIO exit. Twin: ReplaySession::at_landmark.
+void RecordSession::at_landmark() {
+  sample_clock_if_lagging();  // before the device runs, so a PIT read sees fresh time
+  machine_.dispatch_synchronous_exit();
+  if (auto done = machine_.take_pending_result()) {
+    result_ = std::move(done);
+    return;
+  }
+  machine_.uart().pull_input();
+  maybe_digest(false);
+}
+
+// HLT: wait in host time, but let guest time jump to the next deadline by a
+// rule replay repeats without a log entry (the idle skip). Twin:
+// ReplaySession::at_halt.
+void RecordSession::at_halt() {
+  machine_.dispatch_synchronous_exit();
+  kvm_run& run = machine_.run_state();
+  for (;;) {
+    if (machine_.take_stop_request()) {
+      result_ = RunResult{RunResult::Kind::kStopped, 0, "stopped while the guest was halted"};
+      return;
+    }
+    machine_.advance_timed_devices();
+    if (machine_.pic().has_pending_interrupt()) return;
+    if (!run.if_flag) {
+      result_ = RunResult{RunResult::Kind::kHaltedForever, 0,
+                          "guest halted with interrupts disabled at " + machine_.describe_rip()};
+      return;
+    }
+    const uint64_t deadline = machine_.next_deadline();
+    const bool has_deadline = deadline != TimedDevice::kNoDeadline;
+    if (serial_input_ && serial_input_->has_data()) {
+      const uint64_t now = guest_now_from_host();
+      if (has_deadline && deadline <= now) {
+        set_clock(deadline, false);
+        ++stats_.idle_skips;
+        continue;
+      }
+      set_clock(now, true);
+      if (machine_.uart().pull_input() > 0) continue;
+    }
+    if (!has_deadline && !serial_input_) {
+      result_ =
+          RunResult{RunResult::Kind::kHaltedForever, 0,
+                    "guest halted with no timer armed and no input at " + machine_.describe_rip()};
+      return;
+    }
+    machine_.kicker().wait_for_kick(has_deadline ? host_time_of(deadline) : VcpuKicker::kNever);
+    machine_.kicker().acknowledge(&run);
+    if (has_deadline && guest_now_from_host() >= deadline) {
+      set_clock(deadline, false);
+      ++stats_.idle_skips;
+    }
+  }
+}
+
+// The vCPU was stopped between landmarks: log enough to install this exact
+// state on replay. Twin: ReplaySession::install_async_position.
+void RecordSession::at_async_stop() {
+  machine_.kicker().acknowledge(&machine_.run_state());
+  timeline_.enter_async_stop();
+  librr::AsyncPosition record;
+  record.pos = timeline_.position();
+  record.vcpu_state_format = kVcpuStateFormat;
+  librr::ByteWriter state;
+  machine_.save_vcpu_state().save(state);
+  record.vcpu_state = state.take();
+  dirty_.merge(machine_.take_dirty_log());
+  record.memory = shadow_.capture(last_reset_landmark_, dirty_.take());
+  last_reset_landmark_ = timeline_.landmark();
+  recorder_.async_position(std::move(record));
+  ++stats_.async_positions;
+
+  set_clock(guest_now_from_host(), true);
+  machine_.uart().pull_input();
+}
+
+RunResult RecordSession::finish(RunResult result) {
+  maybe_digest(true);
+  recorder_.finish(timeline_.position(), result.message,
+                   result.kind == RunResult::Kind::kExitPort ? result.exit_status : -1);
+  stats_.landmarks = timeline_.landmark();
+  return result;
+}
+
+RunResult RecordSession::run() {
+  machine_.kicker().bind_to_current_thread(&machine_.run_state());
+  struct Unbind {
+    VcpuKicker& kicker;
+    ~Unbind() { kicker.unbind(); }
+  } unbind{machine_.kicker()};
+
+  for (;;) {
+    if (result_) return finish(*result_);
+    if (machine_.take_stop_request())
+      return finish(RunResult{RunResult::Kind::kStopped, 0, "recording stopped by the user"});
+    try_deliver_interrupt();
+    arm_kick();
+    Machine::Exit exit;
+    do {
+      exit = machine_.enter_guest();
+    } while (exit.kind == Machine::Exit::Kind::kSpurious);
+    switch (exit.kind) {
+      case Machine::Exit::Kind::kAsynchronous:
+        at_async_stop();
+        break;
+      case Machine::Exit::Kind::kSynchronous:
+        timeline_.enter_landmark();
+        if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
+          at_halt();
+        else
+          at_landmark();
+        break;
+      case Machine::Exit::Kind::kTerminal:
+        return finish(exit.result);
+      case Machine::Exit::Kind::kSpurious:
+        break;
+    }
+  }
+}
+
+}  // namespace vmm

@@ -1,0 +1,195 @@
+#include "replay/replay_session.h"
+
+#include <fmt/format.h>
+
+namespace vmm {
+
+ReplaySession::ReplaySession(Machine& machine, VirtualClock& clock, librr::Replayer& replayer,
+                             Timeline& timeline)
+    : machine_(machine),
+      clock_(clock),
+      replayer_(replayer),
+      timeline_(timeline),
+      shadow_(machine.memory()) {}
+
+const librr::Event* ReplaySession::next_at_position() {
+  const librr::Event* next = replayer_.peek();
+  if (next && librr::event_position(*next) == timeline_.position()) return next;
+  return nullptr;
+}
+
+// Twin of RecordSession::set_clock (logged samples only; idle skips are derived).
+void ReplaySession::apply_clock_if_next(std::optional<uint64_t> before_deadline) {
+  const librr::Event* next = next_at_position();
+  const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
+  if (!input || input->channel != librr::channels::kClock) return;
+  const uint64_t value = librr::decode_clock_input(input->data);
+  if (before_deadline && value >= *before_deadline) return;
+  replayer_.take_at(timeline_.position());
+  clock_.advance_to(value);
+  machine_.advance_timed_devices();
+}
+
+void ReplaySession::check_digest_if_next() {
+  const librr::Event* next = next_at_position();
+  const auto* expected = next ? std::get_if<librr::StateDigest>(next) : nullptr;
+  if (!expected) return;
+  const librr::StateDigest actual = compute_state_digest(machine_, timeline_.position());
+  const std::string what = describe_digest_difference(*expected, actual);
+  if (!what.empty())
+    throw librr::Divergence(timeline_.position(),
+                            what + " differ from the recording's state digest");
+  ++outcome_.digests_checked;
+  replayer_.take_at(timeline_.position());
+}
+
+bool ReplaySession::end_if_next() {
+  check_digest_if_next();
+  const librr::Event* next = next_at_position();
+  const auto* end = next ? std::get_if<librr::EndOfRecording>(next) : nullptr;
+  if (!end) return false;
+  outcome_.faithful = true;
+  outcome_.message = "replayed to the end of the recording (" + end->reason + ")";
+  outcome_.guest_exit_status = end->exit_status;
+  replayer_.take_at(timeline_.position());
+  done_ = true;
+  return true;
+}
+
+// Twin of RecordSession::try_deliver_interrupt.
+void ReplaySession::check_interrupt_delivery() {
+  const bool deliverable = machine_.interrupt_deliverable();
+  const librr::Event* next = next_at_position();
+  const auto* logged = next ? std::get_if<librr::InterruptDelivery>(next) : nullptr;
+  if (logged) {
+    if (!deliverable)
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the log delivers vector {:#x} here, but the machine has no interrupt it "
+                      "can deliver (pending={}, IF={})",
+                      logged->vector, machine_.pic().has_pending_interrupt(),
+                      machine_.run_state().if_flag));
+    const uint8_t vector = machine_.inject_interrupt();
+    if (vector != logged->vector)
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the machine delivers vector {:#x}, the log {:#x}", vector, logged->vector));
+    replayer_.take_at(timeline_.position());
+    ++outcome_.interrupts;
+  } else if (deliverable) {
+    throw librr::Divergence(
+        timeline_.position(),
+        "the machine has an interrupt to deliver here, but the log delivers none");
+  }
+}
+
+// Twin of RecordSession::at_async_stop: install the recorded state instead of
+// re-executing the stretch since the last landmark.
+bool ReplaySession::install_async_position_if_next() {
+  const librr::Event* next = replayer_.peek();
+  const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
+  librr::Position expected = timeline_.position();
+  ++expected.async_seq;
+  if (!async || async->pos != expected) return false;
+  if (async->vcpu_state_format != kVcpuStateFormat)
+    throw librr::FormatError(fmt::format("async position {}: vCPU state format {} (expected {})",
+                                         async->pos.to_string(), async->vcpu_state_format,
+                                         kVcpuStateFormat));
+  timeline_.enter_async_stop();
+  machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
+  librr::ByteReader in(async->vcpu_state, "async vCPU state");
+  machine_.restore_vcpu_state(VcpuState::load(in));
+  in.expect_end();
+  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory)) shadow_.apply(*delta);
+  machine_.settle_vcpu();  // refresh IF / interrupt-shadow flags from the installed state
+  replayer_.take_at(timeline_.position());
+  ++outcome_.async_positions;
+
+  apply_clock_if_next(std::nullopt);
+  machine_.uart().pull_input();
+  return true;
+}
+
+// Twin of RecordSession::at_landmark.
+void ReplaySession::at_landmark() {
+  apply_clock_if_next(std::nullopt);
+  machine_.dispatch_synchronous_exit();
+  if (machine_.take_pending_result()) {
+    if (!end_if_next())
+      throw librr::Divergence(timeline_.position(),
+                              "the guest ended here, but the recording goes on");
+    return;
+  }
+  machine_.uart().pull_input();
+  check_digest_if_next();
+}
+
+// Twin of RecordSession::at_halt: logged clock samples before the next
+// deadline and logged input, otherwise the idle skip to the deadline.
+void ReplaySession::at_halt() {
+  machine_.dispatch_synchronous_exit();
+  for (;;) {
+    machine_.advance_timed_devices();
+    if (machine_.pic().has_pending_interrupt()) return;
+    const uint64_t deadline = machine_.next_deadline();
+    const bool has_deadline = deadline != TimedDevice::kNoDeadline;
+    const librr::Event* next = next_at_position();
+    const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
+    const bool clock_first = input && input->channel == librr::channels::kClock &&
+                             (!has_deadline || librr::decode_clock_input(input->data) < deadline);
+    if (clock_first || (input && input->channel == librr::channels::kSerial0)) {
+      apply_clock_if_next(has_deadline ? std::optional(deadline) : std::nullopt);
+      machine_.uart().pull_input();
+      continue;
+    }
+    if (end_if_next()) return;
+    if (!has_deadline)
+      throw librr::Divergence(
+          timeline_.position(),
+          "the guest halted with nothing to wake it, but the recording goes on");
+    clock_.advance_to(deadline);
+  }
+}
+
+void ReplaySession::step() {
+  if (end_if_next()) return;
+  check_interrupt_delivery();
+  if (install_async_position_if_next()) return;
+  if (!replayer_.peek()) {
+    // The log ended without EndOfRecording: a recording cut short (kill -9).
+    outcome_.faithful = true;
+    outcome_.log_terminated = false;
+    outcome_.message = "the recording was cut short; replayed faithfully up to its last record";
+    done_ = true;
+    return;
+  }
+  Machine::Exit exit;
+  do {
+    exit = machine_.enter_guest();
+  } while (exit.kind == Machine::Exit::Kind::kSpurious ||
+           exit.kind == Machine::Exit::Kind::kAsynchronous);
+  if (exit.kind == Machine::Exit::Kind::kTerminal) {
+    if (!end_if_next())
+      throw librr::Divergence(timeline_.position(), "the machine stopped: " + exit.result.message);
+    return;
+  }
+  timeline_.enter_landmark();
+  replayer_.check_nothing_before(timeline_.position());
+  if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
+    at_halt();
+  else
+    at_landmark();
+}
+
+ReplayOutcome ReplaySession::run() {
+  try {
+    while (!done_) step();
+  } catch (const librr::Divergence& divergence) {
+    outcome_.faithful = false;
+    outcome_.message = divergence.what();
+  }
+  outcome_.end = timeline_.position();
+  return outcome_;
+}
+
+}  // namespace vmm

@@ -1,0 +1,75 @@
+#include "replay/session_common.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "librr/crypto.h"
+
+namespace vmm {
+
+librr::StateDigest compute_state_digest(Machine& machine, const librr::Position& pos) {
+  const kvm_regs regs = machine.vcpu().get_regs();
+  const kvm_sregs sregs = machine.vcpu().get_sregs();
+  librr::Hasher registers;
+  registers.update_pod(regs);
+  registers.update_pod(sregs.cr0).update_pod(sregs.cr3).update_pod(sregs.cr4);
+  registers.update_pod(sregs.efer).update_pod(sregs.cs.selector);
+  librr::StateDigest digest;
+  digest.pos = pos;
+  digest.registers = registers.finish();
+  const GuestMemory memory = machine.memory();
+  const XXH128_hash_t ram = XXH3_128bits(memory.host_base(), memory.size());
+  std::memcpy(digest.memory.data(), &ram.low64, 8);
+  std::memcpy(digest.memory.data() + 8, &ram.high64, 8);
+  return digest;
+}
+
+std::string describe_digest_difference(const librr::StateDigest& expected,
+                                       const librr::StateDigest& actual) {
+  std::string what;
+  if (expected.registers != actual.registers) what = "registers";
+  if (expected.memory != actual.memory) what += what.empty() ? "memory" : " and memory";
+  return what;
+}
+
+RecordingSerialInput::RecordingSerialInput(SerialInput& inner, librr::Recorder& recorder,
+                                           const Timeline& timeline)
+    : inner_(inner), recorder_(recorder), timeline_(timeline) {
+  inner_.set_data_ready_callback([this] { notify_data_ready(); });
+}
+
+RecordingSerialInput::~RecordingSerialInput() { inner_.set_data_ready_callback(nullptr); }
+
+size_t RecordingSerialInput::take(std::span<uint8_t> out) {
+  const size_t n = inner_.take(out);
+  if (n > 0) recorder_.input(timeline_.position(), librr::channels::kSerial0, out.first(n));
+  return n;
+}
+
+bool ReplaySerialInput::has_data() const {
+  if (!pending_.empty()) return true;
+  const librr::Event* next = replayer_.peek();
+  const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
+  return input && input->pos == timeline_.position() && input->channel == librr::channels::kSerial0;
+}
+
+size_t ReplaySerialInput::take(std::span<uint8_t> out) {
+  // Gather every serial record logged at this position: record's UART took
+  // them here, up to the room it had, which is the room it has now.
+  for (;;) {
+    const librr::Event* next = replayer_.peek();
+    const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
+    if (!input || input->pos != timeline_.position() || input->channel != librr::channels::kSerial0)
+      break;
+    pending_.insert(pending_.end(), input->data.begin(), input->data.end());
+    replayer_.take_at(timeline_.position());
+  }
+  const size_t n = std::min(out.size(), pending_.size());
+  std::copy_n(pending_.begin(), n, out.begin());
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+  return n;
+}
+
+}  // namespace vmm

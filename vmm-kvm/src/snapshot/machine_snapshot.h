@@ -1,0 +1,27 @@
+#pragma once
+// The whole machine in librr's snapshot format: guest RAM (sparse), the vCPU
+// (registers, segments, FPU, MSRs, events), the guest clock and every device
+// under its own name. Used by `rr-vmm snapshot`/`--restore`, by record (the
+// initial snapshot) and by replay and the analyzer (restoring it).
+#include <filesystem>
+#include <optional>
+
+#include "librr/crypto.h"
+#include "machine/machine.h"
+
+namespace vmm {
+
+// Version of the blobs this VMM writes ("vcpu0", "clock", device names).
+inline constexpr uint32_t kMachineStateVersion = 1;
+
+// Writes the snapshot; returns its BLAKE2b digest. The vCPU must be settled
+// (Machine::settle_vcpu) if it stopped in the middle of a PIO/MMIO read.
+librr::Digest save_machine_snapshot(Machine& machine, const std::filesystem::path& path,
+                                    const std::optional<librr::Key>& key = std::nullopt);
+
+// Loads a snapshot into a freshly built machine with the same RAM size and
+// devices. Throws librr::FormatError naming the section that does not fit.
+void restore_machine_snapshot(Machine& machine, const std::filesystem::path& path,
+                              const std::optional<librr::Key>& key = std::nullopt);
+
+}  // namespace vmm
