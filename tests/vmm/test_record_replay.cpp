@@ -1,0 +1,203 @@
+// Record and replay of real KVM guests through the real rr-vmm binary:
+// replays must reproduce the serial output byte for byte and pass every
+// interrupt and state-digest check; edited and truncated logs are handled.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "librr/log.h"
+#include "librr/recording.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string rr_vmm() { return std::string(RR_BINARY_DIR) + "/bin/rr-vmm"; }
+
+bool kvm_usable() { return access("/dev/kvm", R_OK | W_OK) == 0; }
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs rr-vmm with stdout and stderr to files; returns the exit status.
+int run_vmm(const std::string& args, const fs::path& out, const fs::path& err) {
+  const std::string command = "RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " + rr_vmm() +
+                              " " + args + " >" + out.string() + " 2>" + err.string() +
+                              " </dev/null";
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class RecordReplay : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!kvm_usable()) GTEST_SKIP() << "/dev/kvm is not usable here: cannot run guests";
+    char pattern[] = "/tmp/rr-record-test-XXXXXX";
+    dir_ = mkdtemp(pattern);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // Records `guest_args`, then replays three times; every replay must be
+  // faithful and print exactly what the recorded run printed.
+  void record_and_replay_three_times(const std::string& name, const std::string& guest_args) {
+    const fs::path rec = dir_ / name;
+    const int recorded = run_vmm("record --out " + rec.string() + " " + guest_args,
+                                 dir_ / "record.out", dir_ / "record.err");
+    ASSERT_EQ(recorded, 0) << read_file(dir_ / "record.err");
+    const std::string expected = read_file(dir_ / "record.out");
+    ASSERT_NE(expected.find("RESULT"), std::string::npos) << expected;
+    for (int i = 0; i < 3; ++i) {
+      const int replayed =
+          run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+      const std::string err = read_file(dir_ / "replay.err");
+      ASSERT_EQ(replayed, 0) << err;
+      EXPECT_NE(err.find("replay faithful"), std::string::npos) << err;
+      EXPECT_EQ(read_file(dir_ / "replay.out"), expected) << "replay " << i;
+    }
+  }
+
+  // Counts records of each type in a recording's log.
+  librr::VerifyReport log_report(const fs::path& rec) {
+    librr::RecordingDir dir = librr::RecordingDir::open(rec);
+    librr::LogReader reader(dir.log_path());
+    return reader.verify();
+  }
+
+  fs::path dir_;
+};
+
+uint64_t count(const librr::VerifyReport& report, librr::EventType type) {
+  return report.counts_by_type[static_cast<size_t>(type) - 1];
+}
+
+}  // namespace
+
+TEST_F(RecordReplay, Hello) {
+  record_and_replay_three_times("hello", "--guest hello --serial-in none");
+}
+
+TEST_F(RecordReplay, TicksInterruptOrderReplaysExactly) {
+  record_and_replay_three_times("ticks", "--guest ticks --serial-in none");
+  const auto report = log_report(dir_ / "ticks");
+  EXPECT_GT(count(report, librr::EventType::interrupt_delivery), 20u);
+}
+
+TEST_F(RecordReplay, DemoGuest) {
+  record_and_replay_three_times("demo", "--guest demo --serial-in none");
+}
+
+TEST_F(RecordReplay, Spin3HasManyAsyncPositionsAllReplayedExactly) {
+  // Long CPL3 loops without exits, one progressing only in memory: every
+  // timer interrupt needs an asynchronous stop.
+  record_and_replay_three_times("spin3", "--guest spin3 --serial-in none --append iters=256");
+  const auto report = log_report(dir_ / "spin3");
+  EXPECT_GE(count(report, librr::EventType::async_position), 100u);
+  EXPECT_TRUE(report.terminated);
+}
+
+TEST_F(RecordReplay, SerialEchoReplaysWithoutItsInput) {
+  const fs::path input = fs::path(RR_SOURCE_DIR) / "tests/guests/serial-echo-input.txt";
+  // Replay gets no terminal (stdin is /dev/null): its input comes from the log.
+  record_and_replay_three_times("serial-echo", "--guest serial-echo --serial-in " + input.string());
+  const auto report = log_report(dir_ / "serial-echo");
+  EXPECT_GT(count(report, librr::EventType::input), 0u);
+}
+
+TEST_F(RecordReplay, MovingOneInterruptInTheLogIsCaught) {
+  const fs::path rec = dir_ / "ticks";
+  ASSERT_EQ(run_vmm("record --out " + rec.string() + " --guest ticks --serial-in none",
+                    dir_ / "record.out", dir_ / "record.err"),
+            0);
+  librr::RecordingDir dir = librr::RecordingDir::open(rec);
+  std::vector<librr::Event> events;
+  {
+    librr::LogReader reader(dir.log_path());
+    while (auto event = reader.next()) events.push_back(std::move(*event));
+  }
+  // Move the 10th interrupt delivery that sits at a landmark one landmark later,
+  // keeping the log ordered; rewrite the log with valid checksums and chain
+  // (an attacker without a MAC key can do exactly this).
+  int seen = 0;
+  bool moved = false;
+  for (size_t i = 0; i + 1 < events.size() && !moved; ++i) {
+    auto* irq = std::get_if<librr::InterruptDelivery>(&events[i]);
+    if (!irq || irq->pos.async_seq != 0 || ++seen < 10) continue;
+    librr::Position later = irq->pos;
+    ++later.landmark;
+    if (librr::event_position(events[i + 1]) < later) continue;
+    irq->pos = later;
+    moved = true;
+  }
+  ASSERT_TRUE(moved);
+  fs::remove(dir.log_path());
+  fs::remove(librr::index_path_for(dir.log_path()));
+  {
+    librr::LogWriter writer(dir.log_path());
+    for (const auto& event : events) writer.append(event);
+    writer.close();
+  }
+  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+  const std::string err = read_file(dir_ / "replay.err");
+  EXPECT_EQ(replayed, 1) << err;
+  EXPECT_NE(err.find("DIVERGED"), std::string::npos) << err;
+}
+
+TEST_F(RecordReplay, KillDashNineLeavesAPrefixThatReplaysFaithfully) {
+  const fs::path rec = dir_ / "killed";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int null_fd = open("/dev/null", O_RDWR);
+    dup2(null_fd, 0);
+    dup2(null_fd, 1);
+    dup2(null_fd, 2);
+    setenv("RR_GUEST_DIR", (std::string(RR_BINARY_DIR) + "/guests").c_str(), 1);
+    execl(rr_vmm().c_str(), "rr-vmm", "record", "--out", rec.c_str(), "--guest", "spin3",
+          "--serial-in", "none", "--append", "iters=2048", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the recorder finished before it could be killed";
+
+  const auto report = log_report(rec);
+  EXPECT_FALSE(report.terminated);
+  ASSERT_GT(report.record_count, 0u) << "no complete chunk reached the disk";
+  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+  const std::string err = read_file(dir_ / "replay.err");
+  EXPECT_EQ(replayed, 0) << err;
+  EXPECT_NE(err.find("cut short"), std::string::npos) << err;
+}
+
+TEST_F(RecordReplay, BadInputIsOneLineAndExitTwo) {
+  EXPECT_EQ(run_vmm("replay " + (dir_ / "missing").string(), dir_ / "o", dir_ / "e"), 2);
+  EXPECT_NE(read_file(dir_ / "e").find("does not exist"), std::string::npos)
+      << read_file(dir_ / "e");
+  const fs::path rec = dir_ / "exists";
+  fs::create_directories(rec / "x");
+  EXPECT_EQ(run_vmm("record --out " + rec.string() + " --guest hello --serial-in none", dir_ / "o",
+                    dir_ / "e"),
+            2);
+  EXPECT_EQ(run_vmm("record --out " + (dir_ / "r2").string() + " --guest no-such-guest", dir_ / "o",
+                    dir_ / "e"),
+            2);
+}
