@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 machine to the main job: installs what is
-# needed, builds, then runs the built-in demo guest under rr-vmm.
+# needed, builds, then records, verifies and replays the built-in demo guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
