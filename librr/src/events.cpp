@@ -12,19 +12,6 @@ namespace {
 // and must not drive an allocation.
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
 
-void put_position(ByteWriter& w, const Position& p) {
-  w.u64(p.landmark);
-  w.u64(p.async_seq);
-  w.u64(p.steps);
-}
-
-Position get_position(ByteReader& r) {
-  Position p;
-  p.landmark = r.u64();
-  p.async_seq = r.u64();
-  p.steps = r.u64();
-  return p;
-}
 
 Digest256 get_digest(ByteReader& r) { return r.pod<Digest256>(); }
 
@@ -33,12 +20,12 @@ enum class MemoryKind : uint8_t { digest = 0, delta = 1 };
 struct Encoder {
   ByteWriter& w;
   void operator()(const InterruptDelivery& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.u8(e.vector);
     w.u32(e.source_line);
   }
   void operator()(const AsyncPosition& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.u32(e.vcpu_state_format);
     w.bytes(e.vcpu_state);
     if (auto* digest = std::get_if<MemoryDigest>(&e.memory)) {
@@ -56,24 +43,24 @@ struct Encoder {
     }
   }
   void operator()(const Input& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.string(e.channel);
     w.bytes(e.data);
   }
   void operator()(const StateDigest& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.pod(e.registers);
     w.pod(e.memory);
     w.boolean(e.detail.has_value());
     if (e.detail) w.string(*e.detail);
   }
   void operator()(const CheckpointRef& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.string(e.file_name);
     w.pod(e.digest);
   }
   void operator()(const EndOfRecording& e) {
-    put_position(w, e.pos);
+    encode_position(w, e.pos);
     w.string(e.reason);
     w.u32(static_cast<uint32_t>(e.exit_status));
   }
@@ -81,7 +68,7 @@ struct Encoder {
 
 AsyncPosition decode_async(ByteReader& r) {
   AsyncPosition e;
-  e.pos = get_position(r);
+  e.pos = decode_position(r);
   e.vcpu_state_format = r.u32();
   e.vcpu_state = r.bytes_vec();
   uint8_t kind = r.u8();
@@ -156,7 +143,7 @@ Event decode_event(std::span<const uint8_t> data) {
   switch (static_cast<EventType>(tag)) {
     case EventType::interrupt_delivery: {
       InterruptDelivery e;
-      e.pos = get_position(r);
+      e.pos = decode_position(r);
       e.vector = r.u8();
       e.source_line = r.u32();
       event = e;
@@ -167,7 +154,7 @@ Event decode_event(std::span<const uint8_t> data) {
       break;
     case EventType::input: {
       Input e;
-      e.pos = get_position(r);
+      e.pos = decode_position(r);
       e.channel = r.string();
       e.data = r.bytes_vec();
       event = std::move(e);
@@ -175,7 +162,7 @@ Event decode_event(std::span<const uint8_t> data) {
     }
     case EventType::state_digest: {
       StateDigest e;
-      e.pos = get_position(r);
+      e.pos = decode_position(r);
       e.registers = get_digest(r);
       e.memory = get_digest(r);
       uint8_t has_detail = r.u8();
@@ -188,7 +175,7 @@ Event decode_event(std::span<const uint8_t> data) {
     }
     case EventType::checkpoint_ref: {
       CheckpointRef e;
-      e.pos = get_position(r);
+      e.pos = decode_position(r);
       e.file_name = r.string();
       e.digest = get_digest(r);
       event = std::move(e);
@@ -196,7 +183,7 @@ Event decode_event(std::span<const uint8_t> data) {
     }
     case EventType::end_of_recording: {
       EndOfRecording e;
-      e.pos = get_position(r);
+      e.pos = decode_position(r);
       e.reason = r.string();
       e.exit_status = static_cast<int32_t>(r.u32());
       event = std::move(e);

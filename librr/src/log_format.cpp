@@ -8,19 +8,6 @@
 namespace librr::logfmt {
 namespace {
 
-void put_position(ByteWriter& w, const Position& p) {
-  w.u64(p.landmark);
-  w.u64(p.async_seq);
-  w.u64(p.steps);
-}
-
-Position get_position(ByteReader& r) {
-  Position p;
-  p.landmark = r.u64();
-  p.async_seq = r.u64();
-  p.steps = r.u64();
-  return p;
-}
 
 }  // namespace
 
@@ -89,8 +76,8 @@ std::array<uint8_t, kChunkHeaderSize> ChunkHeader::encode() const {
   w.u32(raw_length);
   w.u32(stored_length);
   w.u32(0);  // reserved
-  put_position(w, first);
-  put_position(w, last);
+  encode_position(w, first);
+  encode_position(w, last);
   w.u64(payload_checksum);
   w.pod(prev_hash);
   w.pod(mac);
@@ -117,8 +104,8 @@ ChunkHeader ChunkHeader::decode(std::span<const uint8_t> bytes) {
   h.raw_length = r.u32();
   h.stored_length = r.u32();
   uint32_t reserved = r.u32();
-  h.first = get_position(r);
-  h.last = get_position(r);
+  h.first = decode_position(r);
+  h.last = decode_position(r);
   h.payload_checksum = r.u64();
   h.prev_hash = r.pod<Digest>();
   h.mac = r.pod<Digest>();

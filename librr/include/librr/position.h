@@ -22,6 +22,8 @@
 #include <string>
 #include <string_view>
 
+#include "librr/bytes.h"
+
 namespace librr {
 
 struct Position {
@@ -39,5 +41,19 @@ struct Position {
   // Like try_parse, but throws FormatError naming the text.
   static Position parse(std::string_view text);
 };
+
+// The wire form shared by every librr format: three u64, little-endian.
+inline void encode_position(ByteWriter& out, const Position& p) {
+  out.u64(p.landmark);
+  out.u64(p.async_seq);
+  out.u64(p.steps);
+}
+inline Position decode_position(ByteReader& in) {
+  Position p;
+  p.landmark = in.u64();
+  p.async_seq = in.u64();
+  p.steps = in.u64();
+  return p;
+}
 
 }  // namespace librr

@@ -1,7 +1,6 @@
 #include "cli/record_command.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -24,11 +23,6 @@ struct RecordOptions {
   bool encrypt = false;
   double max_lateness_ms = 4;
 };
-
-Machine* g_recording_machine = nullptr;
-void stop_recording(int) {
-  if (g_recording_machine) g_recording_machine->request_stop();
-}
 
 int record_command(RecordOptions& options) {
   std::optional<librr::Key> key;
@@ -80,12 +74,7 @@ int record_command(RecordOptions& options) {
   RecordPolicy policy;
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
   RecordSession session(machine, clock, *recorder, timeline, prepared.wrapped_input.get(), policy);
-  g_recording_machine = &machine;
-  struct sigaction action {};
-  action.sa_handler = stop_recording;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  StopOnSignals stop_on_signals(machine);
 
   const auto started = std::chrono::steady_clock::now();
   RunResult result;
@@ -95,7 +84,6 @@ int record_command(RecordOptions& options) {
     std::fprintf(stderr, "rr-vmm: recording failed: %s\n", e.what());
     return 1;
   }
-  g_recording_machine = nullptr;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const RecordStats& s = session.stats();
@@ -112,17 +100,7 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.clock_samples),
       static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
-  switch (result.kind) {
-    case RunResult::Kind::kExitPort:
-      return result.exit_status;
-    case RunResult::Kind::kReset:
-      return 0;
-    case RunResult::Kind::kStopped:
-      return 130;
-    default:
-      std::fprintf(stderr, "rr-vmm: %s\n", result.message.c_str());
-      return 1;
-  }
+  return exit_status_for(result);
 }
 
 }  // namespace

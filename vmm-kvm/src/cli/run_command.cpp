@@ -95,12 +95,7 @@ int run_command(const RunOptions& options) {
     return 2;
   }
   Machine& machine = *prepared.machine;
-  g_running_machine = &machine;
-  struct sigaction action {};
-  action.sa_handler = stop_on_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  StopOnSignals stop_on_signals(machine);
 
   const auto started = std::chrono::steady_clock::now();
   RunResult result;
@@ -109,7 +104,6 @@ int run_command(const RunOptions& options) {
   } catch (const std::exception& e) {
     result = RunResult{RunResult::Kind::kError, 0, e.what()};
   }
-  g_running_machine = nullptr;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
@@ -125,6 +119,21 @@ int run_command(const RunOptions& options) {
                  static_cast<unsigned long long>(s.asynchronous_stops),
                  static_cast<unsigned long long>(s.interrupts_delivered));
   }
+  return exit_status_for(result);
+}
+
+StopOnSignals::StopOnSignals(Machine& machine) {
+  g_running_machine = &machine;
+  struct sigaction action {};
+  action.sa_handler = stop_on_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+StopOnSignals::~StopOnSignals() { g_running_machine = nullptr; }
+
+int exit_status_for(const RunResult& result) {
   switch (result.kind) {
     case RunResult::Kind::kExitPort:
       return result.exit_status;

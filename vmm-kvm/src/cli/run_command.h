@@ -36,6 +36,19 @@ using SerialInputWrapper = std::function<std::unique_ptr<SerialInput>(SerialInpu
 PreparedRun prepare_machine(const RunOptions& options, SerialInputWrapper wrap_input = {},
                             const std::function<void(MachineConfig&)>& adjust = {});
 
+// SIGINT/SIGTERM stop `machine` cleanly while this object lives.
+class StopOnSignals {
+ public:
+  explicit StopOnSignals(Machine& machine);
+  ~StopOnSignals();
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+};
+
+// The process exit status for how the machine ended: the guest's exit-port
+// value, 0 after a reset, 130 when stopped, 1 (with the reason on stderr) otherwise.
+int exit_status_for(const RunResult& result);
+
 // The options that say which guest to boot and how (run, record).
 // Returns --append, whose count tells an empty command line from none.
 CLI::Option* add_guest_options(CLI::App& command, RunOptions& options);
