@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "librr/error.h"
-#include "probe/kvm_flex_ioctls.h"
 #include "probe/measurements.h"
 #include "probe/snippet.h"
 
@@ -140,7 +139,7 @@ SyscallCheck measure_syscall() {
       {kMsrLstar, 0, layout::kSyscallHandler},
       {kMsrSfmask, 0, 0x700},  // clear TF, IF, DF on entry
   };
-  set_msrs(guest.vcpu().fd(), msrs);
+  guest.vcpu().set_msrs(msrs);
   check_run(guest.run_once(), "syscall snippet");
 
   const kvm_regs regs = guest.regs();

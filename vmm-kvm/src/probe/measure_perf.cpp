@@ -10,7 +10,6 @@
 #include <fstream>
 
 #include "librr/error.h"
-#include "probe/kvm_flex_ioctls.h"
 #include "probe/measurements.h"
 #include "probe/snippet.h"
 
@@ -78,7 +77,7 @@ PerfCheck measure_perf() {
 
   {
     kvm::System system;
-    for (const kvm_cpuid_entry2& entry : supported_cpuid(system.fd()))
+    for (const kvm_cpuid_entry2& entry : system.supported_cpuid())
       if (entry.function == 0xa) check.guest_pmu_version = static_cast<int>(entry.eax & 0xff);
   }
 

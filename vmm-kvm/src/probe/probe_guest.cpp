@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "librr/error.h"
-#include "probe/kvm_flex_ioctls.h"
 
 namespace vmm::probe {
 namespace {
@@ -121,9 +120,9 @@ ProbeGuest::ProbeGuest(const ProbeGuestOptions& options) {
                                 KVM_MEM_LOG_DIRTY_PAGES);
   }
   vcpu_ = std::make_unique<kvm::Vcpu>(vm_->create_vcpu(0));
-  std::vector<kvm_cpuid_entry2> cpuid = supported_cpuid(system_->fd());
+  std::vector<kvm_cpuid_entry2> cpuid = system_->supported_cpuid();
   if (options.adjust_cpuid) options.adjust_cpuid(cpuid);
-  set_cpuid2(vcpu_->fd(), cpuid);
+  vcpu_->set_cpuid2(cpuid);
   write_system_tables();
   interrupter_ = std::make_unique<RunInterrupter>(*vcpu_);
 }
