@@ -38,8 +38,29 @@ boot::Protocol parse_protocol(const std::string& text) {
 
 }  // namespace
 
-PreparedRun prepare_machine(const RunOptions& options, SerialInputWrapper wrap_input,
+// --linux fills in kernel, initrd and (unless given) the command line.
+RunOptions resolve_linux_guest(RunOptions options) {
+  if (!options.linux_guest) return options;
+  if (!options.kernel.empty() || !options.guest.empty())
+    throw librr::Error("--linux replaces --kernel and --guest; give only one");
+  const std::string dir = linux_guest_dir();
+  options.kernel = dir + "/vmlinux";
+  // Uncompressed: the guest would decompress at emulated CPL0 speed.
+  options.initrd = dir + "/initramfs.cpio";
+  if (!options.append_given) {
+    const std::vector<uint8_t> bytes = boot::read_file(dir + "/cmdline.txt");
+    std::string cmdline(bytes.begin(), bytes.end());
+    while (!cmdline.empty() && (cmdline.back() == '\n' || cmdline.back() == ' '))
+      cmdline.pop_back();
+    options.append = cmdline;
+    options.append_given = true;
+  }
+  return options;
+}
+
+PreparedRun prepare_machine(const RunOptions& given, SerialInputWrapper wrap_input,
                             const std::function<void(MachineConfig&)>& adjust) {
+  const RunOptions options = resolve_linux_guest(given);
   PreparedRun prepared;
   boot::BootRequest request;
   const bool is_linux = !options.kernel.empty();
@@ -151,6 +172,9 @@ int exit_status_for(const RunResult& result) {
 CLI::Option* add_guest_options(CLI::App& command, RunOptions& options) {
   command.add_option("--guest", options.guest, "test guest NAME (found in $RR_GUEST_DIR, ...)");
   command.add_option("--kernel", options.kernel, "kernel image: vmlinux, bzImage or PVH ELF");
+  command.add_flag("--linux", options.linux_guest,
+                   "boot the replay-friendly Linux guest of examples/linux-guest (built and "
+                   "cached on first use)");
   command.add_option("--initrd", options.initrd, "initramfs for --kernel");
   auto* append = command.add_option("--append", options.append, "kernel command line");
   command.add_option("--mem", options.memory,

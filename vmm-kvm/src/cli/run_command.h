@@ -11,8 +11,9 @@
 namespace vmm::cli {
 
 struct RunOptions {
-  std::string guest;   // test guest name (default "demo" when no kernel is given)
-  std::string kernel;  // vmlinux / bzImage / PVH ELF path
+  std::string guest;         // test guest name (default "demo" when no kernel is given)
+  std::string kernel;        // vmlinux / bzImage / PVH ELF path
+  bool linux_guest = false;  // --linux: the cached guest from examples/linux-guest
   std::string initrd;
   std::string append;
   bool append_given = false;
