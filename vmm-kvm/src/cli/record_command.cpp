@@ -16,6 +16,8 @@
 namespace vmm::cli {
 namespace {
 
+namespace fs = std::filesystem;
+
 struct RecordOptions {
   RunOptions guest;
   std::string out;
@@ -66,6 +68,13 @@ int record_command(RecordOptions& options) {
   manifest.guest["kernel_digest"] = prepared.kernel_digest;
   manifest.guest["cmdline"] = prepared.cmdline;
   manifest.guest["memory_bytes"] = std::to_string(machine.memory().size());
+  // Replay builds the same devices: virtio-net with no backend (frames come
+  // from the log) and virtio-blk on the same base image.
+  if (machine.net()) manifest.guest["net"] = options.guest.net;
+  if (machine.blk()) {
+    manifest.guest["disk_image"] = fs::absolute(options.guest.disk).string();
+    manifest.guest["disk_sectors"] = std::to_string(machine.blk()->disk().capacity_sectors());
+  }
   manifest.snapshot_digest = librr::to_hex(
       save_machine_snapshot(machine, dir->snapshot_path(), options.encrypt ? key : std::nullopt));
   if (options.encrypt) manifest.snapshot_key_fingerprint = key->fingerprint();
@@ -100,6 +109,10 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.clock_samples),
       static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
+  if (s.net_frames > 0)
+    std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",
+                 static_cast<unsigned long long>(s.net_frames),
+                 static_cast<unsigned long long>(s.net_frame_bytes));
   return exit_status_for(result);
 }
 

@@ -48,6 +48,18 @@ uint64_t recorded_memory_size(const librr::Manifest& manifest) {
   return std::stoull(it->second);
 }
 
+// The recorded machine's virtio devices (record_command.cpp writes these).
+// The NIC gets no backend: received frames come from the log and
+// transmitted frames must not reach the network again. The disk's writes
+// stay in memory: replay never touches the recorded run's overlay.
+void configure_recorded_devices(const librr::Manifest& manifest, MachineConfig& config) {
+  if (manifest.guest.count("net")) config.net_backend = "none";
+  if (auto image = manifest.guest.find("disk_image"); image != manifest.guest.end()) {
+    config.disk_image = image->second;
+    config.disk_overlay.clear();
+  }
+}
+
 int replay_command(const ReplayOptions& options) {
   std::optional<librr::Key> key;
   std::unique_ptr<librr::RecordingDir> dir;
@@ -85,7 +97,21 @@ int replay_command(const ReplayOptions& options) {
   config.ram_bytes = recorded_memory_size(dir->manifest());
   config.clock = &clock;
   config.serial_input = &input;
-  Machine machine(config);
+  std::unique_ptr<Machine> machine_owner;
+  try {
+    configure_recorded_devices(dir->manifest(), config);
+    machine_owner = std::make_unique<Machine>(config);
+    const auto sectors = dir->manifest().guest.find("disk_sectors");
+    if (machine_owner->blk() && sectors != dir->manifest().guest.end() &&
+        std::to_string(machine_owner->blk()->disk().capacity_sectors()) != sectors->second)
+      throw librr::Error(
+          fmt::format("disk image {} has {} sectors, the recording's had {}", config.disk_image,
+                      machine_owner->blk()->disk().capacity_sectors(), sectors->second));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rr-vmm: %s\n", e.what());
+    return 2;
+  }
+  Machine& machine = *machine_owner;
   restore_machine_snapshot(machine, dir->snapshot_path(), key);
 
   const auto started = std::chrono::steady_clock::now();
@@ -97,11 +123,13 @@ int replay_command(const ReplayOptions& options) {
     if (!options.quiet)
       std::fprintf(stderr,
                    "rr-vmm: replay faithful to %s in %.2f s: %s; %llu async positions installed, "
-                   "%llu interrupts and %llu state digests checked\n",
+                   "%llu interrupts and %llu state digests checked, %llu network frames "
+                   "delivered\n",
                    outcome.end.to_string().c_str(), seconds, outcome.message.c_str(),
                    static_cast<unsigned long long>(outcome.async_positions),
                    static_cast<unsigned long long>(outcome.interrupts),
-                   static_cast<unsigned long long>(outcome.digests_checked));
+                   static_cast<unsigned long long>(outcome.digests_checked),
+                   static_cast<unsigned long long>(outcome.net_frames));
     return 0;
   }
   std::fprintf(stderr, "rr-vmm: replay DIVERGED: %s\n", outcome.message.c_str());

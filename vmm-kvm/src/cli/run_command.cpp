@@ -92,12 +92,20 @@ PreparedRun prepare_machine(const RunOptions& given, SerialInputWrapper wrap_inp
       parse_memory_size(options.memory.empty() ? (is_linux ? "512M" : "128M") : options.memory);
   prepared.input = open_serial_input(options.serial_in);
   config.serial_input = prepared.input.get();
+  config.net_backend = options.net;
+  if (!options.disk_overlay.empty() && options.disk.empty())
+    throw librr::Error("--disk-overlay needs --disk");
+  config.disk_image = options.disk;
+  config.disk_overlay = options.disk_overlay;
   if (wrap_input && prepared.input) {
     prepared.wrapped_input = wrap_input(*prepared.input);
     config.serial_input = prepared.wrapped_input.get();
   }
   if (adjust) adjust(config);
   prepared.machine = std::make_unique<Machine>(config);
+  // The guest finds its virtio devices on its command line.
+  const std::string devices = prepared.machine->virtio_cmdline();
+  request.cmdline += request.cmdline.empty() && !devices.empty() ? devices.substr(1) : devices;
   prepared.kernel_path = request.kernel_path;
   prepared.cmdline = request.cmdline;
   prepared.kernel_digest = librr::to_hex(librr::hash256(request.kernel));
@@ -187,6 +195,11 @@ CLI::Option* add_guest_options(CLI::App& command, RunOptions& options) {
                   "auto (PVH when the ELF note exists), pvh or linux64")
       ->default_str("auto");
   command.add_flag("--stats", options.stats, "print exit and interrupt counts on stderr");
+  command.add_option("--net", options.net,
+                     "virtio-net backend: unix:PATH, tap:NAME, fd:N or none (default: no NIC)");
+  command.add_option("--disk", options.disk, "virtio-blk raw disk IMAGE (opened read-only)");
+  command.add_option("--disk-overlay", options.disk_overlay,
+                     "file for the disk's writes (default: kept in memory)");
   return append;
 }
 

@@ -21,6 +21,9 @@ struct RunOptions {
   std::string serial_in = "stdin";
   std::string boot_protocol = "auto";
   bool stats = false;
+  std::string net;           // virtio-net backend spec (unix:PATH, tap:NAME, none); "" = no NIC
+  std::string disk;          // virtio-blk raw image; "" = no disk
+  std::string disk_overlay;  // copy-on-write overlay file; "" = in memory
 };
 
 // A machine built and booted from RunOptions (shared by run, record, snapshot).

@@ -4,10 +4,12 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <utility>
 
 #include "librr/error.h"
+#include "net/net_backend.h"
 
 namespace vmm {
 namespace {
@@ -75,6 +77,54 @@ Machine::Machine(const MachineConfig& config)
     serial_input_->set_data_ready_callback([this] { kicker_.kick(); });
     uart_.set_wants_input_callback([this] { kicker_.kick(); });
   }
+  add_virtio_devices(config);
+}
+
+void Machine::add_virtio_devices(const MachineConfig& config) {
+  if (!config.net_backend.empty()) {
+    net_ =
+        std::make_unique<virtio::VirtioNet>(virtio::Wiring{memory(), &pic_, kVirtioNetIrq, {}},
+                                            kGuestMac, net::make_net_backend(config.net_backend));
+    mmio_bus_.add(kVirtioNetBase, virtio::kMmioWindowSize, *net_);
+    if (const int fd = net_->backend()->poll_fd(); fd >= 0)
+      net_watcher_ = std::make_unique<FdReadyWatcher>(fd, [this] { kicker_.kick(); });
+  }
+  if (!config.disk_image.empty()) {
+    blk_ = std::make_unique<virtio::VirtioBlk>(
+        virtio::Wiring{memory(), &pic_, kVirtioBlkIrq, {}},
+        std::make_unique<block::CowDisk>(config.disk_image, config.disk_overlay));
+    mmio_bus_.add(kVirtioBlkBase, virtio::kMmioWindowSize, *blk_);
+  }
+}
+
+std::string Machine::virtio_cmdline() const {
+  std::string entries;
+  if (net_)
+    entries += fmt::format(" virtio_mmio.device=4K@{:#x}:{}", kVirtioNetBase, kVirtioNetIrq);
+  if (blk_)
+    entries += fmt::format(" virtio_mmio.device=4K@{:#x}:{}", kVirtioBlkBase, kVirtioBlkIrq);
+  return entries;
+}
+
+bool Machine::net_input_ready() const {
+  return net_watcher_ && net_watcher_->ready() && net_->wants_frames();
+}
+
+size_t Machine::pump_net(const FrameObserver& observe) {
+  if (!net_input_ready()) return 0;
+  const size_t delivered = net_->pump_backend(observe);
+  // Still full: more frames may wait in the backend; retry at the next stop
+  // (after the guest posted buffers) without waking the watcher.
+  if (!net_->wants_frames()) return delivered;
+  if (delivered == 0 && net_watcher_->hung_up()) {
+    net_watcher_->retire();
+    net_peer_gone_ = true;
+    std::fprintf(stderr, "rr-vmm: network backend %s: peer closed; no more frames\n",
+                 net_->backend()->describe().c_str());
+    return 0;
+  }
+  net_watcher_->rearm();
+  return delivered;
 }
 
 Machine::~Machine() {
@@ -157,6 +207,7 @@ void Machine::advance_timed_devices() {
 void Machine::service_devices() {
   advance_timed_devices();
   uart_.pull_input();
+  pump_net();
 }
 
 // ---- the three interface points ----
@@ -182,7 +233,10 @@ void Machine::dispatch_synchronous_exit() {
 void Machine::on_synchronous_exit() {
   dispatch_synchronous_exit();
   kvm_run& run = *vcpu_.run_state();
-  if (run.exit_reason == KVM_EXIT_HLT) handle_halt(run);
+  if (run.exit_reason == KVM_EXIT_HLT)
+    handle_halt(run);
+  else
+    pump_net();  // frames held back until the guest posted buffers (an MMIO exit)
   if (observer_) observer_->on_synchronous_exit(stats_.landmarks, run);
 }
 
@@ -266,7 +320,7 @@ void Machine::handle_halt(kvm_run& run) {
       return;
     }
     const uint64_t deadline = earliest_deadline();
-    if (deadline == TimedDevice::kNoDeadline && !serial_input_) {
+    if (deadline == TimedDevice::kNoDeadline && !serial_input_ && !net_can_receive()) {
       pending_result_ =
           RunResult{RunResult::Kind::kHaltedForever, 0,
                     "guest halted with no timer armed and no input at " + describe_rip()};

@@ -12,8 +12,10 @@
 //   deliver_interrupt()     the PIC's vector is injected before re-entry
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,8 +29,11 @@
 #include "devices/power_control.h"
 #include "devices/serial_backends.h"
 #include "devices/uart16550.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "kvm/kvm.h"
 #include "machine/bus.h"
+#include "machine/fd_ready_watcher.h"
 #include "machine/vcpu_kicker.h"
 #include "machine/vcpu_state.h"
 
@@ -46,6 +51,13 @@ struct MachineConfig {
   // Enables KVM_MEM_LOG_DIRTY_PAGES on guest RAM (for snapshots).
   bool track_dirty_pages = false;
   std::string kvm_device = "/dev/kvm";
+  // virtio-net at 0xd0000000 IRQ 5: a backend spec for net::make_net_backend
+  // ("unix:PATH", "tap:NAME", "fd:N", "none"); empty means no virtio-net.
+  std::string net_backend;
+  // virtio-blk at 0xd0001000 IRQ 6: a raw image, opened read-only; empty
+  // means no virtio-blk. Writes go to `disk_overlay` (empty: in memory).
+  std::string disk_image;
+  std::string disk_overlay;
 };
 
 // Why run() returned.
@@ -92,6 +104,13 @@ class Machine final : private PowerControl {
   static constexpr uint64_t kMaxRamBytes = 3ull << 30;  // below the MMIO hole
   static constexpr uint64_t kMmioHoleStart = 0xc0000000;
   static constexpr uint32_t kRamSlot = 0;
+  // virtio-mmio placement (guest ABI, docs/virtio.md "Placement").
+  static constexpr uint64_t kVirtioNetBase = 0xd0000000;
+  static constexpr unsigned kVirtioNetIrq = 5;
+  static constexpr uint64_t kVirtioBlkBase = 0xd0001000;
+  static constexpr unsigned kVirtioBlkIrq = 6;
+  // The guest's MAC address (the test guests' peer expects it).
+  static constexpr virtio::VirtioNet::Mac kGuestMac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 
   explicit Machine(const MachineConfig& config);
   ~Machine() override;
@@ -111,6 +130,12 @@ class Machine final : private PowerControl {
   Uart16550& uart() { return uart_; }
   CmosRtc& rtc() { return rtc_; }
   const MachineStats& stats() const { return stats_; }
+  // The virtio devices, null when not configured.
+  virtio::VirtioNet* net() { return net_.get(); }
+  virtio::VirtioBlk* blk() { return blk_.get(); }
+  // The `virtio_mmio.device=...` entries announcing the configured devices,
+  // each preceded by a space: append to the guest's command line.
+  std::string virtio_cmdline() const;
 
   // Registers a device whose deadlines the run loop must honour (PIT and RTC
   // are registered already).
@@ -172,6 +197,18 @@ class Machine final : private PowerControl {
   // Pages written since the previous call (needs track_dirty_pages).
   std::vector<uint64_t> take_dirty_log();
 
+  // ---- Received network frames ----
+  // The backend's fd was readable and the device can take frames now.
+  bool net_input_ready() const;
+  // If net_input_ready(), takes frames from the backend into virtio-net,
+  // showing each to `observe` first (record logs it there); returns how many.
+  // Frames stay in the backend while the guest has no room (backpressure).
+  // Call only at the session's pump points (docs/record-replay.md).
+  using FrameObserver = std::function<void(std::span<const uint8_t>)>;
+  size_t pump_net(const FrameObserver& observe = {});
+  // The backend can still produce frames (a halted guest may be woken by one).
+  bool net_can_receive() const { return net_watcher_ != nullptr && !net_peer_gone_; }
+
  private:
   void request_exit(int status) override;
   void request_reset() override;
@@ -187,6 +224,8 @@ class Machine final : private PowerControl {
   void handle_halt(kvm_run& run);
   // Advances every timed device to now and pulls serial input.
   void service_devices();
+  // Builds virtio-net / virtio-blk as configured and maps them on the MMIO bus.
+  void add_virtio_devices(const MachineConfig& config);
   uint64_t earliest_deadline() const;
   void arm_deadline_kick();
 
@@ -216,6 +255,12 @@ class Machine final : private PowerControl {
 
   std::optional<RunResult> pending_result_;  // set by a device during an exit
   std::atomic<bool> stop_requested_{false};
+
+  // After the kicker: the watcher kicks it and is destroyed first.
+  std::unique_ptr<virtio::VirtioNet> net_;
+  std::unique_ptr<virtio::VirtioBlk> blk_;
+  std::unique_ptr<FdReadyWatcher> net_watcher_;
+  bool net_peer_gone_ = false;
 };
 
 // Parses sizes like "512M", "1G", "65536K", "134217728".

@@ -14,6 +14,7 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       recorder_(recorder),
       timeline_(timeline),
       serial_input_(serial_input),
+      net_input_(machine, recorder, timeline),
       policy_(policy),
       shadow_(machine.memory()),
       dirty_(machine.memory().size() / MemoryShadow::kPageSize),
@@ -78,6 +79,7 @@ void RecordSession::at_landmark() {
     return;
   }
   machine_.uart().pull_input();
+  net_input_.pump();
   maybe_digest(false);
 }
 
@@ -101,7 +103,7 @@ void RecordSession::at_halt() {
     }
     const uint64_t deadline = machine_.next_deadline();
     const bool has_deadline = deadline != TimedDevice::kNoDeadline;
-    if (serial_input_ && serial_input_->has_data()) {
+    if ((serial_input_ && serial_input_->has_data()) || net_input_.ready()) {
       const uint64_t now = guest_now_from_host();
       if (has_deadline && deadline <= now) {
         set_clock(deadline, false);
@@ -109,9 +111,10 @@ void RecordSession::at_halt() {
         continue;
       }
       set_clock(now, true);
-      if (machine_.uart().pull_input() > 0) continue;
+      const size_t bytes = machine_.uart().pull_input();
+      if (bytes + net_input_.pump() > 0) continue;
     }
-    if (!has_deadline && !serial_input_) {
+    if (!has_deadline && !serial_input_ && !machine_.net_can_receive()) {
       result_ =
           RunResult{RunResult::Kind::kHaltedForever, 0,
                     "guest halted with no timer armed and no input at " + machine_.describe_rip()};
@@ -145,6 +148,7 @@ void RecordSession::at_async_stop() {
 
   set_clock(guest_now_from_host(), true);
   machine_.uart().pull_input();
+  net_input_.pump();
 }
 
 RunResult RecordSession::finish(RunResult result) {
@@ -152,6 +156,8 @@ RunResult RecordSession::finish(RunResult result) {
   recorder_.finish(timeline_.position(), result.message,
                    result.kind == RunResult::Kind::kExitPort ? result.exit_status : -1);
   stats_.landmarks = timeline_.landmark();
+  stats_.net_frames = net_input_.frames();
+  stats_.net_frame_bytes = net_input_.bytes();
   return result;
 }
 

@@ -34,6 +34,8 @@ struct RecordStats {
   uint64_t clock_samples = 0;
   uint64_t idle_skips = 0;
   uint64_t digests = 0;
+  uint64_t net_frames = 0;       // received frames logged (channel net0)
+  uint64_t net_frame_bytes = 0;  // their payload bytes
 };
 
 class RecordSession {
@@ -65,6 +67,7 @@ class RecordSession {
   librr::Recorder& recorder_;
   Timeline& timeline_;
   SerialInput* serial_input_;
+  RecordingNetInput net_input_;
   RecordPolicy policy_;
   MemoryShadow shadow_;
   DirtyPages dirty_;

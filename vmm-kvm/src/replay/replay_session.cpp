@@ -10,7 +10,8 @@ ReplaySession::ReplaySession(Machine& machine, VirtualClock& clock, librr::Repla
       clock_(clock),
       replayer_(replayer),
       timeline_(timeline),
-      shadow_(machine.memory()) {}
+      shadow_(machine.memory()),
+      net_input_(machine, replayer, timeline) {}
 
 const librr::Event* ReplaySession::next_at_position() {
   const librr::Event* next = replayer_.peek();
@@ -107,6 +108,7 @@ bool ReplaySession::install_async_position_if_next() {
 
   apply_clock_if_next(std::nullopt);
   machine_.uart().pull_input();
+  outcome_.net_frames += net_input_.deliver_logged();
   return true;
 }
 
@@ -121,6 +123,7 @@ void ReplaySession::at_landmark() {
     return;
   }
   machine_.uart().pull_input();
+  outcome_.net_frames += net_input_.deliver_logged();
   check_digest_if_next();
 }
 
@@ -137,9 +140,12 @@ void ReplaySession::at_halt() {
     const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
     const bool clock_first = input && input->channel == librr::channels::kClock &&
                              (!has_deadline || librr::decode_clock_input(input->data) < deadline);
-    if (clock_first || (input && input->channel == librr::channels::kSerial0)) {
+    const bool input_first = input && (input->channel == librr::channels::kSerial0 ||
+                                       input->channel == librr::channels::kNet0);
+    if (clock_first || input_first) {
       apply_clock_if_next(has_deadline ? std::optional(deadline) : std::nullopt);
       machine_.uart().pull_input();
+      outcome_.net_frames += net_input_.deliver_logged();
       continue;
     }
     if (end_if_next()) return;

@@ -24,6 +24,7 @@ struct ReplayOutcome {
   uint64_t async_positions = 0;
   uint64_t interrupts = 0;
   uint64_t digests_checked = 0;
+  uint64_t net_frames = 0;  // logged frames delivered to virtio-net
 };
 
 class ReplaySession {
@@ -51,6 +52,7 @@ class ReplaySession {
   librr::Replayer& replayer_;
   Timeline& timeline_;
   MemoryShadow shadow_;
+  ReplayNetInput net_input_;
   ReplayOutcome outcome_;
   bool done_ = false;
 };

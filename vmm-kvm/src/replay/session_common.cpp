@@ -72,4 +72,34 @@ size_t ReplaySerialInput::take(std::span<uint8_t> out) {
   return n;
 }
 
+size_t RecordingNetInput::pump() {
+  return machine_.pump_net([this](std::span<const uint8_t> frame) {
+    recorder_.input(timeline_.position(), librr::channels::kNet0, frame);
+    ++frames_;
+    bytes_ += frame.size();
+  });
+}
+
+bool ReplayNetInput::next_is_frame() const {
+  const librr::Event* next = replayer_.peek();
+  const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
+  return input && input->pos == timeline_.position() && input->channel == librr::channels::kNet0;
+}
+
+size_t ReplayNetInput::deliver_logged() {
+  size_t delivered = 0;
+  while (next_is_frame()) {
+    virtio::VirtioNet* net = machine_.net();
+    if (!net)
+      throw librr::Divergence(timeline_.position(),
+                              "the log delivers a network frame here, but the machine has no "
+                              "virtio-net device");
+    const auto& input = std::get<librr::Input>(*replayer_.peek());
+    net->deliver_frame(input.data);
+    replayer_.take_at(timeline_.position());
+    ++delivered;
+  }
+  return delivered;
+}
+
 }  // namespace vmm

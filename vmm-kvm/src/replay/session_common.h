@@ -1,7 +1,7 @@
 #pragma once
 // What record and replay sessions share: the position counter, the state
-// digest, and the serial-input endpoints (the one place serial input is
-// recorded, and the one place it is replayed).
+// digest, and the serial-input and network-input endpoints (the one place
+// each input is recorded, and the one place it is replayed).
 #include <cstdint>
 #include <span>
 
@@ -67,6 +67,46 @@ class ReplaySerialInput final : public SerialInput {
   librr::Replayer& replayer_;
   const Timeline& timeline_;
   std::vector<uint8_t> pending_;  // logged bytes at this position not yet taken
+};
+
+// Record: the one place a received network frame is logged. Pumps the
+// machine's network backend and logs every frame it takes (channel net0) at
+// the session's current position, before the device sees it.
+class RecordingNetInput {
+ public:
+  RecordingNetInput(Machine& machine, librr::Recorder& recorder, const Timeline& timeline)
+      : machine_(machine), recorder_(recorder), timeline_(timeline) {}
+  // The backend has frames and the device has room (no log entry, no syscall).
+  bool ready() const { return machine_.net_input_ready(); }
+  // Returns the number of frames taken and logged.
+  size_t pump();
+  uint64_t frames() const { return frames_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  Machine& machine_;
+  librr::Recorder& recorder_;
+  const Timeline& timeline_;
+  uint64_t frames_ = 0, bytes_ = 0;
+};
+
+// Replay: the one place a logged frame reaches the guest. Delivers every
+// frame logged at the current position to virtio-net, in log order; the
+// machine's backend is "none", so nothing comes from or goes to the network.
+class ReplayNetInput {
+ public:
+  ReplayNetInput(Machine& machine, librr::Replayer& replayer, const Timeline& timeline)
+      : machine_(machine), replayer_(replayer), timeline_(timeline) {}
+  // A frame is logged at the current position.
+  bool next_is_frame() const;
+  // Returns the number of frames delivered. Throws librr::Divergence if the
+  // log has frames but the machine has no virtio-net device.
+  size_t deliver_logged();
+
+ private:
+  Machine& machine_;
+  librr::Replayer& replayer_;
+  const Timeline& timeline_;
 };
 
 }  // namespace vmm
