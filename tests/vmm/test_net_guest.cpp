@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "librr/log.h"
@@ -114,6 +117,7 @@ class VmmProcess {
     return status_;
   }
   const std::string& output() const { return output_; }
+  void terminate() { ::kill(pid_, SIGTERM); }
 
  private:
   bool read_some() {
@@ -165,6 +169,12 @@ class NetPeer {
     return frame;
   }
   std::string spec() const { return "unix:" + path_.string(); }
+  // Closes the connection, possibly with the guest's replies unread
+  // (rr-vmm's next recv then fails with ECONNRESET).
+  void hang_up() {
+    ::close(connection_);
+    connection_ = -1;
+  }
 
  private:
   fs::path path_;
@@ -357,4 +367,31 @@ TEST_F(NetGuest, ALoggedFrameRemovedFromTheLogIsCaught) {
   EXPECT_EQ(vmm.finish(), 1) << read_file(dir_ / "replay.err");
   EXPECT_NE(read_file(dir_ / "replay.err").find("DIVERGED"), std::string::npos)
       << read_file(dir_ / "replay.err");
+}
+
+TEST_F(NetGuest, PeerResettingTheConnectionEndsInputNotTheRecording) {
+  const fs::path rec = dir_ / "rec";
+  std::string expected;
+  {
+    NetPeer peer(dir_ / "peer.sock");
+    VmmProcess vmm({"record", "--out", rec.string(), "--guest", "net", "--serial-in", "none",
+                    "--net", peer.spec()},
+                   dir_ / "vmm.err");
+    ASSERT_TRUE(peer.accept_vmm());
+    ASSERT_TRUE(vmm.read_until("net: waiting for frames")) << vmm.output();
+    for (int i = 0; i < 5; ++i) peer.send(make_frame("RRNET", {0, 0, 0, static_cast<uint8_t>(i)}));
+    ASSERT_FALSE(peer.receive().empty()) << "no reply at all";
+    peer.hang_up();  // four replies unread
+    // The guest keeps waiting for frames; rr-vmm must keep running.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    vmm.terminate();
+    EXPECT_EQ(vmm.finish(), 130) << read_file(dir_ / "vmm.err");
+    EXPECT_NE(read_file(dir_ / "vmm.err").find("receives no more frames"), std::string::npos)
+        << read_file(dir_ / "vmm.err");
+    expected = vmm.output();
+  }
+  EXPECT_EQ(count_logged_frames(rec).frames, 5u);
+  VmmProcess replay({"replay", rec.string()}, dir_ / "replay.err");
+  EXPECT_EQ(replay.finish(), 0) << read_file(dir_ / "replay.err");
+  EXPECT_EQ(replay.output(), expected);
 }

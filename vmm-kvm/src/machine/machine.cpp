@@ -112,19 +112,36 @@ bool Machine::net_input_ready() const {
 
 size_t Machine::pump_net(const FrameObserver& observe) {
   if (!net_input_ready()) return 0;
-  const size_t delivered = net_->pump_backend(observe);
+  size_t taken = 0;
+  bool observing = false;
+  try {
+    net_->pump_backend([&](std::span<const uint8_t> frame) {
+      ++taken;
+      observing = true;
+      if (observe) observe(frame);
+      observing = false;
+    });
+  } catch (const librr::SystemError& e) {
+    if (observing) throw;  // the recorder failed, not the network
+    // A broken backend (ECONNRESET...) ends the guest's input, not the machine.
+    stop_net_input(e.what());
+    return taken;
+  }
   // Still full: more frames may wait in the backend; retry at the next stop
   // (after the guest posted buffers) without waking the watcher.
-  if (!net_->wants_frames()) return delivered;
-  if (delivered == 0 && net_watcher_->hung_up()) {
-    net_watcher_->retire();
-    net_peer_gone_ = true;
-    std::fprintf(stderr, "rr-vmm: network backend %s: peer closed; no more frames\n",
-                 net_->backend()->describe().c_str());
+  if (!net_->wants_frames()) return taken;
+  if (taken == 0 && net_watcher_->hung_up()) {
+    stop_net_input("network backend " + net_->backend()->describe() + ": peer closed");
     return 0;
   }
   net_watcher_->rearm();
-  return delivered;
+  return taken;
+}
+
+void Machine::stop_net_input(const std::string& why) {
+  net_watcher_->retire();
+  net_peer_gone_ = true;
+  std::fprintf(stderr, "rr-vmm: %s; the guest receives no more frames\n", why.c_str());
 }
 
 Machine::~Machine() {

@@ -226,6 +226,8 @@ class Machine final : private PowerControl {
   void service_devices();
   // Builds virtio-net / virtio-blk as configured and maps them on the MMIO bus.
   void add_virtio_devices(const MachineConfig& config);
+  // The backend will never deliver again: stop watching it (logs `why`).
+  void stop_net_input(const std::string& why);
   uint64_t earliest_deadline() const;
   void arm_deadline_kick();
 
