@@ -12,7 +12,6 @@ namespace {
 // and must not drive an allocation.
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
 
-
 Digest256 get_digest(ByteReader& r) { return r.pod<Digest256>(); }
 
 enum class MemoryKind : uint8_t { digest = 0, delta = 1 };
@@ -199,17 +198,22 @@ Event decode_event(std::span<const uint8_t> data) {
 }
 
 std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
-                                         std::span<const uint8_t> current) {
+                                         std::span<const uint8_t> current,
+                                         UnchangedPages unchanged) {
   if (shadow.size() != current.size())
     throw Error("make_page_delta: shadow page has " + std::to_string(shadow.size()) +
                 " bytes, current page " + std::to_string(current.size()));
-  if (std::equal(shadow.begin(), shadow.end(), current.begin())) return std::nullopt;
+  if (std::equal(shadow.begin(), shadow.end(), current.begin())) {
+    if (unchanged == UnchangedPages::kOmit) return std::nullopt;
+    return PageDelta{gfn, {}};
+  }
   std::vector<uint8_t> xored(shadow.size());
   for (size_t i = 0; i < xored.size(); ++i) xored[i] = shadow[i] ^ current[i];
   return PageDelta{gfn, zstd_compress(xored, 1)};
 }
 
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page) {
+  if (delta.compressed_xor.empty()) return;  // the page equals its shadow
   std::vector<uint8_t> xored;
   try {
     xored = zstd_decompress(delta.compressed_xor, page.size(), kMaxPageSize);
@@ -219,10 +223,11 @@ void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page) {
   for (size_t i = 0; i < page.size(); ++i) page[i] ^= xored[i];
 }
 
-MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages) {
+MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,
+                              UnchangedPages unchanged) {
   MemoryDelta delta{reset_landmark, {}};
   for (const auto& change : pages)
-    if (auto page = make_page_delta(change.gfn, change.shadow, change.current))
+    if (auto page = make_page_delta(change.gfn, change.shadow, change.current, unchanged))
       delta.pages.push_back(std::move(*page));
   return delta;
 }

@@ -122,12 +122,22 @@ Event decode_event(std::span<const uint8_t> data);
 
 // --- Memory deltas -------------------------------------------------------
 
-// Delta of one page: `shadow` is the page at the reset point, `current` the
-// page now (same size). Returns nullopt when the page is unchanged.
-std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
-                                         std::span<const uint8_t> current);
+// What to do with a page equal to its shadow. A VMM that installs deltas
+// instead of re-executing must keep them: a page written after the reset point
+// and written back to its old value before the stop must still be reset on
+// replay, which may hold the intermediate value. Kept unchanged pages have an
+// empty compressed_xor.
+enum class UnchangedPages { kOmit, kKeep };
 
-// Turns `page` (holding the shadow copy) into the recorded page in place.
+// Delta of one page: `shadow` is the page at the reset point, `current` the
+// page now (same size). Returns nullopt when the page is unchanged and
+// `unchanged` is kOmit.
+std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
+                                         std::span<const uint8_t> current,
+                                         UnchangedPages unchanged = UnchangedPages::kOmit);
+
+// Turns `page` (holding the shadow copy) into the recorded page in place (an
+// empty compressed_xor leaves it as it is).
 // Throws FormatError if the delta does not decompress to exactly page.size() bytes.
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page);
 
@@ -137,6 +147,7 @@ struct PageChange {
   std::span<const uint8_t> current;
 };
 // Builds a delta from (shadow, current) pairs, leaving out unchanged pages.
-MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages);
+MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,
+                              UnchangedPages unchanged = UnchangedPages::kOmit);
 
 }  // namespace librr

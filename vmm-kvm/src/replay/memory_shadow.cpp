@@ -38,7 +38,10 @@ librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
     if (!current) continue;  // KVM reports only RAM pages; be defensive anyway
     changes.push_back({gfn, {shadow_.data() + gfn * kPageSize, kPageSize}, {current, kPageSize}});
   }
-  librr::MemoryDelta delta = librr::make_memory_delta(reset_landmark, changes);
+  // Every written page is listed, even one written back to its old value:
+  // replay may hold an intermediate value from the re-executed part.
+  librr::MemoryDelta delta =
+      librr::make_memory_delta(reset_landmark, changes, librr::UnchangedPages::kKeep);
   for (const librr::PageDelta& page : delta.pages)
     std::memcpy(shadow_.data() + page.gfn * kPageSize,
                 memory_.translate(page.gfn * kPageSize, kPageSize), kPageSize);
