@@ -108,10 +108,19 @@ def main():
             if reply[: len(expected)] != expected:
                 raise RuntimeError(f"frame {seq}: reply {reply[:25]!r}, expected {expected!r}")
             combined = fold(combined, fnv(frame))
-        _, reply = exchange(b"RRQUIT")
-        expected = b"RRBYE" + f"{combined:016x}".encode()
-        if reply[: len(expected)] != expected:
-            raise RuntimeError(f"quit reply {reply[:21]!r}, expected {expected!r}")
+        # The guest exits right after sending its goodbye, and QEMU may exit before
+        # it puts that last frame on the socket: then the RESULT line (checked
+        # below, it carries the same combined hash) is the evidence.
+        try:
+            _, reply = exchange(b"RRQUIT")
+        except socket.timeout:
+            if guest.wait(timeout=args.timeout) is None:
+                raise
+            print("note: goodbye frame not received (QEMU exited first); checking RESULT")
+        else:
+            expected = b"RRBYE" + f"{combined:016x}".encode()
+            if reply[: len(expected)] != expected:
+                raise RuntimeError(f"quit reply {reply[:21]!r}, expected {expected!r}")
         status = guest.wait(timeout=args.timeout)
     except (RuntimeError, OSError, queue.Empty, subprocess.TimeoutExpired) as error:
         guest.kill()
