@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Slow: records the real Linux guest booting to "Run /init" under rr-vmm and
+# replays it; the replay must be faithful (every interrupt, clock sample and
+# state digest checked) and print the recorded console output byte for byte.
+# The guest kernel is built once and cached (examples/linux-guest/build.sh).
+set -euo pipefail
+: "${RR_SOURCE_DIR:?}" "${RR_BINARY_DIR:?}"
+if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+  echo "SKIP: /dev/kvm is not usable here" >&2
+  exit 77
+fi
+RR_LINUX_GUEST_DIR=$("$RR_SOURCE_DIR/examples/linux-guest/build.sh" --print-dir)
+export RR_LINUX_GUEST_DIR
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+vmm=$RR_BINARY_DIR/bin/rr-vmm
+
+start=$(date +%s)
+"$vmm" record --linux --out "$tmp/rec" --serial-in none >"$tmp/record.out" 2>"$tmp/record.err" || {
+  echo "record failed:"; tail -5 "$tmp/record.err"; exit 1; }
+echo "record: $(( $(date +%s) - start )) s; $(tail -1 "$tmp/record.err")"
+grep -q "Run /init as init process" "$tmp/record.out" || {
+  echo "the recorded boot did not reach Run /init:"; tail -20 "$tmp/record.out"; exit 1; }
+
+start=$(date +%s)
+"$vmm" replay "$tmp/rec" >"$tmp/replay.out" 2>"$tmp/replay.err" || {
+  echo "replay failed:"; tail -5 "$tmp/replay.err"; exit 1; }
+echo "replay: $(( $(date +%s) - start )) s; $(tail -1 "$tmp/replay.err")"
+cmp "$tmp/record.out" "$tmp/replay.out" || {
+  echo "replay console output differs"; diff "$tmp/record.out" "$tmp/replay.out" | head; exit 1; }
+echo "identical console output ($(wc -c <"$tmp/record.out") bytes)"
