@@ -37,9 +37,7 @@ void SerialInput::notify_data_ready() {
   if (data_ready_) data_ready_();
 }
 
-BufferSerialInput::BufferSerialInput(std::string data) : pending_(data.begin(), data.end()) {}
-
-size_t BufferSerialInput::take(std::span<uint8_t> out) {
+size_t QueuedSerialInput::take(std::span<uint8_t> out) {
   std::lock_guard lock(mutex_);
   size_t n = 0;
   while (n < out.size() && !pending_.empty()) {
@@ -49,17 +47,25 @@ size_t BufferSerialInput::take(std::span<uint8_t> out) {
   return n;
 }
 
-bool BufferSerialInput::has_data() const {
+bool QueuedSerialInput::has_data() const {
   std::lock_guard lock(mutex_);
   return !pending_.empty();
 }
 
-void BufferSerialInput::push(std::string_view more) {
+void QueuedSerialInput::enqueue(std::span<const uint8_t> bytes) {
   {
     std::lock_guard lock(mutex_);
-    pending_.insert(pending_.end(), more.begin(), more.end());
+    pending_.insert(pending_.end(), bytes.begin(), bytes.end());
   }
   notify_data_ready();
+}
+
+BufferSerialInput::BufferSerialInput(std::string_view data) {
+  enqueue({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+}
+
+void BufferSerialInput::push(std::string_view more) {
+  enqueue({reinterpret_cast<const uint8_t*>(more.data()), more.size()});
 }
 
 FdSerialInput::FdSerialInput(int fd, bool owns) : fd_(fd), owns_(owns) {
@@ -110,27 +116,8 @@ void FdSerialInput::reader_loop() {
     ssize_t n = ::read(fd_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // end of input or error: the guest simply gets no more bytes
-    {
-      std::lock_guard lock(mutex_);
-      pending_.insert(pending_.end(), chunk, chunk + n);
-    }
-    notify_data_ready();
+    enqueue({chunk, static_cast<size_t>(n)});
   }
-}
-
-size_t FdSerialInput::take(std::span<uint8_t> out) {
-  std::lock_guard lock(mutex_);
-  size_t n = 0;
-  while (n < out.size() && !pending_.empty()) {
-    out[n++] = pending_.front();
-    pending_.pop_front();
-  }
-  return n;
-}
-
-bool FdSerialInput::has_data() const {
-  std::lock_guard lock(mutex_);
-  return !pending_.empty();
 }
 
 std::unique_ptr<SerialInput> open_serial_input(const std::string& spec) {

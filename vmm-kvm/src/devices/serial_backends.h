@@ -67,29 +67,37 @@ class SerialInput {
   std::function<void()> data_ready_;
 };
 
-// A fixed byte string, all available from the start.
-class BufferSerialInput final : public SerialInput {
+// Input that arrives into a thread-safe queue and is taken from it: the
+// common part of the buffer and file-descriptor inputs.
+class QueuedSerialInput : public SerialInput {
  public:
-  explicit BufferSerialInput(std::string data);
-  size_t take(std::span<uint8_t> out) override;
-  bool has_data() const override;
-  // Appends bytes later (tests typing into a running guest).
-  void push(std::string_view more);
+  size_t take(std::span<uint8_t> out) final;
+  bool has_data() const final;
+
+ protected:
+  // Queues bytes and tells the machine (from any thread).
+  void enqueue(std::span<const uint8_t> bytes);
 
  private:
   mutable std::mutex mutex_;
   std::deque<uint8_t> pending_;
 };
 
+// A fixed byte string, all available from the start.
+class BufferSerialInput final : public QueuedSerialInput {
+ public:
+  explicit BufferSerialInput(std::string_view data);
+  // Appends bytes later (tests typing into a running guest).
+  void push(std::string_view more);
+};
+
 // Bytes read from a file descriptor by a background thread: a terminal (put
 // into raw mode, restored on destruction), a connected socket, or a file.
-class FdSerialInput final : public SerialInput {
+class FdSerialInput final : public QueuedSerialInput {
  public:
   // Takes ownership of `fd` when `owns` is true.
   FdSerialInput(int fd, bool owns);
   ~FdSerialInput() override;
-  size_t take(std::span<uint8_t> out) override;
-  bool has_data() const override;
 
  private:
   void reader_loop();
@@ -99,8 +107,6 @@ class FdSerialInput final : public SerialInput {
   kvm::Fd stop_event_;  // eventfd that wakes the reader for shutdown
   bool restore_terminal_ = false;
   std::array<uint8_t, 64> saved_termios_{};  // struct termios, kept opaque here
-  mutable std::mutex mutex_;
-  std::deque<uint8_t> pending_;
   std::thread reader_;
 };
 
