@@ -135,32 +135,32 @@ std::vector<uint8_t> encode_event(const Event& event) {
   return w.take();
 }
 
+// Records are decoded in place (emplace, no temporaries): this runs once per
+// record on the read path.
 Event decode_event(std::span<const uint8_t> data) {
   ByteReader r(data, "event record");
   uint8_t tag = r.u8();
   Event event;
   switch (static_cast<EventType>(tag)) {
     case EventType::interrupt_delivery: {
-      InterruptDelivery e;
+      auto& e = event.emplace<InterruptDelivery>();
       e.pos = decode_position(r);
       e.vector = r.u8();
       e.source_line = r.u32();
-      event = e;
       break;
     }
     case EventType::async_position:
-      event = decode_async(r);
+      event.emplace<AsyncPosition>(decode_async(r));
       break;
     case EventType::input: {
-      Input e;
+      auto& e = event.emplace<Input>();
       e.pos = decode_position(r);
       e.channel = r.string();
       e.data = r.bytes_vec();
-      event = std::move(e);
       break;
     }
     case EventType::state_digest: {
-      StateDigest e;
+      auto& e = event.emplace<StateDigest>();
       e.pos = decode_position(r);
       e.registers = get_digest(r);
       e.memory = get_digest(r);
@@ -169,23 +169,20 @@ Event decode_event(std::span<const uint8_t> data) {
         throw FormatError("StateDigest: detail flag must be 0 or 1, got " +
                           std::to_string(has_detail));
       if (has_detail) e.detail = r.string();
-      event = std::move(e);
       break;
     }
     case EventType::checkpoint_ref: {
-      CheckpointRef e;
+      auto& e = event.emplace<CheckpointRef>();
       e.pos = decode_position(r);
       e.file_name = r.string();
       e.digest = get_digest(r);
-      event = std::move(e);
       break;
     }
     case EventType::end_of_recording: {
-      EndOfRecording e;
+      auto& e = event.emplace<EndOfRecording>();
       e.pos = decode_position(r);
       e.reason = r.string();
       e.exit_status = static_cast<int32_t>(r.u32());
-      event = std::move(e);
       break;
     }
     default:

@@ -128,12 +128,12 @@ std::optional<LogProblem> ChunkSource::decode_records(const logfmt::ChunkHeader&
     if (len > raw.size() - pos)
       return problem(K::bad_record, at,
                      where() + ": length " + std::to_string(len) + " runs past the payload");
-    Event event;
     try {
-      event = decode_event(raw.subspan(pos, len));
+      out.push_back(decode_event(raw.subspan(pos, len)));
     } catch (const FormatError& e) {
       return problem(K::bad_record, at, where() + ": " + e.what());
     }
+    const Event& event = out.back();
     pos += len;
     const Position& p = event_position(event);
     if (i == 0 && p != h.first)
@@ -155,7 +155,6 @@ std::optional<LogProblem> ChunkSource::decode_records(const logfmt::ChunkHeader&
                      where() + ": position " + p.to_string() +
                          " differs from the chunk header's last " + h.last.to_string());
     previous = p;
-    out.push_back(std::move(event));
   }
   if (pos != raw.size())
     return problem(K::bad_record, at,
