@@ -76,6 +76,20 @@ class FlexBuffer {
   std::vector<uint64_t> storage_;
 };
 
+// KVM list ioctls answer E2BIG until the buffer is large enough: grow it
+// (from `first` up to `limit` entries) and return the entries KVM filled in.
+template <class Header, class Entry>
+std::vector<Entry> read_growing_list(int fd, unsigned long request, const char* name, size_t first,
+                                     size_t limit) {
+  for (size_t capacity = first; capacity <= limit; capacity *= 2) {
+    FlexBuffer<Header, Entry> buffer(capacity);
+    if (::ioctl(fd, request, buffer.get()) == 0)
+      return {buffer.entries(), buffer.entries() + buffer.header().count};
+    if (errno != E2BIG) librr::throw_errno(name);
+  }
+  throw librr::SystemError(std::string(name) + ": more than " + std::to_string(limit) + " entries");
+}
+
 }  // namespace
 
 Fd& Fd::operator=(Fd&& other) noexcept {
@@ -141,23 +155,13 @@ size_t System::vcpu_mmap_size() const {
 }
 
 std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
-  for (size_t capacity = 64; capacity <= 4096; capacity *= 2) {
-    FlexBuffer<CountAndPadHeader, kvm_cpuid_entry2> buffer(capacity);
-    if (::ioctl(fd_.get(), kGetSupportedCpuid, buffer.get()) == 0)
-      return {buffer.entries(), buffer.entries() + buffer.header().count};
-    if (errno != E2BIG) librr::throw_errno("KVM_GET_SUPPORTED_CPUID");
-  }
-  throw librr::SystemError("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+  return read_growing_list<CountAndPadHeader, kvm_cpuid_entry2>(
+      fd_.get(), kGetSupportedCpuid, "KVM_GET_SUPPORTED_CPUID", 64, 4096);
 }
 
 std::vector<uint32_t> System::msr_index_list() const {
-  for (size_t capacity = 256; capacity <= 65536; capacity *= 4) {
-    FlexBuffer<CountHeader, uint32_t> buffer(capacity);
-    if (::ioctl(fd_.get(), kGetMsrIndexList, buffer.get()) == 0)
-      return {buffer.entries(), buffer.entries() + buffer.header().count};
-    if (errno != E2BIG) librr::throw_errno("KVM_GET_MSR_INDEX_LIST");
-  }
-  throw librr::SystemError("KVM_GET_MSR_INDEX_LIST: more than 65536 entries");
+  return read_growing_list<CountHeader, uint32_t>(fd_.get(), kGetMsrIndexList,
+                                                  "KVM_GET_MSR_INDEX_LIST", 256, 65536);
 }
 
 Vm System::create_vm() const {

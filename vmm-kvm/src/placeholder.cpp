@@ -1,1 +1,0 @@
-// The VMM library; components live in their own files.
