@@ -1,0 +1,112 @@
+#pragma once
+// TimeTraveler: one replay of a recording that can be moved to any position,
+// forward by replaying and backward through checkpoints (rr's ReplayTimeline).
+// It replays with rr-vmm's own engine (vmm::ReplaySession), so what the
+// analyzer shows is what the recorded machine did. The debugger
+// (gdb/gdb_server.h) and the inspection commands drive it; nothing else in
+// the analyzer creates replay machines.
+//
+// Positions are exact: librr::Position{landmark, async_seq, steps}, where
+// steps counts single-stepped instructions after the landmark (or after the
+// async stop). docs/analyzer.md describes how each kind of position is
+// reached and what it costs.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "librr/crypto.h"
+#include "librr/error.h"
+#include "librr/position.h"
+#include "memory/address_space.h"
+#include "memory/physical_memory.h"
+
+namespace vmm {
+struct VcpuState;
+}
+
+namespace analyzer {
+
+struct TravelOptions {
+  std::optional<librr::Key> key;  // of a MAC'd or encrypted recording
+  bool force = false;             // replay on another CPU or device-model version
+  // Checkpoints taken automatically while replaying forward are kept within
+  // this many bytes (guest RAM copies dominate); the oldest-but-one spacing is
+  // thinned first, so seek cost stays at most one checkpoint interval.
+  uint64_t checkpoint_memory_budget = 1ull << 30;
+  // Called with a fraction in [0, 1] during long replays (may be empty).
+  std::function<void(double fraction)> progress;
+};
+
+// A position the user asked for lies after the end of the recording. The
+// message says where the recording ends.
+class PositionPastEnd : public librr::Error {
+ public:
+  using librr::Error::Error;
+};
+
+// Guest-virtual addresses (the debugger's view).
+struct Watchpoint {
+  uint64_t address = 0;
+  uint64_t length = 0;
+};
+struct Breakpoints {
+  std::set<uint64_t> code;
+  std::vector<Watchpoint> writes;
+};
+
+struct StopReason {
+  enum class Kind {
+    kStep,        // step_instruction/reverse_step_instruction finished
+    kBreakpoint,  // rip == address, about to execute it
+    kWatchpoint,  // the instruction before this position wrote [address, +length)
+    kStart,       // reverse execution reached the start of the recording
+    kEnd,         // forward execution reached the end of the recording
+  };
+  Kind kind = Kind::kStep;
+  uint64_t address = 0;
+};
+
+class TimeTraveler {
+ public:
+  // Opens and checks the recording (snapshot checksum, host compatibility
+  // unless options.force) and positions the machine at the start. Throws
+  // librr::Error with the cause (missing recording, damaged snapshot...).
+  TimeTraveler(const std::filesystem::path& recording, TravelOptions options);
+  ~TimeTraveler();
+  TimeTraveler(const TimeTraveler&) = delete;
+  TimeTraveler& operator=(const TimeTraveler&) = delete;
+
+  librr::Position position() const;
+  // The last position of the recording (its EndOfRecording, or the last
+  // record of a recording cut short).
+  librr::Position end() const;
+
+  // Moves the machine to `target`. Throws PositionPastEnd past the end and
+  // librr::Divergence if the replay diverges on the way.
+  void seek(const librr::Position& target);
+
+  // State at the current position.
+  const vmm::VcpuState& vcpu() const;
+  const PhysicalMemory& memory() const;
+  // The current address space (CR3, paging per CR0.PG).
+  AddressSpace address_space() const;
+
+  // Debugger execution control. Forward execution stops at a code
+  // breakpoint before executing it, after an instruction that wrote a
+  // watched range, or at the end. Reverse execution finds the last such
+  // stop before the current position (replay from the checkpoint before it).
+  StopReason step_instruction();
+  StopReason continue_forward(const Breakpoints& breakpoints);
+  StopReason reverse_step_instruction();
+  StopReason reverse_continue(const Breakpoints& breakpoints);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace analyzer
