@@ -1,0 +1,83 @@
+#pragma once
+// GdbServerConnection: one gdb session on a stream socket (rr's split: this
+// class is the protocol, GdbServer maps requests onto the replay).
+// It acknowledges packets until QStartNoAckMode, retransmits on '-',
+// answers the session-level queries itself (qSupported, thread list,
+// target description, vCont?) and hands every target request to the caller.
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gdb/gdb_packet.h"
+#include "gdb/gdb_request.h"
+
+namespace analyzer::gdb {
+
+// An owned file descriptor.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset();
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+class GdbServerConnection {
+ public:
+  // should_stop is asked when a blocking read is interrupted by a signal
+  // (SIGINT): true ends the session as if gdb had disconnected.
+  GdbServerConnection(UniqueFd socket, std::string target_xml,
+                      std::function<bool()> should_stop = {});
+
+  // Blocks until gdb sends a target request. nullopt when gdb closed the
+  // connection (or should_stop said so).
+  std::optional<Request> next_request();
+
+  void send_reply(std::string_view body);
+  void send_ok() { send_reply("OK"); }
+  // "Enn"; the protocol gives the number no meaning, gdb prints it.
+  void send_error(int code = 1);
+  void send_stop_reply(const StopReply& stop) { send_reply(format_stop_reply(stop)); }
+
+  bool no_ack_mode() const { return no_ack_mode_; }
+  bool connected() const { return socket_ && !peer_closed_; }
+  // Logs every packet in and out to `trace` (nullptr: off).
+  void set_trace(std::FILE* trace) { trace_ = trace; }
+
+ private:
+  // Answers session-level requests; false for target requests.
+  bool answer_session_request(const Request& request);
+  void write_all(std::string_view bytes);
+  bool read_more();
+
+  UniqueFd socket_;
+  std::string target_xml_;
+  std::function<bool()> should_stop_;
+  PacketReader reader_;
+  std::string last_reply_frame_;
+  bool no_ack_mode_ = false;
+  bool peer_closed_ = false;
+  std::FILE* trace_ = nullptr;
+};
+
+// The reply to qSupported.
+std::string supported_features();
+
+}  // namespace analyzer::gdb
