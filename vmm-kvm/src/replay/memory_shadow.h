@@ -5,6 +5,7 @@
 // exactly the pages listed in each MemoryDelta, so on replay
 // `page = shadow XOR delta` reproduces the recorded page byte for byte.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "guest_memory.h"
@@ -36,6 +37,8 @@ class MemoryShadow {
   // Replay: writes shadow XOR delta into guest memory and the shadow. Throws
   // librr::FormatError for a page outside guest memory or a bad delta.
   void apply(const librr::MemoryDelta& delta);
+  // The shadow itself (checkpoints copy it).
+  std::span<uint8_t> bytes() { return shadow_; }
 
  private:
   GuestMemory memory_;

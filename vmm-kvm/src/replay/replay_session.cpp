@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 namespace vmm {
 
 ReplaySession::ReplaySession(Machine& machine, VirtualClock& clock, librr::Replayer& replayer,
@@ -157,9 +159,11 @@ void ReplaySession::at_halt() {
   }
 }
 
-void ReplaySession::step() {
-  if (end_if_next()) return;
-  check_interrupt_delivery();
+void ReplaySession::step(bool delivered_already) {
+  if (!delivered_already) {
+    if (end_if_next()) return;
+    check_interrupt_delivery();
+  }
   if (install_async_position_if_next()) return;
   if (!replayer_.peek()) {
     // The log ended without EndOfRecording: a recording cut short (kill -9).
@@ -185,6 +189,53 @@ void ReplaySession::step() {
     at_halt();
   else
     at_landmark();
+}
+
+bool ReplaySession::registers_match_next_async_stop() {
+  const librr::Event* next = replayer_.peek();
+  const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
+  librr::Position expected = timeline_.position();
+  ++expected.async_seq;
+  if (!async || async->pos != expected || async->vcpu_state_format != kVcpuStateFormat)
+    return false;
+  librr::ByteReader in(async->vcpu_state, "async vCPU state");
+  const kvm_regs recorded = VcpuState::load(in).regs;
+  const kvm_regs now = machine_.vcpu().get_regs();
+  return std::memcmp(&recorded, &now, sizeof now) == 0;
+}
+
+ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionStepper& stepper,
+                                                                  bool first_since_position) {
+  if (done_) return InstructionOutcome::kEnded;
+  if (first_since_position) {
+    if (end_if_next()) return InstructionOutcome::kEnded;
+    check_interrupt_delivery();
+    machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
+  }
+  if (!replayer_.peek()) {
+    outcome_.faithful = true;
+    outcome_.log_terminated = false;
+    done_ = true;
+    return InstructionOutcome::kEnded;
+  }
+  if (registers_match_next_async_stop()) {
+    install_async_position_if_next();
+    return InstructionOutcome::kReachedAsyncStop;
+  }
+  if (stepper.step() == InstructionStepper::Result::kStepped) return InstructionOutcome::kStepped;
+  timeline_.enter_landmark();
+  replayer_.check_nothing_before(timeline_.position());
+  if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
+    at_halt();
+  else
+    at_landmark();
+  return done_ ? InstructionOutcome::kEnded : InstructionOutcome::kReachedLandmark;
+}
+
+bool ReplaySession::advance(bool delivered_already) {
+  if (!done_) step(delivered_already);
+  outcome_.end = timeline_.position();
+  return !done_;
 }
 
 ReplayOutcome ReplaySession::run() {

@@ -5,11 +5,13 @@
 // RecordSession step for step (docs/record-replay.md).
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "clock/virtual_clock.h"
 #include "librr/replayer.h"
 #include "machine/machine.h"
+#include "replay/instruction_stepper.h"
 #include "replay/memory_shadow.h"
 #include "replay/session_common.h"
 
@@ -36,10 +38,48 @@ class ReplaySession {
   // Never throws librr::Divergence: a divergence is reported in the outcome.
   ReplayOutcome run();
 
+  // ---- Driving the replay piecewise (the analyzer's TimeTraveler) ----
+  // One step of run()'s loop: installs the next async position, or delivers
+  // what is logged at the current position and runs the guest to the next
+  // landmark and handles it. Returns false once the recording's end is
+  // reached (then outcome() says how). Throws librr::Divergence.
+  // `delivered_already`: the position's interrupt was delivered by a first
+  // step_instruction(), so the guest just runs on to the next landmark.
+  bool advance(bool delivered_already = false);
+  bool done() const { return done_; }
+  const ReplayOutcome& outcome() const { return outcome_; }
+
+  // ---- Single instructions (analysis positions: librr::Position::steps) ----
+  enum class InstructionOutcome {
+    kStepped,           // one instruction executed; still before the next logged position
+    kReachedAsyncStop,  // the registers matched the next logged async stop: installed it
+    kReachedLandmark,   // the instruction made the next synchronous exit: handled it
+    kEnded,             // the recording ends here
+  };
+  // Executes one guest instruction after the current position. With
+  // `first_since_position` (steps == 0), what the log delivers at the
+  // position (an interrupt) is delivered first, exactly as advance() does;
+  // afterwards nothing is injected. The stretch before a logged async stop is
+  // not re-executed by advance(), so stepping detects the stop by comparing
+  // the registers with the recorded ones (registers alone: a loop that only
+  // changes memory matches at its first pass; installing the stop then makes
+  // the state exact anyway). Throws librr::Divergence.
+  InstructionOutcome step_instruction(InstructionStepper& stepper, bool first_since_position);
+
+  // The memory shadow and the serial bytes taken but not yet consumed are
+  // session state a checkpoint must save and restore with the machine.
+  std::span<uint8_t> shadow_bytes() { return shadow_.bytes(); }
+  // Restoring a checkpoint: the session continues from a position it did not reach by itself.
+  void resume_after_restore() {
+    done_ = false;
+    outcome_ = {};
+  }
+
  private:
-  void step();
+  void step(bool delivered_already = false);
   void check_interrupt_delivery();
   bool install_async_position_if_next();
+  bool registers_match_next_async_stop();
   void at_landmark();
   void at_halt();
   void apply_clock_if_next(std::optional<uint64_t> before_deadline);

@@ -27,6 +27,11 @@ class Timeline {
   }
   void enter_async_stop() { ++async_seq_; }
   uint64_t landmark() const { return landmark_; }
+  // Jumps to a position (restoring a checkpoint taken there).
+  void reset(const librr::Position& pos) {
+    landmark_ = pos.landmark;
+    async_seq_ = pos.async_seq;
+  }
 
  private:
   uint64_t landmark_ = 0;
@@ -62,6 +67,9 @@ class ReplaySerialInput final : public SerialInput {
       : replayer_(replayer), timeline_(timeline) {}
   size_t take(std::span<uint8_t> out) override;
   bool has_data() const override;
+  // Bytes already taken from the log that the UART had no room for yet:
+  // session state that a checkpoint saves and restores.
+  std::vector<uint8_t>& pending() { return pending_; }
 
  private:
   librr::Replayer& replayer_;

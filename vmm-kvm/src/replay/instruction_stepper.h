@@ -1,0 +1,44 @@
+#pragma once
+// Executes exactly one guest instruction with KVM_GUESTDBG_SINGLESTEP, for
+// analysis positions (librr::Position::steps). How a completed step shows up
+// differs by host and privilege level (HOST-KVM-NOTES.md: DEBUG at CPL0, but
+// SHUTDOWN at CPL3 on kvm_pvm), so the exit reasons that mean "one
+// instruction done" come from `rr-vmm probe`'s measurements, not from here.
+// No interrupt is injected while stepping: the caller delivers interrupts
+// only at logged positions.
+#include <cstdint>
+#include <set>
+
+#include "machine/machine.h"
+
+namespace vmm {
+
+struct SingleStepSupport {
+  // Exit reasons reported after one single-stepped instruction, per CPL;
+  // empty when single-stepping at that level does not work on this host.
+  std::set<uint32_t> cpl0_exit_reasons;
+  std::set<uint32_t> cpl3_exit_reasons;
+  // Reads the cached probe result (measuring it the first time).
+  static SingleStepSupport from_probe();
+};
+
+class InstructionStepper {
+ public:
+  enum class Result {
+    kStepped,      // one instruction executed, no exit to handle
+    kSynchronous,  // the instruction made a PIO/MMIO/HLT exit (a landmark)
+  };
+  InstructionStepper(Machine& machine, SingleStepSupport support);
+  // Throws librr::Error if the machine stopped otherwise (internal error),
+  // or if single-stepping is unsupported at the current privilege level.
+  Result step();
+
+ private:
+  Machine& machine_;
+  SingleStepSupport support_;
+};
+
+// The vCPU's current privilege level (CS.RPL, as KVM reports it).
+int current_cpl(Machine& machine);
+
+}  // namespace vmm
