@@ -8,6 +8,23 @@
 #include "librr/error.h"
 
 namespace librr {
+namespace {
+
+void check_declared_size(std::span<const uint8_t> data, uint64_t expected_size) {
+  // A single frame that declares its size must declare the expected one:
+  // this turns a lying header into an error before a large allocation.
+  size_t first_frame = ZSTD_findFrameCompressedSize(data.data(), data.size());
+  if (ZSTD_isError(first_frame))
+    throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(first_frame));
+  if (first_frame == data.size()) {
+    unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)
+      throw FormatError("zstd frame declares " + std::to_string(declared) + " bytes, expected " +
+                        std::to_string(expected_size));
+  }
+}
+
+}  // namespace
 
 std::vector<uint8_t> zstd_compress(std::span<const uint8_t> data, int level) {
   std::vector<uint8_t> out;
@@ -20,17 +37,15 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
   if (expected_size > max_size)
     throw FormatError("compressed block claims " + std::to_string(expected_size) +
                       " bytes, more than the limit of " + std::to_string(max_size));
-  // A single frame that declares its size must declare the expected one:
-  // this turns a lying header into an error before a large allocation.
-  size_t first_frame = ZSTD_findFrameCompressedSize(data.data(), data.size());
-  if (ZSTD_isError(first_frame))
-    throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(first_frame));
-  if (first_frame == data.size()) {
-    unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());
-    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)
-      throw FormatError("zstd frame declares " + std::to_string(declared) + " bytes, expected " +
-                        std::to_string(expected_size));
-  }
+  check_declared_size(data, expected_size);
+  std::vector<uint8_t> out(expected_size);
+  zstd_decompress_into(data, out);
+  return out;
+}
+
+void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out) {
+  const size_t expected_size = out.size();
+  check_declared_size(data, expected_size);
   // One decompression context per thread: ZSTD_decompress() would allocate
   // and initialise a fresh ~100 KiB context on every call, which dominated
   // reading logs made of many small chunks.
@@ -39,13 +54,11 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
   };
   thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) throw Error("zstd: cannot allocate a decompression context");
-  std::vector<uint8_t> out(expected_size);
   size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != expected_size)
     throw FormatError("zstd block decompressed to " + std::to_string(n) + " bytes, expected " +
                       std::to_string(expected_size));
-  return out;
 }
 
 ZstdCompressor::ZstdCompressor(int level) : ctx_(ZSTD_createCCtx()), level_(level) {

@@ -1,6 +1,7 @@
 #include "librr/events.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "librr/compress.h"
 #include "librr/error.h"
@@ -11,8 +12,6 @@ namespace {
 // A zstd frame of a 4 KiB page is never this big; a larger claim is corruption
 // and must not drive an allocation.
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
-
-Digest256 get_digest(ByteReader& r) { return r.pod<Digest256>(); }
 
 enum class MemoryKind : uint8_t { digest = 0, delta = 1 };
 
@@ -65,37 +64,166 @@ struct Encoder {
   }
 };
 
-AsyncPosition decode_async(ByteReader& r) {
-  AsyncPosition e;
-  e.pos = decode_position(r);
-  e.vcpu_state_format = r.u32();
-  e.vcpu_state = r.bytes_vec();
-  uint8_t kind = r.u8();
+// Returns the `T` held by `v`, first switching `v` to a fresh T if it holds
+// something else: a T already there keeps its buffers for reuse.
+template <class T, class Variant>
+T& reuse_alternative(Variant& v) {
+  if (auto* held = std::get_if<T>(&v)) return *held;
+  return v.template emplace<T>();
+}
+
+// Walks a record's fields storing every one, reusing the destination's
+// buffers (assign keeps capacity).
+struct FieldDecoder {
+  ByteReader& r;
+  void position(Position& p) { p = decode_position(r); }
+  template <class T>
+  void pod(T& v) {
+    v = r.pod<T>();
+  }
+  void bytes(std::vector<uint8_t>& v) {
+    auto s = r.bytes();
+    v.assign(s.begin(), s.end());
+  }
+  void string(std::string& v) {
+    auto s = r.bytes();
+    v.assign(reinterpret_cast<const char*>(s.data()), s.size());
+  }
+  template <class Walk>
+  void pages(std::vector<PageDelta>& pages, uint32_t count, Walk walk) {
+    pages.resize(count);
+    for (auto& page : pages) walk(page);
+  }
+};
+
+// Walks a record's fields with the same bounds checks, skipping strings and
+// blobs instead of copying them (it checks a whole chunk before any record of
+// it is decoded).
+struct FieldChecker {
+  ByteReader& r;
+  void position(Position& p) { p = decode_position(r); }
+  template <class T>
+  void pod(T& v) {
+    v = r.pod<T>();
+  }
+  void bytes(std::vector<uint8_t>&) { r.bytes(); }
+  void string(std::string&) { r.bytes(); }
+  template <class Walk>
+  void pages(std::vector<PageDelta>&, uint32_t count, Walk walk) {
+    PageDelta scratch;  // stays empty: bytes() never stores into it
+    for (uint32_t i = 0; i < count; ++i) walk(scratch);
+  }
+};
+
+// Each record's layout after its tag, in declaration order, written once for
+// both field walkers. The encoder above writes the same sequence.
+template <class Fields>
+void fields(Fields& f, InterruptDelivery& e) {
+  f.position(e.pos);
+  f.pod(e.vector);
+  f.pod(e.source_line);
+}
+
+template <class Fields>
+void fields(Fields& f, AsyncPosition& e) {
+  f.position(e.pos);
+  f.pod(e.vcpu_state_format);
+  f.bytes(e.vcpu_state);
+  uint8_t kind = 0;
+  f.pod(kind);
   if (kind == static_cast<uint8_t>(MemoryKind::digest)) {
-    e.memory = MemoryDigest{get_digest(r)};
+    f.pod(reuse_alternative<MemoryDigest>(e.memory).digest);
   } else if (kind == static_cast<uint8_t>(MemoryKind::delta)) {
-    MemoryDelta delta;
-    delta.reset_landmark = r.u64();
-    uint32_t count = r.u32();
-    // Each page entry takes at least 12 bytes: a count beyond that is a lie.
+    auto& delta = reuse_alternative<MemoryDelta>(e.memory);
+    f.pod(delta.reset_landmark);
+    uint32_t count = 0;
+    f.pod(count);
+    // Each page entry takes at least 12 bytes: a count beyond that is a lie
+    // and must not drive an allocation.
     constexpr size_t kMinPageEntry = 12;
-    if (count > r.remaining() / kMinPageEntry)
+    if (count > f.r.remaining() / kMinPageEntry)
       throw FormatError("AsyncPosition: memory delta claims " + std::to_string(count) +
-                            " pages but only " + std::to_string(r.remaining()) + " bytes remain",
-                        static_cast<int64_t>(r.position()));
-    delta.pages.reserve(count);
-    for (uint32_t i = 0; i < count; ++i) {
-      PageDelta page;
-      page.gfn = r.u64();
-      page.compressed_xor = r.bytes_vec();
-      delta.pages.push_back(std::move(page));
-    }
-    e.memory = std::move(delta);
+                            " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
+                        static_cast<int64_t>(f.r.position()));
+    f.pages(delta.pages, count, [&f](PageDelta& page) {
+      f.pod(page.gfn);
+      f.bytes(page.compressed_xor);
+    });
   } else {
     throw FormatError("AsyncPosition: unknown memory kind " + std::to_string(kind),
-                      static_cast<int64_t>(r.position() - 1));
+                      static_cast<int64_t>(f.r.position() - 1));
   }
-  return e;
+}
+
+template <class Fields>
+void fields(Fields& f, Input& e) {
+  f.position(e.pos);
+  f.string(e.channel);
+  f.bytes(e.data);
+}
+
+template <class Fields>
+void fields(Fields& f, StateDigest& e) {
+  f.position(e.pos);
+  f.pod(e.registers);
+  f.pod(e.memory);
+  uint8_t has_detail = 0;
+  f.pod(has_detail);
+  if (has_detail > 1)
+    throw FormatError("StateDigest: detail flag must be 0 or 1, got " + std::to_string(has_detail));
+  if (!has_detail) {
+    e.detail.reset();
+    return;
+  }
+  if (!e.detail) e.detail.emplace();
+  f.string(*e.detail);
+}
+
+template <class Fields>
+void fields(Fields& f, CheckpointRef& e) {
+  f.position(e.pos);
+  f.string(e.file_name);
+  f.pod(e.digest);
+}
+
+template <class Fields>
+void fields(Fields& f, EndOfRecording& e) {
+  f.position(e.pos);
+  f.string(e.reason);
+  f.pod(e.exit_status);  // stored as its u32 bit pattern
+}
+
+// Reads the tag and calls `on_type(std::type_identity<T>{})` for the record
+// type T it names (which walks T's fields), then insists every byte was used.
+template <class OnType>
+EventType dispatch_record(ByteReader& r, OnType&& on_type) {
+  uint8_t tag = r.u8();
+  switch (static_cast<EventType>(tag)) {
+    case EventType::interrupt_delivery:
+      on_type(std::type_identity<InterruptDelivery>{});
+      break;
+    case EventType::async_position:
+      on_type(std::type_identity<AsyncPosition>{});
+      break;
+    case EventType::input:
+      on_type(std::type_identity<Input>{});
+      break;
+    case EventType::state_digest:
+      on_type(std::type_identity<StateDigest>{});
+      break;
+    case EventType::checkpoint_ref:
+      on_type(std::type_identity<CheckpointRef>{});
+      break;
+    case EventType::end_of_recording:
+      on_type(std::type_identity<EndOfRecording>{});
+      break;
+    default:
+      throw FormatError("unknown event record tag " + std::to_string(tag) +
+                            " (this log needs a newer librr, or it is corrupt)",
+                        0);
+  }
+  r.expect_end();
+  return static_cast<EventType>(tag);
 }
 
 }  // namespace
@@ -135,63 +263,30 @@ std::vector<uint8_t> encode_event(const Event& event) {
   return w.take();
 }
 
-// Records are decoded in place (emplace, no temporaries): this runs once per
-// record on the read path.
 Event decode_event(std::span<const uint8_t> data) {
-  ByteReader r(data, "event record");
-  uint8_t tag = r.u8();
   Event event;
-  switch (static_cast<EventType>(tag)) {
-    case EventType::interrupt_delivery: {
-      auto& e = event.emplace<InterruptDelivery>();
-      e.pos = decode_position(r);
-      e.vector = r.u8();
-      e.source_line = r.u32();
-      break;
-    }
-    case EventType::async_position:
-      event.emplace<AsyncPosition>(decode_async(r));
-      break;
-    case EventType::input: {
-      auto& e = event.emplace<Input>();
-      e.pos = decode_position(r);
-      e.channel = r.string();
-      e.data = r.bytes_vec();
-      break;
-    }
-    case EventType::state_digest: {
-      auto& e = event.emplace<StateDigest>();
-      e.pos = decode_position(r);
-      e.registers = get_digest(r);
-      e.memory = get_digest(r);
-      uint8_t has_detail = r.u8();
-      if (has_detail > 1)
-        throw FormatError("StateDigest: detail flag must be 0 or 1, got " +
-                          std::to_string(has_detail));
-      if (has_detail) e.detail = r.string();
-      break;
-    }
-    case EventType::checkpoint_ref: {
-      auto& e = event.emplace<CheckpointRef>();
-      e.pos = decode_position(r);
-      e.file_name = r.string();
-      e.digest = get_digest(r);
-      break;
-    }
-    case EventType::end_of_recording: {
-      auto& e = event.emplace<EndOfRecording>();
-      e.pos = decode_position(r);
-      e.reason = r.string();
-      e.exit_status = static_cast<int32_t>(r.u32());
-      break;
-    }
-    default:
-      throw FormatError("unknown event record tag " + std::to_string(tag) +
-                            " (this log needs a newer librr, or it is corrupt)",
-                        0);
-  }
-  r.expect_end();
+  decode_event_into(data, event);
   return event;
+}
+
+void decode_event_into(std::span<const uint8_t> data, Event& out) {
+  ByteReader r(data, "event record");
+  FieldDecoder decoder{r};
+  dispatch_record(r, [&](auto type) {
+    fields(decoder, reuse_alternative<typename decltype(type)::type>(out));
+  });
+}
+
+EventType check_event(std::span<const uint8_t> data, Position& pos) {
+  ByteReader r(data, "event record");
+  FieldChecker checker{r};
+  return dispatch_record(r, [&](auto type_tag) {
+    // Only fixed-size fields land in `scratch`: an empty record owns no
+    // buffers, so checking allocates nothing.
+    typename decltype(type_tag)::type scratch;
+    fields(checker, scratch);
+    pos = scratch.pos;
+  });
 }
 
 std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,

@@ -4,6 +4,7 @@
 // that sequential reads, seeks and index rebuilds judge chunks identically.
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <variant>
 #include <vector>
 
@@ -26,7 +27,11 @@ struct LoadedChunk {
   logfmt::ChunkHeader header;
   Digest header_hash{};
   uint64_t end_offset = 0;
-  std::vector<Event> events;  // empty when only the header was checked
+  // The chunk's framed records (u32 length + record), every one already
+  // checked, still encoded: the reader decodes each when iteration reaches
+  // it. Points into the source's reused buffer, so it is valid until the
+  // source loads another chunk; empty when only the header was checked.
+  std::span<const uint8_t> records;
 };
 
 using LoadResult = std::variant<LoadedChunk, LogProblem>;
@@ -54,9 +59,9 @@ class ChunkSource {
   std::optional<LogProblem> decrypt_upto(uint64_t sequence,
                                          const std::vector<ChunkIndexEntry>& index,
                                          const Expectation& at);
-  std::optional<LogProblem> decode_records(const logfmt::ChunkHeader& h,
-                                           std::span<const uint8_t> raw, const Expectation& at,
-                                           std::vector<Event>& out) const;
+  std::optional<LogProblem> check_records(const logfmt::ChunkHeader& h,
+                                          std::span<const uint8_t> raw,
+                                          const Expectation& at) const;
 
   int fd_;
   std::filesystem::path path_;
@@ -65,6 +70,8 @@ class ChunkSource {
   const std::optional<Key>& key_;
   std::optional<StreamDecryptor> decryptor_;
   uint64_t decrypt_next_ = 0;  // sequence number the decryptor expects next
+  // Reused for every chunk: no allocation or page faults per chunk.
+  std::vector<uint8_t> payload_, decrypted_, raw_;
 };
 
 }  // namespace librr::logchunk

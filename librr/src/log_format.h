@@ -4,6 +4,7 @@
 // reader, the index and the tests that forge tampered logs.
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,13 @@ inline constexpr uint32_t kMaxRecordSize = 32u << 20;
 inline constexpr uint32_t kMaxRawLength = 64u << 20;
 inline constexpr uint32_t kMaxStoredLength = kMaxRawLength + (kMaxRawLength >> 7) + 4096;
 inline constexpr size_t kRecordFrameSize = 4;  // u32 length before each record
+// The u32 length framing the record at `offset` (the caller checked that
+// kRecordFrameSize bytes are there). Little-endian on the wire, as ByteReader.
+inline uint32_t record_length_at(std::span<const uint8_t> raw, size_t offset) {
+  uint32_t len;
+  std::memcpy(&len, raw.data() + offset, sizeof len);
+  return len;
+}
 
 struct FileHeader {
   uint16_t version_major = kVersionMajor;

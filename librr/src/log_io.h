@@ -58,13 +58,13 @@ inline uint64_t file_size(int fd, const std::filesystem::path& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-// Reads up to `n` bytes at `offset`; returns fewer only at end of file.
-inline std::vector<uint8_t> pread_upto(int fd, uint64_t offset, size_t n,
-                                       const std::filesystem::path& path) {
-  std::vector<uint8_t> buf(n);
+// Fills `buf` from `offset`; returns fewer bytes only at end of file.
+inline size_t pread_into(int fd, uint64_t offset, std::span<uint8_t> buf,
+                         const std::filesystem::path& path) {
   size_t done = 0;
-  while (done < n) {
-    ssize_t got = ::pread(fd, buf.data() + done, n - done, static_cast<off_t>(offset + done));
+  while (done < buf.size()) {
+    ssize_t got =
+        ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       throw_errno("read " + path.string() + " at offset " + std::to_string(offset + done));
@@ -72,8 +72,22 @@ inline std::vector<uint8_t> pread_upto(int fd, uint64_t offset, size_t n,
     if (got == 0) break;
     done += static_cast<size_t>(got);
   }
-  buf.resize(done);
+  return done;
+}
+
+// Reads up to `n` bytes at `offset`; returns fewer only at end of file.
+inline std::vector<uint8_t> pread_upto(int fd, uint64_t offset, size_t n,
+                                       const std::filesystem::path& path) {
+  std::vector<uint8_t> buf(n);
+  buf.resize(pread_into(fd, offset, buf, path));
   return buf;
+}
+
+// The first `n` bytes of `buf`, growing it if needed: a buffer reused for
+// every chunk stops allocating (and zero-filling) once it fits the largest.
+inline std::span<uint8_t> reuse_buffer(std::vector<uint8_t>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return {buf.data(), n};
 }
 
 // One write() call for the whole buffer; loops only if the kernel accepts

@@ -1,6 +1,8 @@
 // LogReader: opens a log, checks the key, loads or rebuilds the chunk index,
 // and iterates records chunk by chunk through logchunk::ChunkSource.
 #include <algorithm>
+#include <array>
+#include <span>
 
 #include "librr/log.h"
 #include "log_chunk.h"
@@ -27,8 +29,15 @@ struct LogReader::Impl {
   Expectation expect;
   bool saw_final = false;
   bool finished = false;
-  std::vector<Event> current;
-  size_t cursor = 0;
+  // The loaded chunk's records not yet consumed, checked but still encoded
+  // (they live in the ChunkSource's reused buffer). Each is decoded when
+  // iteration reaches it, into the recycled event of its type: one slot per
+  // type, so interleaved types keep their buffers and the steady state
+  // allocates nothing.
+  std::span<const uint8_t> records;
+  uint32_t records_left = 0;
+  std::array<Event, kEventTypeCount> slots;
+  Event* front = nullptr;  // the first record of `records`, once decoded
   uint64_t next_record = 0;
   std::optional<LogProblem> problem;
 
@@ -42,8 +51,7 @@ struct LogReader::Impl {
     expect = Expectation{0, info.header_size, 0, file_header_hash, std::nullopt};
     saw_final = false;
     finished = false;
-    current.clear();
-    cursor = 0;
+    drop_records();
     next_record = 0;
     problem.reset();
   }
@@ -53,7 +61,13 @@ struct LogReader::Impl {
     finished = true;
   }
 
-  // Loads the next chunk into `current`; false at the end or at a problem.
+  void drop_records() {
+    records = {};
+    records_left = 0;
+    front = nullptr;
+  }
+
+  // Loads the next chunk into `records`; false at the end or at a problem.
   bool advance_chunk() {
     if (finished) return false;
     if (saw_final) {
@@ -76,8 +90,9 @@ struct LogReader::Impl {
       return false;
     }
     auto& chunk = std::get<LoadedChunk>(result);
-    current = std::move(chunk.events);
-    cursor = 0;
+    records = chunk.records;
+    records_left = chunk.header.record_count;
+    front = nullptr;
     saw_final = chunk.header.final();
     expect = Expectation{expect.sequence + 1, chunk.end_offset,
                          chunk.header.first_record_index + chunk.header.record_count,
@@ -85,10 +100,53 @@ struct LogReader::Impl {
     return true;
   }
 
-  const Event* peek() {
-    while (cursor == current.size())
-      if (!advance_chunk()) return nullptr;
-    return &current[cursor];
+  // False at the end of the log or at a problem.
+  bool have_record() {
+    while (records_left == 0)
+      if (!advance_chunk()) return false;
+    return true;
+  }
+
+  // The first unconsumed record, encoded (its frame was checked on load).
+  std::span<const uint8_t> front_bytes() const {
+    return records.subspan(logfmt::kRecordFrameSize, logfmt::record_length_at(records, 0));
+  }
+
+  void consume_front() {
+    records = records.subspan(logfmt::kRecordFrameSize + logfmt::record_length_at(records, 0));
+    --records_left;
+    front = nullptr;
+    ++next_record;
+  }
+
+  Event* peek() {
+    if (!have_record()) return nullptr;
+    if (!front) front = decode_front();
+    return front;
+  }
+
+  Event* decode_front() {
+    auto bytes = front_bytes();
+    // The tag is valid: the whole chunk passed check_event on load.
+    Event& slot = slots[bytes[0] - 1];
+    try {
+      decode_event_into(bytes, slot);
+    } catch (const FormatError& e) {
+      // check_event and decode_event_into walk the same layout, so this is a
+      // librr bug rather than a bad file; still stop reading cleanly.
+      finish(LogProblemKind::bad_record, "record " + std::to_string(next_record) +
+                                             " passed its check but does not decode: " + e.what());
+      drop_records();
+      return nullptr;
+    }
+    return &slot;
+  }
+
+  // Position of the first unconsumed record, without decoding its payload.
+  Position front_position() const {
+    Position pos;
+    check_event(front_bytes(), pos);
+    return pos;
   }
 
   // Positions iteration at the start of indexed chunk k (k == index.size()
@@ -250,9 +308,18 @@ IndexStatus LogReader::index_status() const { return impl_->index_status; }
 
 std::optional<Event> LogReader::next() {
   auto& s = *impl_;
-  if (!s.peek()) return std::nullopt;
-  ++s.next_record;
-  return std::move(s.current[s.cursor++]);
+  Event* event = s.peek();
+  if (!event) return std::nullopt;
+  std::optional<Event> owned(std::move(*event));  // the slot grows new buffers next time
+  s.consume_front();
+  return owned;
+}
+
+const Event* LogReader::next_ref() {
+  auto& s = *impl_;
+  const Event* event = s.peek();
+  if (event) s.consume_front();
+  return event;
 }
 
 const std::optional<LogProblem>& LogReader::problem() const { return impl_->problem; }
@@ -266,11 +333,9 @@ bool LogReader::seek_to_record(uint64_t record) {
   size_t k = it == s.index.begin() ? 0 : static_cast<size_t>(it - s.index.begin()) - 1;
   if (!s.seek_to_chunk(k)) return false;
   while (s.next_record < record) {
-    if (!s.peek()) return false;
-    // Skip whole chunks without touching their records one by one.
-    size_t skip = std::min<uint64_t>(s.current.size() - s.cursor, record - s.next_record);
-    s.cursor += skip;
-    s.next_record += skip;
+    if (!s.have_record()) return false;
+    // Skipping only walks the length frames: nothing is decoded.
+    s.consume_front();
   }
   return s.peek() != nullptr;
 }
@@ -284,10 +349,9 @@ bool LogReader::seek_to_position(const Position& pos) {
                        [](const ChunkIndexEntry& c, const Position& p) { return c.first < p; });
   size_t k = it == s.index.begin() ? 0 : static_cast<size_t>(it - s.index.begin()) - 1;
   if (!s.seek_to_chunk(k)) return false;
-  while (const Event* e = s.peek()) {
-    if (!(event_position(*e) < pos)) return true;
-    ++s.cursor;
-    ++s.next_record;
+  while (s.have_record()) {
+    if (!(s.front_position() < pos)) return s.peek() != nullptr;
+    s.consume_front();
   }
   return false;
 }
@@ -301,12 +365,15 @@ VerifyReport LogReader::verify() {
   while (s.advance_chunk()) {
     ++report.chunk_count;
     report.valid_bytes = s.expect.offset;
-    for (const auto& e : s.current) {
+    // Every record was checked on load; their summaries are all we need.
+    for (; s.records_left > 0; s.consume_front()) {
+      Position pos;
+      EventType type = check_event(s.front_bytes(), pos);
       ++report.record_count;
-      ++report.counts_by_type[static_cast<size_t>(event_type(e)) - 1];
-      if (!report.first) report.first = event_position(e);
-      report.last = event_position(e);
-      if (std::holds_alternative<EndOfRecording>(e)) report.terminated = true;
+      ++report.counts_by_type[static_cast<size_t>(type) - 1];
+      if (!report.first) report.first = pos;
+      report.last = pos;
+      if (type == EventType::end_of_recording) report.terminated = true;
     }
   }
   if (report.chunk_count == 0) report.valid_bytes = s.info.header_size;

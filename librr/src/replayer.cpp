@@ -7,18 +7,18 @@ Replayer::Replayer(const std::filesystem::path& log_path, LogReaderOptions optio
 
 const Event* Replayer::peek() {
   if (!fetched_) {
-    next_ = reader_.next();
+    next_ = reader_.next_ref();
     fetched_ = true;
   }
-  return next_ ? &*next_ : nullptr;
+  return next_;
 }
 
-std::optional<Event> Replayer::take_at(const Position& pos) {
+const Event* Replayer::take_at(const Position& pos) {
   const Event* event = peek();
-  if (!event || event_position(*event) != pos) return std::nullopt;
+  if (!event || event_position(*event) != pos) return nullptr;
   fetched_ = false;
   ++consumed_;
-  return std::move(next_);
+  return event;
 }
 
 void Replayer::check_nothing_before(const Position& pos) {

@@ -112,3 +112,52 @@ TEST(Events, MemoryDeltaRebuildsPagesAndSkipsUnchangedOnes) {
   auto page = shadows[0];
   EXPECT_THROW(apply_page_delta(garbage, page), FormatError);
 }
+
+TEST(Events, DecodeIntoReusedEventLeavesNothingOfThePreviousRecord) {
+  // Every ordered pair, including a record followed by a smaller one of the
+  // same type (longer blob, more pages, a detail string) whose buffers are
+  // reused: the result must equal a fresh decode.
+  auto events = one_of_each();
+  for (const auto& first : events) {
+    for (const auto& second : events) {
+      Event reused;
+      decode_event_into(encode_event(first), reused);
+      ASSERT_EQ(reused, first);
+      decode_event_into(encode_event(second), reused);
+      EXPECT_EQ(reused, second) << event_type_name(event_type(first)) << " then "
+                                << event_type_name(event_type(second));
+    }
+  }
+}
+
+TEST(Events, CheckAgreesWithDecodeOnEveryPrefixAndReportsTypeAndPosition) {
+  std::mt19937_64 rng(9);
+  for (const auto& event : one_of_each()) {
+    auto bytes = encode_event(event);
+    Position pos;
+    EXPECT_EQ(check_event(bytes, pos), event_type(event));
+    EXPECT_EQ(pos, event_position(event));
+    auto longer = bytes;
+    longer.push_back(0);
+    EXPECT_THROW(check_event(longer, pos), FormatError);
+    for (size_t cut = 0; cut < bytes.size(); ++cut)
+      EXPECT_THROW(check_event(std::span(bytes).first(cut), pos), FormatError) << cut;
+    // Random single-byte damage: check_event must throw exactly when decode does.
+    for (int trial = 0; trial < 200; ++trial) {
+      auto damaged = bytes;
+      damaged[rng() % damaged.size()] = static_cast<uint8_t>(rng());
+      bool decode_throws = false, check_throws = false;
+      try {
+        decode_event(damaged);
+      } catch (const FormatError&) {
+        decode_throws = true;
+      }
+      try {
+        check_event(damaged, pos);
+      } catch (const FormatError&) {
+        check_throws = true;
+      }
+      EXPECT_EQ(check_throws, decode_throws) << event_type_name(event_type(event));
+    }
+  }
+}

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "librr/replayer.h"
 #include "test_log_util.h"
 
 using namespace logtest;
@@ -86,6 +87,49 @@ TEST_P(LogRoundTrip, SeeksByRecordIndexAndPosition) {
     }
   }
   EXPECT_FALSE(reader.seek_to_position({1'000'000, 0, 0}));
+}
+
+TEST_P(LogRoundTrip, NextRefAndReplayerHandOutTheSameRecordsAsNext) {
+  auto path = dir / "ref.log";
+  auto events = write_log(path, GetParam(), 2000);
+  {
+    // Alternating the owning and the recycled form must not disturb either:
+    // next() moves the recycled event out, next_ref() then refills it.
+    LogReader reader(path, reader_options(GetParam()));
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (i % 5 == 0) {
+        auto owned = reader.next();
+        ASSERT_TRUE(owned) << i;
+        EXPECT_EQ(*owned, events[i]) << i;
+      } else {
+        const Event* e = reader.next_ref();
+        ASSERT_NE(e, nullptr) << i;
+        EXPECT_EQ(*e, events[i]) << i;
+      }
+    }
+    EXPECT_EQ(reader.next_ref(), nullptr);
+    EXPECT_FALSE(reader.problem());
+    // After a seek the recycled events hold the target record.
+    ASSERT_TRUE(reader.seek_to_record(1234));
+    const Event* e = reader.next_ref();
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(*e, events[1234]);
+  }
+  Replayer replayer(path, reader_options(GetParam()));
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Position& pos = event_position(events[i]);
+    const Event* next = replayer.peek();
+    ASSERT_NE(next, nullptr) << i;
+    EXPECT_EQ(*next, events[i]) << i;
+    EXPECT_EQ(replayer.take_at({pos.landmark + 1, 0, 0}), nullptr);  // wrong position
+    EXPECT_THROW(replayer.check_nothing_before({pos.landmark + 1, 0, 0}), Divergence);
+    const Event* taken = replayer.take_at(pos);
+    ASSERT_NE(taken, nullptr) << i;
+    EXPECT_EQ(*taken, events[i]) << i;
+  }
+  EXPECT_EQ(replayer.peek(), nullptr);
+  EXPECT_EQ(replayer.records_consumed(), events.size());
+  EXPECT_FALSE(replayer.problem());
 }
 
 TEST_P(LogRoundTrip, UnterminatedLogIsReportedButFullyReadable) {

@@ -26,9 +26,7 @@ class ByteWriter {
     u32(static_cast<uint32_t>(v.size()));
     raw(v.data(), v.size());
   }
-  void string(std::string_view v) {
-    bytes({reinterpret_cast<const uint8_t*>(v.data()), v.size()});
-  }
+  void string(std::string_view v) { bytes({reinterpret_cast<const uint8_t*>(v.data()), v.size()}); }
   // Fixed-size bytes, no length prefix.
   void raw(const void* p, size_t n) {
     auto* b = static_cast<const uint8_t*>(p);
@@ -91,10 +89,8 @@ class ByteReader {
   bool at_end() const { return pos_ == data_.size(); }
   // Throws unless every byte was consumed: trailing garbage is corruption too.
   void expect_end() const {
-    if (!at_end())
-      throw FormatError(std::string(what_) + ": " + std::to_string(remaining()) +
-                            " unexpected trailing bytes",
-                        static_cast<int64_t>(pos_));
+    if (!at_end()) [[unlikely]]
+      throw_trailing();
   }
 
  private:
@@ -104,11 +100,21 @@ class ByteReader {
     raw_into(&v, sizeof v);
     return v;
   }
+  // Inlined into every read (the log reader makes several per record); the
+  // message is built out of line, only when the check fails.
   void need(size_t n) const {
-    if (n > data_.size() - pos_)
-      throw FormatError(std::string(what_) + ": truncated (need " + std::to_string(n) +
-                            " bytes, have " + std::to_string(data_.size() - pos_) + ")",
-                        static_cast<int64_t>(pos_));
+    if (n > data_.size() - pos_) [[unlikely]]
+      throw_truncated(n);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_trailing() const {
+    throw FormatError(
+        std::string(what_) + ": " + std::to_string(remaining()) + " unexpected trailing bytes",
+        static_cast<int64_t>(pos_));
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_truncated(size_t n) const {
+    throw FormatError(std::string(what_) + ": truncated (need " + std::to_string(n) +
+                          " bytes, have " + std::to_string(data_.size() - pos_) + ")",
+                      static_cast<int64_t>(pos_));
   }
   std::span<const uint8_t> data_;
   size_t pos_ = 0;

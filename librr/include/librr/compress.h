@@ -13,6 +13,9 @@ std::vector<uint8_t> zstd_compress(std::span<const uint8_t> data, int level = 3)
 // from a checked header and is capped at `max_size`.
 std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t expected_size,
                                      uint64_t max_size = uint64_t{1} << 32);
+// Like zstd_decompress, into a buffer the caller reuses: decompresses exactly
+// `out.size()` bytes (the caller has checked that size against its limit).
+void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out);
 
 // Reusable compression context for hot paths (avoids reallocating zstd's
 // tables per call). Not thread-safe: one per thread.

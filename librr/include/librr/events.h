@@ -119,6 +119,15 @@ void encode_event(const Event& event, ByteWriter& out);
 std::vector<uint8_t> encode_event(const Event& event);
 // Decodes exactly one record filling `data`; throws FormatError otherwise.
 Event decode_event(std::span<const uint8_t> data);
+// Like decode_event, into `out`, reusing the buffers `out` already owns when it
+// holds the same record type: once they have grown, decoding allocates nothing
+// (the log reader's per-record path). On FormatError `out` is valid but unspecified.
+void decode_event_into(std::span<const uint8_t> data, Event& out);
+
+// Checks every byte of a record exactly as decode_event does, without copying
+// its strings and blobs anywhere; returns its type and stores its position in
+// `pos`. Throws FormatError where decode_event would.
+EventType check_event(std::span<const uint8_t> data, Position& pos);
 
 // --- Memory deltas -------------------------------------------------------
 

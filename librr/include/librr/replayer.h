@@ -28,9 +28,11 @@ class Replayer {
   Replayer(const std::filesystem::path& log_path, LogReaderOptions options);
 
   // The next record not yet consumed, or nullptr at the end of the log.
+  // Valid until the call to peek() or take_at() after it is consumed.
   const Event* peek();
-  // Consumes and returns the next record if it is at exactly `pos`.
-  std::optional<Event> take_at(const Position& pos);
+  // Consumes the next record if it is at exactly `pos` and returns it (the
+  // same event peek() showed, with the same lifetime), else nullptr.
+  const Event* take_at(const Position& pos);
   // Throws Divergence if a record lies before `pos`: the machine went past a
   // point where the log says something happened.
   void check_nothing_before(const Position& pos);
@@ -42,7 +44,7 @@ class Replayer {
 
  private:
   LogReader reader_;
-  std::optional<Event> next_;
+  const Event* next_ = nullptr;  // the reader's recycled event (see LogReader::next_ref)
   bool fetched_ = false;
   uint64_t consumed_ = 0;
 };
