@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "commands/at.h"
 #include "commands/command.h"
 #include "librr/error.h"
 
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   analyzer::CommandAction action;
   analyzer::add_info_command(app, action);
   analyzer::add_verify_command(app, action);
+  analyzer::add_at_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "librr/crypto.h"
@@ -36,9 +37,15 @@ struct TravelOptions {
   // Checkpoints taken automatically while replaying forward are kept within
   // this many bytes (guest RAM copies dominate); the oldest-but-one spacing is
   // thinned first, so seek cost stays at most one checkpoint interval.
+  // 0 keeps only the checkpoint at the start (every backward seek then
+  // replays from the beginning, like a plain `rr-vmm replay`).
   uint64_t checkpoint_memory_budget = 1ull << 30;
+  // A checkpoint is taken after this much replay work since the previous one.
+  double checkpoint_interval_seconds = 0.25;
   // Called with a fraction in [0, 1] during long replays (may be empty).
   std::function<void(double fraction)> progress;
+  // Warnings (replaying on another host with `force`); may be empty.
+  std::function<void(const std::string&)> warn;
 };
 
 // A position the user asked for lies after the end of the recording. The
@@ -95,10 +102,18 @@ class TimeTraveler {
   // The current address space (CR3, paging per CR0.PG).
   AddressSpace address_space() const;
 
+  // Checkpoints held now and the guest pages they keep (for reports, bench).
+  size_t checkpoint_count() const;
+  uint64_t checkpoint_bytes() const;
+
   // Debugger execution control. Forward execution stops at a code
   // breakpoint before executing it, after an instruction that wrote a
   // watched range, or at the end. Reverse execution finds the last such
   // stop before the current position (replay from the checkpoint before it).
+  // With breakpoints, execution proceeds by single steps (~16k instructions/s
+  // at CPL0 on kvm_pvm): fine for kernels and short stretches, slow across
+  // long native CPL3 loops. step_instruction across a landmark or a logged
+  // asynchronous stop lands on that position (steps = 0).
   StopReason step_instruction();
   StopReason continue_forward(const Breakpoints& breakpoints);
   StopReason reverse_step_instruction();

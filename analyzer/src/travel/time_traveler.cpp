@@ -1,0 +1,166 @@
+#include "travel/time_traveler.h"
+
+#include <fmt/format.h>
+
+#include "librr/log.h"
+#include "machine/vcpu_state.h"
+#include "travel/time_traveler_impl.h"
+
+namespace analyzer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The whole log is checked before any replay: a damaged chunk is reported
+// with its index and offset up front instead of ending a replay early. Its
+// last record is the end of the recording.
+librr::Position check_log_and_find_end(const vmm::ReplayMachine& replay) {
+  librr::LogReaderOptions log_options;
+  log_options.key = replay.key();
+  librr::LogReader reader(replay.recording().log_path(), log_options);
+  const librr::VerifyReport report = reader.verify();
+  if (report.problem && report.problem->kind != librr::LogProblemKind::missing_end)
+    throw vmm::RecordingDamaged(fmt::format("log {} is damaged: {}",
+                                            replay.recording().log_path().string(),
+                                            report.problem->to_string()));
+  return report.last.value_or(librr::Position{});
+}
+
+librr::Position base_of(const librr::Position& p) { return {p.landmark, p.async_seq, 0}; }
+
+}  // namespace
+
+TimeTraveler::TimeTraveler(const std::filesystem::path& recording, TravelOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.options = std::move(options);
+  vmm::ReplayMachineOptions machine_options;
+  machine_options.key = s.options.key;
+  machine_options.force = s.options.force;
+  machine_options.warn = s.options.warn;
+  machine_options.serial_output = &s.console;
+  s.replay = std::make_unique<vmm::ReplayMachine>(recording, std::move(machine_options));
+  s.end = check_log_and_find_end(*s.replay);
+  const vmm::GuestMemory ram = s.replay->machine().memory();
+  s.memory.emplace(std::span<const uint8_t>(ram.host_base(), ram.size()));
+  s.checkpoints.capture(*s.replay, 0);  // the start: every backward seek can begin here
+  s.last_progress = Clock::now();
+}
+
+TimeTraveler::~TimeTraveler() = default;
+
+librr::Position TimeTraveler::position() const { return impl_->position; }
+librr::Position TimeTraveler::end() const { return impl_->end; }
+size_t TimeTraveler::checkpoint_count() const { return impl_->checkpoints.size(); }
+uint64_t TimeTraveler::checkpoint_bytes() const { return impl_->checkpoints.page_bytes(); }
+
+const vmm::VcpuState& TimeTraveler::Impl::current_vcpu() const {
+  if (!vcpu) {
+    replay->machine().settle_vcpu();  // a pending PIO/MMIO read lands in the registers
+    vcpu = replay->machine().save_vcpu_state();
+  }
+  return *vcpu;
+}
+
+uint64_t TimeTraveler::Impl::read_rip() const { return current_vcpu().regs.rip; }
+
+const vmm::VcpuState& TimeTraveler::vcpu() const { return impl_->current_vcpu(); }
+const PhysicalMemory& TimeTraveler::memory() const { return *impl_->memory; }
+
+AddressSpace TimeTraveler::address_space() const {
+  const kvm_sregs& sregs = impl_->current_vcpu().sregs;
+  constexpr uint64_t kCr0Paging = 1ull << 31;
+  return AddressSpace(*impl_->memory, sregs.cr3, (sregs.cr0 & kCr0Paging) != 0);
+}
+
+vmm::InstructionStepper& TimeTraveler::Impl::instruction_stepper() {
+  if (!stepper) stepper.emplace(replay->machine(), vmm::SingleStepSupport::from_probe());
+  return *stepper;
+}
+
+void TimeTraveler::Impl::restore(const Checkpoint& checkpoint) {
+  CheckpointStore::restore(checkpoint, *replay);
+  position = checkpoint.position;
+  replay_seconds = checkpoint.replay_seconds;
+  moved();
+}
+
+bool TimeTraveler::Impl::advance() {
+  vmm::ReplaySession& session = replay->session();
+  const auto started = Clock::now();
+  const bool more = session.advance(/*delivered_already=*/position.steps > 0);
+  const auto now = Clock::now();
+  replay_seconds += std::chrono::duration<double>(now - started).count();
+  position = replay->timeline().position();
+  moved();
+  if (!more) {
+    // A log that stops at a damaged chunk ends the replay like a cut-short
+    // recording would; say which chunk.
+    const auto& problem = replay->replayer().problem();
+    if (problem && problem->kind != librr::LogProblemKind::missing_end)
+      throw vmm::RecordingDamaged("log damaged: " + problem->to_string());
+    return false;
+  }
+  const Checkpoint* before = checkpoints.at_or_before(position);
+  if (options.checkpoint_memory_budget > 0 && before && before->position != position &&
+      replay_seconds - before->replay_seconds >= options.checkpoint_interval_seconds) {
+    checkpoints.capture(*replay, replay_seconds);
+    checkpoints.thin_to(options.checkpoint_memory_budget);
+  }
+  if (options.progress && now - last_progress > std::chrono::milliseconds(100)) {
+    last_progress = now;
+    options.progress(end.landmark ? static_cast<double>(position.landmark) /
+                                        static_cast<double>(end.landmark)
+                                  : 1.0);
+  }
+  return true;
+}
+
+bool TimeTraveler::Impl::step_once() {
+  using Outcome = vmm::ReplaySession::InstructionOutcome;
+  const Outcome outcome =
+      replay->session().step_instruction(instruction_stepper(), position.steps == 0);
+  moved();
+  if (outcome == Outcome::kStepped) {
+    ++position.steps;
+    return true;
+  }
+  position = replay->timeline().position();
+  return outcome != Outcome::kEnded;
+}
+
+void TimeTraveler::Impl::reach_base(const librr::Position& base) {
+  const Checkpoint* checkpoint = checkpoints.at_or_before(base);
+  // Backward, or a checkpoint lies between here and there: restore it.
+  if (position > base || (checkpoint && checkpoint->position > position)) restore(*checkpoint);
+  while (base_of(position) < base) {
+    if (!advance())
+      throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
+                                        base.to_string(), end.to_string()));
+  }
+  if (base_of(position) != base)
+    throw librr::Error(fmt::format(
+        "{} does not exist: landmark {} has no asynchronous stop {} (the replay goes from there "
+        "to {})",
+        base.to_string(), base.landmark, base.async_seq, position.to_string()));
+}
+
+void TimeTraveler::seek(const librr::Position& target) {
+  Impl& s = *impl_;
+  if (target > s.end)
+    throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
+                                      target.to_string(), s.end.to_string()));
+  if (s.position == target) return;
+  const librr::Position base = base_of(target);
+  // Mid-steps of the same (L, a) and before the target: just step on.
+  if (!(base_of(s.position) == base && s.position.steps <= target.steps)) s.reach_base(base);
+  while (s.position.steps < target.steps) {
+    const librr::Position before = s.position;
+    if (!s.step_once() || s.position.steps == 0)
+      throw librr::Error(fmt::format(
+          "{} does not exist: the instruction after {} reaches {} (the next logged position)",
+          target.to_string(), before.to_string(), s.position.to_string()));
+  }
+}
+
+}  // namespace analyzer

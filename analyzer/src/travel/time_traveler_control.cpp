@@ -1,0 +1,165 @@
+// The debugger's execution control on top of seek(): forward by single
+// steps with breakpoint and watchpoint checks, backward by replaying a
+// stretch before the current position and remembering the last stop in it.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "librr/log.h"
+#include "travel/time_traveler.h"
+#include "travel/time_traveler_impl.h"
+
+namespace analyzer {
+namespace {
+
+// Stepping more than this many instructions to find one reverse stop means
+// crossing a long native stretch; better to say so than to appear hung.
+constexpr uint64_t kMaxReverseScanSteps = 2'000'000;
+
+struct WatchedBytes {
+  std::vector<std::vector<uint8_t>> ranges;
+  bool operator==(const WatchedBytes&) const = default;
+};
+
+WatchedBytes read_watched(const TimeTraveler& traveler, const Breakpoints& breakpoints) {
+  WatchedBytes bytes;
+  if (breakpoints.writes.empty()) return bytes;
+  const AddressSpace space = traveler.address_space();
+  for (const Watchpoint& watch : breakpoints.writes) {
+    std::vector<uint8_t> data(watch.length);
+    data.resize(space.read(watch.address, data));
+    bytes.ranges.push_back(std::move(data));
+  }
+  return bytes;
+}
+
+// The first watched range whose bytes differ, as a stop; nullopt if none.
+std::optional<StopReason> changed_watch(const Breakpoints& breakpoints, const WatchedBytes& before,
+                                        const WatchedBytes& after) {
+  for (size_t i = 0; i < breakpoints.writes.size(); ++i)
+    if (before.ranges[i] != after.ranges[i])
+      return StopReason{StopReason::Kind::kWatchpoint, breakpoints.writes[i].address};
+  return std::nullopt;
+}
+
+bool has_breakpoints(const Breakpoints& breakpoints) {
+  return !breakpoints.code.empty() || !breakpoints.writes.empty();
+}
+
+}  // namespace
+
+StopReason TimeTraveler::step_instruction() {
+  if (position() == end()) return {StopReason::Kind::kEnd, 0};
+  if (!impl_->step_once()) return {StopReason::Kind::kEnd, 0};
+  return {StopReason::Kind::kStep, 0};
+}
+
+StopReason TimeTraveler::continue_forward(const Breakpoints& breakpoints) {
+  Impl& s = *impl_;
+  if (!has_breakpoints(breakpoints)) {
+    while (s.advance()) {
+    }
+    return {StopReason::Kind::kEnd, 0};
+  }
+  WatchedBytes watched = read_watched(*this, breakpoints);
+  for (;;) {
+    if (!s.step_once()) return {StopReason::Kind::kEnd, 0};
+    WatchedBytes now = read_watched(*this, breakpoints);
+    if (auto stop = changed_watch(breakpoints, watched, now)) return *stop;
+    watched = std::move(now);
+    const uint64_t rip = s.read_rip();
+    if (breakpoints.code.count(rip)) return {StopReason::Kind::kBreakpoint, rip};
+  }
+}
+
+// The last position strictly before `current` at which `is_stop` holds,
+// replaying from `from` by single steps. `is_stop` sees the traveler after
+// each step (and at `from` itself).
+template <class IsStop>
+static std::optional<std::pair<librr::Position, StopReason>> last_stop_between(
+    TimeTraveler& traveler, const librr::Position& from, const librr::Position& current,
+    IsStop&& is_stop) {
+  traveler.seek(from);
+  std::optional<std::pair<librr::Position, StopReason>> last;
+  uint64_t steps = 0;
+  while (traveler.position() < current) {
+    if (auto stop = is_stop()) last.emplace(traveler.position(), *stop);
+    if (++steps > kMaxReverseScanSteps)
+      throw librr::Error(fmt::format(
+          "gave up stepping backward from {}: more than {} instructions since {} (a long "
+          "native stretch; seek to an earlier position instead)",
+          current.to_string(), kMaxReverseScanSteps, from.to_string()));
+    if (traveler.step_instruction().kind == StopReason::Kind::kEnd) break;
+  }
+  return last;
+}
+
+// The (L, a) position just before `position` (steps == 0): the previous
+// async stop of the same landmark, or the last async stop of the landmark
+// before, found in the log.
+static librr::Position previous_base(const librr::Position& position,
+                                     const std::filesystem::path& log_path,
+                                     const std::optional<librr::Key>& key) {
+  if (position.async_seq > 0) return {position.landmark, position.async_seq - 1, 0};
+  librr::Position previous{position.landmark - 1, 0, 0};
+  librr::LogReaderOptions options;
+  options.key = key;
+  librr::LogReader reader(log_path, options);
+  if (!reader.seek_to_position(previous)) return previous;
+  while (auto event = reader.next()) {
+    const librr::Position at = librr::event_position(*event);
+    if (at.landmark != previous.landmark) break;
+    if (std::holds_alternative<librr::AsyncPosition>(*event)) previous.async_seq = at.async_seq;
+  }
+  return previous;
+}
+
+StopReason TimeTraveler::reverse_step_instruction() {
+  const librr::Position current = position();
+  if (current == librr::Position{}) return {StopReason::Kind::kStart, 0};
+  if (current.steps > 0) {
+    seek({current.landmark, current.async_seq, current.steps - 1});
+    return {StopReason::Kind::kStep, 0};
+  }
+  const librr::Position from =
+      previous_base(current, impl_->replay->recording().log_path(), impl_->options.key);
+  auto last = last_stop_between(*this, from, current, [] {
+    return std::optional<StopReason>(StopReason{StopReason::Kind::kStep, 0});
+  });
+  seek(last ? last->first : from);
+  return {StopReason::Kind::kStep, 0};
+}
+
+StopReason TimeTraveler::reverse_continue(const Breakpoints& breakpoints) {
+  Impl& s = *impl_;
+  librr::Position current = position();
+  while (current != librr::Position{}) {
+    // The stretch [checkpoint before current, current), scanned by steps.
+    const Checkpoint* checkpoint = s.checkpoints.at_or_before(
+        current.steps > 0
+            ? librr::Position{current.landmark, current.async_seq, 0}
+            : previous_base(current, s.replay->recording().log_path(), s.options.key));
+    const librr::Position from = checkpoint ? checkpoint->position : librr::Position{};
+    WatchedBytes watched;
+    bool first = true;
+    auto last = last_stop_between(*this, from, current, [&]() -> std::optional<StopReason> {
+      WatchedBytes now = read_watched(*this, breakpoints);
+      std::optional<StopReason> stop;
+      if (!first) stop = changed_watch(breakpoints, watched, now);
+      first = false;
+      watched = std::move(now);
+      if (!stop && breakpoints.code.count(s.read_rip()))
+        stop = StopReason{StopReason::Kind::kBreakpoint, s.read_rip()};
+      return stop;
+    });
+    if (last) {
+      seek(last->first);
+      return last->second;
+    }
+    current = from;
+  }
+  seek({});
+  return {StopReason::Kind::kStart, 0};
+}
+
+}  // namespace analyzer
