@@ -4,6 +4,7 @@
 
 #include "commands/at.h"
 #include "commands/command.h"
+#include "gdb/gdbserver_command.h"
 #include "librr/error.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   analyzer::CommandAction action;
   analyzer::add_info_command(app, action);
   analyzer::add_verify_command(app, action);
+  analyzer::add_gdbserver_command(app, action);
   analyzer::add_at_command(app, action);
   try {
     app.parse(argc, argv);
