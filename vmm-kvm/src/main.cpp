@@ -3,6 +3,7 @@
 
 #include "cli/record_command.h"
 #include "cli/run_command.h"
+#include "cli/snapshot_command.h"
 #if __has_include("probe/probe_cli.h")
 #include "probe/probe_cli.h"
 #define RR_HAVE_PROBE 1
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   vmm::cli::add_run_command(app);
   vmm::cli::add_record_command(app);
   vmm::cli::add_replay_command(app);
+  vmm::cli::add_snapshot_command(app);
 #ifdef RR_HAVE_PROBE
   add_probe_command(app);
 #endif

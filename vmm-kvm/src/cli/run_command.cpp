@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "cli/guest_lookup.h"
+#include "cli/snapshot_run.h"
 #include "librr/crypto.h"
 #include "librr/error.h"
 #include "machine/machine.h"
@@ -115,6 +116,7 @@ PreparedRun prepare_machine(const RunOptions& given, SerialInputWrapper wrap_inp
 }
 
 int run_command(const RunOptions& options) {
+  if (wants_snapshot_run(options)) return run_with_snapshots(options);
   PreparedRun prepared;
   try {
     prepared = prepare_machine(options);
@@ -203,10 +205,48 @@ CLI::Option* add_guest_options(CLI::App& command, RunOptions& options) {
   return append;
 }
 
+void add_snapshot_options(CLI::App& run, RunOptions& options) {
+  const char* group = "Snapshots and clones";
+  run.add_option("--clock", options.clock,
+                 "guest time: host (real time) or virtual (advances per exit and jumps over "
+                 "idle time: repeatable runs and exact snapshots)")
+      ->default_str("host")
+      ->group(group);
+  run.add_option("--preempt-ms", options.preempt_ms,
+                 "--clock virtual: stop a guest that runs this long (host time) without an exit "
+                 "and deliver its timer there (needed by guests that spin at CPL3; makes the run "
+                 "not repeatable); 0 = never")
+      ->group(group);
+  run.add_option("--snapshot-at", options.snapshot_at,
+                 "when to snapshot: time:DURATION (guest time since boot, e.g. 250ms), "
+                 "serial:TEXT (after the guest prints TEXT) or signal (SIGUSR1); repeatable")
+      ->group(group);
+  run.add_option("--snapshot-out", options.snapshot_out,
+                 "snapshot FILE to write ({n} numbers successive ones); SIGUSR1 also writes one")
+      ->group(group);
+  run.add_flag("--snapshot-exit", options.snapshot_exit, "end the run after the first snapshot")
+      ->group(group);
+  run.add_option("--key", options.key_file,
+                 "key file: encrypt the snapshots written, decrypt the one restored")
+      ->group(group);
+  run.add_option("--restore", options.restore,
+                 "continue the machine saved in snapshot FILE instead of booting a guest")
+      ->group(group);
+  run.add_option("--clone", options.clones,
+                 "with --restore: start N independent machines from the snapshot, each with its "
+                 "own RAM, console and disk overlay; report each exit status")
+      ->group(group);
+  run.add_option("--serial-out-dir", options.serial_out_dir,
+                 "with --clone: write clone K's console to DIR/clone-K.serial (and its disk "
+                 "overlay to DIR/clone-K.overlay) instead of prefixed lines on stdout")
+      ->group(group);
+}
+
 void add_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* run = app.add_subcommand("run", "boot a guest (the demo test guest by default)");
   CLI::Option* append = add_guest_options(*run, *options);
+  add_snapshot_options(*run, *options);
   run->callback([options, append] {
     options->append_given = append->count() > 0;
     const int status = run_command(*options);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "boot/boot.h"
 #include "machine/machine.h"
@@ -24,6 +25,17 @@ struct RunOptions {
   std::string net;           // virtio-net backend spec (unix:PATH, tap:NAME, none); "" = no NIC
   std::string disk;          // virtio-blk raw image; "" = no disk
   std::string disk_overlay;  // copy-on-write overlay file; "" = in memory
+
+  // Snapshots and clones (`run` only; cli/snapshot_run.h).
+  std::string clock = "host";            // host: real time; virtual: repeatable guest time
+  double preempt_ms = 0;                 // --clock virtual: stop a guest this long without exits
+  std::vector<std::string> snapshot_at;  // time:DURATION, serial:TEXT, signal
+  std::string snapshot_out;              // "{n}" numbers successive snapshots
+  bool snapshot_exit = false;            // end the run after the first snapshot
+  std::string key_file;                  // encrypt (--snapshot-out) / decrypt (--restore)
+  std::string restore;                   // snapshot to continue from
+  unsigned clones = 0;                   // --restore: N independent machines
+  std::string serial_out_dir;            // --clone: DIR/clone-K.serial (else prefixed stdout)
 };
 
 // A machine built and booted from RunOptions (shared by run, record, snapshot).
@@ -60,6 +72,8 @@ CLI::Option* add_guest_options(CLI::App& command, RunOptions& options);
 // Registers the subcommand; its callback ends parsing by throwing CLI::Success
 // or CLI::RuntimeError(status), like `probe`, so main stays generic.
 void add_run_command(CLI::App& app);
+// --clock, --snapshot-at/-out, --restore, --clone, ... (run only).
+void add_snapshot_options(CLI::App& run, RunOptions& options);
 
 // Runs the machine; returns the process exit status: the guest's 0xf4 value,
 // 0 on reset, 1 when the guest crashed, 2 for bad user input (one line on stderr).

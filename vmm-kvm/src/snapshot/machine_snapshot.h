@@ -1,13 +1,16 @@
 #pragma once
 // The whole machine in librr's snapshot format: guest RAM (sparse), the vCPU
-// (registers, segments, FPU, MSRs, events), the guest clock and every device
-// under its own name. Used by `rr-vmm snapshot`/`--restore`, by record (the
-// initial snapshot) and by replay and the analyzer (restoring it).
+// (registers, segments, FPU, MSRs, events), the guest clock, every device
+// under its own name and the virtio-blk overlay's written sectors
+// ("<disk device>-overlay"). Used by `rr-vmm run --snapshot-out`/`--restore`
+// (which add the "machine" config section), by record (the initial snapshot)
+// and by replay and the analyzer (restoring it).
 #include <filesystem>
 #include <optional>
 
 #include "librr/crypto.h"
 #include "machine/machine.h"
+#include "snapshot/snapshot_config.h"
 
 namespace vmm {
 
@@ -16,12 +19,16 @@ inline constexpr uint32_t kMachineStateVersion = 1;
 
 // Writes the snapshot; returns its BLAKE2b digest. The vCPU must be settled
 // (Machine::settle_vcpu) if it stopped in the middle of a PIO/MMIO read.
+// `config`, when given, is stored as the "machine" section.
 librr::Digest save_machine_snapshot(Machine& machine, const std::filesystem::path& path,
-                                    const std::optional<librr::Key>& key = std::nullopt);
+                                    const std::optional<librr::Key>& key = std::nullopt,
+                                    const SnapshotConfig* config = nullptr);
 
 // Loads a snapshot into a freshly built machine with the same RAM size and
-// devices. Throws librr::FormatError naming the section that does not fit.
+// devices. Throws librr::FormatError naming the section that is missing,
+// damaged or of another version; librr::KeyError for a missing or wrong key.
 void restore_machine_snapshot(Machine& machine, const std::filesystem::path& path,
                               const std::optional<librr::Key>& key = std::nullopt);
+void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& reader);
 
 }  // namespace vmm
