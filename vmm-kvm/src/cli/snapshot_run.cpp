@@ -124,12 +124,15 @@ int drive(SnapshotSession& session, const SnapshotPlan& plan, bool stats) {
       return exit_status_for(result);
     }
     const std::string path = snapshot_path(plan.out, ++written);
+    const uint64_t guest_ns = machine.clock().now_ns();
     try {
       machine.settle_vcpu();
       machine.kicker().acknowledge(&machine.run_state());  // the trigger's kick is consumed
       const librr::Digest digest = save_machine_snapshot(machine, path, plan.key, &session.config);
+      // Host time: the guest does not see the time spent writing.
+      if (!runner) machine.clock().resume_at(guest_ns);
       std::fprintf(stderr, "rr-vmm: snapshot %s written at guest time %.3f ms (blake2b %s)\n",
-                   path.c_str(), static_cast<double>(machine.clock().now_ns()) / 1e6,
+                   path.c_str(), static_cast<double>(guest_ns) / 1e6,
                    librr::to_hex(digest).substr(0, 16).c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "rr-vmm: cannot write snapshot %s: %s\n", path.c_str(), e.what());

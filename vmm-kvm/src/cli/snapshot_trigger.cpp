@@ -134,12 +134,17 @@ HostTimeTriggers::HostTimeTriggers(Machine& machine, SnapshotRequests& requests,
   auto* clock = dynamic_cast<HostClock*>(&machine.clock());
   if (guest_ns.empty() || !clock) return;
   std::sort(guest_ns.begin(), guest_ns.end());
-  thread_ = std::thread([this, clock, &requests, times = std::move(guest_ns)] {
+  // Converted once, here: the run loop shifts the clock's origin while it
+  // writes a snapshot (so the guest does not see the pause), and this thread
+  // must not read it concurrently. Later triggers therefore fire early by
+  // the time spent writing earlier snapshots.
+  std::vector<uint64_t> host_deadlines;
+  for (const uint64_t at : guest_ns) host_deadlines.push_back(clock->host_time_of(at));
+  thread_ = std::thread([this, &requests, deadlines = std::move(host_deadlines)] {
     std::unique_lock lock(mutex_);
-    for (const uint64_t at : times) {
-      // The HostClock's origin is fixed for the whole run (set before this thread starts).
+    for (const uint64_t deadline : deadlines) {
       const auto host_deadline =
-          std::chrono::steady_clock::time_point(std::chrono::nanoseconds(clock->host_time_of(at)));
+          std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline));
       if (wake_.wait_until(lock, host_deadline, [this] { return cancelled_; })) return;
       requests.request();
     }
