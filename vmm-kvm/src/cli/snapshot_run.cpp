@@ -57,6 +57,9 @@ std::vector<uint64_t> trigger_times(const SnapshotPlan& plan) {
 
 void print_stats(Machine& machine, const VirtualTimeRunner* runner) {
   const MachineStats& s = machine.stats();
+  // The virtual-time loop stops the vCPU only to preempt it; Machine::run()
+  // counts its own asynchronous stops.
+  const uint64_t async_stops = runner ? runner->preemptions() : s.asynchronous_stops;
   std::fprintf(
       stderr,
       "rr-vmm: guest time %.3f ms, %llu landmarks (%llu PIO, %llu MMIO, %llu HLT), "
@@ -64,7 +67,7 @@ void print_stats(Machine& machine, const VirtualTimeRunner* runner) {
       static_cast<double>(machine.clock().now_ns()) / 1e6,
       static_cast<unsigned long long>(s.landmarks), static_cast<unsigned long long>(s.pio_exits),
       static_cast<unsigned long long>(s.mmio_exits), static_cast<unsigned long long>(s.halts),
-      static_cast<unsigned long long>(s.asynchronous_stops),
+      static_cast<unsigned long long>(async_stops),
       static_cast<unsigned long long>(s.interrupts_delivered));
   if (runner)
     std::fprintf(stderr, "rr-vmm: virtual clock: %llu idle skips, %llu preemptions%s\n",

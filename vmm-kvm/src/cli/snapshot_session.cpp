@@ -157,7 +157,9 @@ std::unique_ptr<SnapshotSession> restore_session(
     machine_config.disk_overlay = overlay_path;
   }
   session->machine = std::make_unique<Machine>(machine_config);
-  restore_machine_snapshot(*session->machine, librr::SnapshotReader::open(path, key));
+  // The machine was just built: its RAM is an untouched anonymous mapping.
+  restore_machine_snapshot(*session->machine, librr::SnapshotReader::open(path, key),
+                           /*ram_is_zero=*/true);
   // Completes nothing (the snapshot was settled) but loads kvm_run's
   // if_flag/ready flags from the restored registers for the first injection.
   session->machine->settle_vcpu();

@@ -85,7 +85,8 @@ void restore_machine_snapshot(Machine& machine, const std::filesystem::path& pat
   restore_machine_snapshot(machine, librr::SnapshotReader::open(path, key));
 }
 
-void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& reader) {
+void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& reader,
+                              bool ram_is_zero) {
   const GuestMemory memory = machine.memory();
   const librr::SectionInfo* ram = reader.find(kRamSection);
   if (!ram || ram->size != memory.size())
@@ -93,7 +94,9 @@ void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& rea
         "snapshot guest memory is " + (ram ? std::to_string(ram->size >> 20) + " MiB" : "missing") +
         ", this machine has " + std::to_string(memory.size() >> 20) + " MiB (use the same --mem)");
   try {
-    reader.read_memory(kRamSection, memory.host_base(), memory.size());
+    reader.read_memory(kRamSection, memory.host_base(), memory.size(),
+                       ram_is_zero ? librr::SnapshotReader::ZeroPages::kLeaveUntouched
+                                   : librr::SnapshotReader::ZeroPages::kFill);
   } catch (const librr::KeyError&) {
     throw;
   } catch (const librr::FormatError& e) {

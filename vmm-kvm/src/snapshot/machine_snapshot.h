@@ -29,6 +29,11 @@ librr::Digest save_machine_snapshot(Machine& machine, const std::filesystem::pat
 // damaged or of another version; librr::KeyError for a missing or wrong key.
 void restore_machine_snapshot(Machine& machine, const std::filesystem::path& path,
                               const std::optional<librr::Key>& key = std::nullopt);
-void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& reader);
+// `ram_is_zero`: the machine's RAM was never written (a fresh anonymous
+// mapping), so pages the snapshot does not store are left untouched instead
+// of being zero-filled: a restored clone then commits only the guest's
+// non-zero pages.
+void restore_machine_snapshot(Machine& machine, const librr::SnapshotReader& reader,
+                              bool ram_is_zero = false);
 
 }  // namespace vmm
