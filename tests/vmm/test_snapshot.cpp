@@ -55,11 +55,11 @@ class SnapshotCli : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
-  // Runs rr-vmm with `args` (stdin from /dev/null).
-  Outcome vmm(const std::string& args) {
+  // Runs a shell command line (stdin from /dev/null), capturing its output.
+  Outcome shell(const std::string& command_line) {
     const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string command = "RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " +
-                                rr_vmm() + " " + args + " >" + out.string() + " 2>" + err.string() +
+    const std::string command = "export RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests; (" +
+                                command_line + ") >" + out.string() + " 2>" + err.string() +
                                 " </dev/null";
     const int status = std::system(command.c_str());
     Outcome outcome;
@@ -68,6 +68,7 @@ class SnapshotCli : public ::testing::Test {
     outcome.err = read_file(err);
     return outcome;
   }
+  Outcome vmm(const std::string& args) { return shell(rr_vmm() + " " + args); }
 
   // The demo guest under the virtual clock, snapshotted right after it
   // printed `text`; returns the full output and leaves the snapshot at `snapshot`.
@@ -171,6 +172,20 @@ TEST_F(SnapshotCli, EncryptedSnapshotAtAGuestTimeNeedsItsKey) {
   ASSERT_FALSE(restored.out.empty());
   ASSERT_LT(restored.out.size(), run.out.size());
   EXPECT_EQ(run.out.substr(run.out.size() - restored.out.size()), restored.out);
+}
+
+TEST_F(SnapshotCli, SigusrSnapshotsAHostClockRunThatThenContinues) {
+  const fs::path pattern = dir_ / "live-{n}.rrsnap";
+  const Outcome run = shell(rr_vmm() + " run --guest demo --serial-in none --snapshot-out '" +
+                            pattern.string() + "' & pid=$!; sleep 0.4; kill -USR1 $pid; wait $pid");
+  ASSERT_EQ(run.status, 0) << run.err;
+  ASSERT_NE(run.out.find("RESULT demo status=0"), std::string::npos) << run.out;
+  const fs::path first = dir_ / "live-1.rrsnap";
+  ASSERT_TRUE(fs::exists(first)) << run.err;
+  // Host time: the continuation differs in timing, not in the demo's result.
+  const Outcome restored = vmm("run --restore " + first.string() + " --serial-in none");
+  EXPECT_EQ(restored.status, 0) << restored.err;
+  EXPECT_NE(restored.out.find("RESULT demo status=0"), std::string::npos) << restored.out;
 }
 
 TEST_F(SnapshotCli, BadSnapshotsExitTwoNamingTheCause) {
