@@ -6,6 +6,7 @@
 #include "commands/command.h"
 #include "gdb/gdbserver_command.h"
 #include "librr/error.h"
+#include "sql/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"rr-analyze: inspect, verify and query whole-machine recordings"};
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   analyzer::add_verify_command(app, action);
   analyzer::add_gdbserver_command(app, action);
   analyzer::add_at_command(app, action);
+  analyzer::add_export_command(app, action);
+  analyzer::add_query_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
