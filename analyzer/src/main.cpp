@@ -4,6 +4,7 @@
 
 #include "commands/at.h"
 #include "commands/command.h"
+#include "commands/forensics.h"
 #include "gdb/gdbserver_command.h"
 #include "librr/error.h"
 #include "sql/commands.h"
@@ -16,6 +17,9 @@ int main(int argc, char** argv) {
   analyzer::add_verify_command(app, action);
   analyzer::add_gdbserver_command(app, action);
   analyzer::add_at_command(app, action);
+  analyzer::add_profile_command(app, action);
+  analyzer::add_ps_command(app, action);
+  analyzer::add_dmesg_command(app, action);
   analyzer::add_export_command(app, action);
   analyzer::add_query_command(app, action);
   try {

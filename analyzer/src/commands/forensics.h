@@ -1,0 +1,12 @@
+#pragma once
+// Forensics commands (docs/forensics.md): ISF profiles and guest OS views
+// rebuilt from memory at a position of a recording.
+#include "commands/command.h"
+
+namespace analyzer {
+
+void add_profile_command(CLI::App& app, CommandAction& action);
+void add_ps_command(CLI::App& app, CommandAction& action);
+void add_dmesg_command(CLI::App& app, CommandAction& action);
+
+}  // namespace analyzer
