@@ -113,7 +113,10 @@ TEST_F(SqlExport, TableCountsEqualInfoCounts) {
                         "SELECT COUNT(*) FROM interrupts WHERE position != 'L' || landmark || "
                         "CASE async_seq WHEN 0 THEN '' ELSE '+a' || async_seq END"),
               0);
-    EXPECT_GT(query_int(db, "SELECT COUNT(*) FROM interrupts WHERE vector >= 32"), 0);
+    // demo runs a timer (serial-echo does not): its interrupts are PIC vectors.
+    if (rec == demo_) {
+      EXPECT_GT(query_int(db, "SELECT COUNT(*) FROM interrupts WHERE vector >= 32"), 0);
+    }
   }
 }
 

@@ -63,9 +63,26 @@ bool is_number(const Cell& cell) {
   return cell.type == SQLITE_INTEGER || cell.type == SQLITE_FLOAT;
 }
 
-// Aligned columns under a header line; numbers right-aligned. Multi-line
-// text is printed as is (it breaks alignment rather than hiding bytes).
-void print_table(const ResultSet& result, std::FILE* out) {
+// Line breaks and tabs inside a value would break the columns: shown as \n, \r, \t.
+std::string escape_for_table(const std::string& text) {
+  std::string escaped;
+  for (char c : text) {
+    if (c == '\n')
+      escaped += "\\n";
+    else if (c == '\r')
+      escaped += "\\r";
+    else if (c == '\t')
+      escaped += "\\t";
+    else
+      escaped += c;
+  }
+  return escaped;
+}
+
+// Aligned columns under a header line; numbers right-aligned.
+void print_table(ResultSet result, std::FILE* out) {
+  for (auto& row : result.rows)
+    for (Cell& cell : row) cell.text = escape_for_table(cell.text);
   std::vector<size_t> widths;
   for (const std::string& name : result.columns) widths.push_back(name.size());
   for (const auto& row : result.rows)
@@ -115,12 +132,13 @@ void print_csv(const ResultSet& result, std::FILE* out) {
 }
 
 void print_json(const ResultSet& result, std::FILE* out) {
-  nlohmann::json rows = nlohmann::json::array();
+  // ordered_json: keys in column order, as the query wrote them.
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (const auto& row : result.rows) {
-    nlohmann::json object = nlohmann::json::object();
+    nlohmann::ordered_json object = nlohmann::ordered_json::object();
     for (size_t i = 0; i < row.size(); ++i) {
       const Cell& cell = row[i];
-      nlohmann::json& value = object[result.columns[i]];
+      nlohmann::ordered_json& value = object[result.columns[i]];
       if (cell.type == SQLITE_INTEGER)
         value = cell.integer;
       else if (cell.type == SQLITE_FLOAT)
@@ -133,7 +151,8 @@ void print_json(const ResultSet& result, std::FILE* out) {
     rows.push_back(std::move(object));
   }
   // Guest text may hold bytes that are not UTF-8: replace them rather than fail.
-  fmt::print(out, "{}\n", rows.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  fmt::print(out, "{}\n",
+             rows.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
 }
 
 }  // namespace
