@@ -88,6 +88,7 @@ void CheckpointStore::capture(vmm::ReplayMachine& replay, double replay_seconds)
                                 [](const librr::Position& p, const std::unique_ptr<Checkpoint>& c) {
                                   return p < c->position;
                                 });
+  table_bytes_ += 2 * pages * sizeof(std::shared_ptr<const Checkpoint::Page>);
   checkpoints_.insert(where, std::move(checkpoint));
 }
 
@@ -120,7 +121,7 @@ const Checkpoint* CheckpointStore::at_or_before(const librr::Position& position)
 }
 
 void CheckpointStore::thin_to(uint64_t budget_bytes) {
-  while (*page_bytes_ > budget_bytes && checkpoints_.size() > 1) {
+  while (bytes() > budget_bytes && checkpoints_.size() > 1) {
     size_t victim = checkpoints_.size() - 1;
     double smallest_gap = -1;
     for (size_t i = 1; i + 1 < checkpoints_.size(); ++i) {
@@ -130,6 +131,8 @@ void CheckpointStore::thin_to(uint64_t budget_bytes) {
         victim = i;
       }
     }
+    table_bytes_ -=
+        2 * checkpoints_[victim]->ram.size() * sizeof(std::shared_ptr<const Checkpoint::Page>);
     checkpoints_.erase(checkpoints_.begin() + static_cast<std::ptrdiff_t>(victim));
   }
 }

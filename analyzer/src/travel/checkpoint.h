@@ -55,7 +55,8 @@ class CheckpointStore {
   void thin_to(uint64_t budget_bytes);
 
   size_t size() const { return checkpoints_.size(); }
-  uint64_t page_bytes() const { return *page_bytes_; }
+  // Memory the checkpoints hold: copied pages plus the page tables pointing at them.
+  uint64_t bytes() const { return *page_bytes_ + table_bytes_; }
   const std::vector<std::unique_ptr<Checkpoint>>& all() const { return checkpoints_; }
 
  private:
@@ -65,6 +66,7 @@ class CheckpointStore {
 
   std::vector<std::unique_ptr<Checkpoint>> checkpoints_;  // ascending positions
   std::shared_ptr<uint64_t> page_bytes_;                  // live copied pages, in bytes
+  uint64_t table_bytes_ = 0;                              // the ram/shadow pointer vectors
 };
 
 }  // namespace analyzer

@@ -52,7 +52,7 @@ TimeTraveler::~TimeTraveler() = default;
 librr::Position TimeTraveler::position() const { return impl_->position; }
 librr::Position TimeTraveler::end() const { return impl_->end; }
 size_t TimeTraveler::checkpoint_count() const { return impl_->checkpoints.size(); }
-uint64_t TimeTraveler::checkpoint_bytes() const { return impl_->checkpoints.page_bytes(); }
+uint64_t TimeTraveler::checkpoint_bytes() const { return impl_->checkpoints.bytes(); }
 
 const vmm::VcpuState& TimeTraveler::Impl::current_vcpu() const {
   if (!vcpu) {
@@ -134,7 +134,7 @@ void TimeTraveler::Impl::reach_base(const librr::Position& base) {
   // Backward, or a checkpoint lies between here and there: restore it.
   if (position > base || (checkpoint && checkpoint->position > position)) restore(*checkpoint);
   while (base_of(position) < base) {
-    if (!advance())
+    if (!advance() && base_of(position) < base)
       throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
                                         base.to_string(), end.to_string()));
   }

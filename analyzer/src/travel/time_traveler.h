@@ -102,7 +102,7 @@ class TimeTraveler {
   // The current address space (CR3, paging per CR0.PG).
   AddressSpace address_space() const;
 
-  // Checkpoints held now and the guest pages they keep (for reports, bench).
+  // Checkpoints held now and the memory they keep (for reports, bench).
   size_t checkpoint_count() const;
   uint64_t checkpoint_bytes() const;
 
