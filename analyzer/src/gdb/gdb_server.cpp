@@ -183,6 +183,11 @@ void GdbServer::execute(Request::Kind kind) {
         break;
       default:
         reason = traveler_.reverse_continue(breakpoints());
+        // The traveler stops just after the writing instruction. Going
+        // backwards gdb expects to stand before it (as in rr): the watched
+        // value then still differs from the one gdb last saw, so gdb reports
+        // the hit instead of silently continuing further back.
+        if (reason.kind == StopReason::Kind::kWatchpoint) traveler_.reverse_step_instruction();
         break;
     }
     last_stop_ = stop_reply_for(reason);

@@ -1,0 +1,283 @@
+// Acceptance test of `rr-analyze gdbserver`: a real recording of a test
+// guest (made with the built rr-vmm), served to the real gdb in batch mode.
+// gdb breaks at a kernel function hit many times, continues twice, goes
+// back with reverse-continue to the previous hit (same registers as when
+// it got there forwards), and a stepi/reverse-stepi round trip returns to
+// the same registers.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string binary(const char* name) { return std::string(RR_BINARY_DIR) + "/bin/" + name; }
+fs::path guest_elf(const char* name) {
+  return fs::path(RR_BINARY_DIR) / "guests" / (std::string(name) + ".elf");
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string run_and_capture(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  pclose(pipe);
+  return output;
+}
+
+// `rr-analyze gdbserver REC --port 0` as a child process; the port is read
+// from its first line of output.
+class GdbServerProcess {
+ public:
+  GdbServerProcess(const fs::path& recording, const fs::path& log) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) std::abort();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(err, STDERR_FILENO);
+      const std::string program = binary("rr-analyze");
+      const std::string rec = recording.string();
+      ::execl(program.c_str(), program.c_str(), "gdbserver", rec.c_str(), "--port", "0",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    stdout_ = ::fdopen(out[0], "r");
+    char line[512];
+    if (std::fgets(line, sizeof line, stdout_)) first_line_ = line;
+    const auto at = first_line_.find("127.0.0.1:");
+    if (at != std::string::npos) port_ = std::stoi(first_line_.substr(at + 10));
+  }
+  ~GdbServerProcess() {
+    if (pid_ > 0 && !exit_status_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_) std::fclose(stdout_);
+  }
+  GdbServerProcess(const GdbServerProcess&) = delete;
+  GdbServerProcess& operator=(const GdbServerProcess&) = delete;
+
+  int port() const { return port_; }
+  const std::string& first_line() const { return first_line_; }
+  pid_t pid() const { return pid_; }
+
+  // The exit status, waiting at most `timeout`; nullopt if still running.
+  std::optional<int> wait_exit(std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return exit_status_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return std::nullopt;
+  }
+  std::string rest_of_output() {
+    std::string out;
+    char line[512];
+    while (std::fgets(line, sizeof line, stdout_)) out += line;
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* stdout_ = nullptr;
+  std::string first_line_;
+  int port_ = 0;
+  std::optional<int> exit_status_;
+};
+
+// The lines gdb printed after "@@<name>" and before the next "@@" marker.
+std::string section(const std::string& output, const std::string& name) {
+  const std::string marker = "@@" + name + "\n";
+  const size_t start = output.find(marker);
+  if (start == std::string::npos) return "<no section " + name + ">";
+  const size_t body = start + marker.size();
+  const size_t end = output.find("@@", body);
+  return output.substr(body, end == std::string::npos ? std::string::npos : end - body);
+}
+
+// "rip 0x... ..." lines of `info registers` as name -> value text.
+std::map<std::string, std::string> registers_in(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string name, value;
+    if (words >> name >> value && value.rfind("0x", 0) == 0) out[name] = value;
+  }
+  return out;
+}
+
+class GdbReplay : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not usable here";
+    if (std::system("gdb --version > /dev/null 2>&1") != 0)
+      GTEST_SKIP() << "gdb is not installed (apt-get install gdb)";
+    if (!fs::exists(guest_elf("hello"))) GTEST_SKIP() << "test guests not built";
+    char pattern[] = "/tmp/rr-gdb-test-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    recording_ = dir_ / "hello.rec";
+    const std::string record = fmt::format(
+        "RR_GUEST_DIR={}/guests {} record --out {} --guest hello --serial-in none >{} 2>&1 "
+        "</dev/null",
+        RR_BINARY_DIR, binary("rr-vmm"), recording_.string(), (dir_ / "record.log").string());
+    ASSERT_EQ(std::system(record.c_str()), 0) << read_file(dir_ / "record.log");
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  fs::path dir_;
+  fs::path recording_;
+};
+
+TEST_F(GdbReplay, ReverseContinueReturnsToThePreviousBreakpointHit) {
+  GdbServerProcess server(recording_, dir_ / "server.log");
+  ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
+  // trap_dispatch runs for every interrupt and every system call.
+  const std::vector<std::string> commands = {
+      "set pagination off",
+      "set confirm off",
+      fmt::format("file {}", guest_elf("hello").string()),
+      fmt::format("target remote :{}", server.port()),
+      "break trap_dispatch",
+      "continue",
+      "echo @@first\\n",
+      "info registers",
+      "output/x *frame",
+      "echo \\n@@\\n",
+      "continue",
+      "echo @@second\\n",
+      "info registers",
+      "output/x *frame",
+      "echo \\n@@\\n",
+      "reverse-continue",
+      "echo @@back\\n",
+      "info registers",
+      "output/x *frame",
+      "echo \\n@@\\n",
+      "stepi",
+      "echo @@stepped\\n",
+      "info registers",
+      "echo @@\\n",
+      "reverse-stepi",
+      "echo @@unstepped\\n",
+      "info registers",
+      "output/x *frame",
+      "echo \\n@@\\n",
+      "echo @@end\\n",
+      "detach",
+  };
+  std::string command = "timeout 600 gdb -nx -batch";
+  for (const auto& c : commands) command += " -ex '" + c + "'";
+  const std::string output = run_and_capture(command);
+  SCOPED_TRACE(output + "\nserver log:\n" + read_file(dir_ / "server.log"));
+
+  const auto first = registers_in(section(output, "first"));
+  const auto second = registers_in(section(output, "second"));
+  const auto back = registers_in(section(output, "back"));
+  const auto stepped = registers_in(section(output, "stepped"));
+  const auto unstepped = registers_in(section(output, "unstepped"));
+  ASSERT_GE(first.size(), 24u);  // 16 GPRs, rip, eflags, 6 selectors, fs/gs base
+  // Both hits are at trap_dispatch, at different moments of the run: the
+  // trap frames (the user registers of two different system calls) differ.
+  EXPECT_EQ(first.at("rip"), second.at("rip"));
+  EXPECT_NE(section(output, "first"), section(output, "second"));
+  // Backwards to the first hit: the very same registers and trap frame.
+  EXPECT_EQ(back, first);
+  EXPECT_EQ(section(output, "back"), section(output, "first"));
+  // One instruction forward changes rip; one back restores everything.
+  EXPECT_NE(stepped.at("rip"), back.at("rip"));
+  EXPECT_EQ(unstepped, back);
+  EXPECT_EQ(section(output, "unstepped"), section(output, "back"));
+  EXPECT_NE(output.find("Breakpoint 1, trap_dispatch"), std::string::npos);
+
+  const auto status = server.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "gdbserver still running after detach";
+  EXPECT_EQ(*status, 0);
+  EXPECT_NE(server.rest_of_output().find("gdb detached"), std::string::npos);
+}
+
+TEST_F(GdbReplay, WriteWatchpointStopsForwardAndBackward) {
+  GdbServerProcess server(recording_, dir_ / "server.log");
+  ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
+  // The scheduler writes the current task's slot (0 -> 1) when it starts
+  // the first task; nothing else writes it in the hello guest.
+  const std::string output = run_and_capture(fmt::format(
+      "timeout 600 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' -ex 'file {}' "
+      "-ex 'target remote :{}' -ex 'watch rr_task_table.current' -ex 'continue' "
+      "-ex 'echo @@forward\\n' -ex 'continue' -ex 'echo @@end\\n' -ex 'reverse-continue' "
+      "-ex 'echo @@backward\\n' -ex 'kill'",
+      guest_elf("hello").string(), server.port()));
+  SCOPED_TRACE(output + "\nserver log:\n" + read_file(dir_ / "server.log"));
+  const size_t forward = output.find("@@forward");
+  const size_t end = output.find("@@end");
+  const size_t backward = output.find("@@backward");
+  ASSERT_NE(backward, std::string::npos);
+  const std::string to_first_write = output.substr(0, forward);
+  const std::string to_end = output.substr(forward, end - forward);
+  const std::string back_to_write = output.substr(end, backward - end);
+  EXPECT_NE(to_first_write.find("Old value = 0\nNew value = 1"), std::string::npos);
+  EXPECT_NE(to_first_write.find("switch_to"), std::string::npos);
+  EXPECT_NE(to_end.find("No more reverse-execution history."), std::string::npos);
+  // Going back, gdb sees the write undone, at the same place in switch_to.
+  EXPECT_NE(back_to_write.find("Old value = 1\nNew value = 0"), std::string::npos);
+  EXPECT_NE(back_to_write.find("switch_to"), std::string::npos);
+  EXPECT_TRUE(server.wait_exit(std::chrono::seconds(30)).has_value());
+}
+
+TEST_F(GdbReplay, SigintShutsDownCleanly) {
+  GdbServerProcess server(recording_, dir_ / "server.log");
+  ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
+  ::kill(server.pid(), SIGINT);
+  const auto status = server.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0);
+  EXPECT_NE(server.rest_of_output().find("interrupted"), std::string::npos);
+}
+
+TEST_F(GdbReplay, ReverseStepAtTheStartReportsTheBeginningOfTheLog) {
+  GdbServerProcess server(recording_, dir_ / "server.log");
+  ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
+  const std::string output = run_and_capture(
+      fmt::format("timeout 300 gdb -nx -batch -ex 'set confirm off' -ex 'target remote :{}' "
+                  "-ex 'reverse-stepi' -ex 'x/2i $pc' -ex 'kill'",
+                  server.port()));
+  SCOPED_TRACE(output + "\nserver log:\n" + read_file(dir_ / "server.log"));
+  // gdb prints this for replaylog:begin.
+  EXPECT_NE(output.find("No more reverse-execution history."), std::string::npos);
+  const auto status = server.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "gdbserver still running after kill";
+  EXPECT_EQ(*status, 0);
+}
+
+}  // namespace
