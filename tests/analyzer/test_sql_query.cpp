@@ -68,6 +68,15 @@ TEST_F(SqlQuery, JsonCsvAndTableAgree) {
                            std::string(count.size(), '-') + "  ----\n" + count + "  NULL\n");
 }
 
+TEST_F(SqlQuery, TableEscapesLineBreaksJsonKeepsColumnOrder) {
+  const CommandResult table = query("SELECT 'a' || char(10) || 'b' || char(9) AS t");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out, "t\n------\na\\nb\\t\n");
+  const CommandResult json = query("SELECT 2 AS zeta, 1 AS alpha", "--format json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_LT(json.out.find("zeta"), json.out.find("alpha")) << json.out;
+}
+
 TEST_F(SqlQuery, SerialOutputAndMultipleStatements) {
   const CommandResult r = query(
       "SELECT text FROM serial_output ORDER BY line_number; SELECT replay_status FROM recording",
