@@ -36,11 +36,17 @@ Stats stats_of(std::vector<double> samples) {
   return s;
 }
 
+vmm::ReplayMachineOptions quiet_console(vmm::SerialOutput& console) {
+  vmm::ReplayMachineOptions options;
+  options.serial_output = &console;
+  return options;
+}
+
 // The peer: a fresh replay from the initial snapshot up to `landmark`.
 double replay_from_start_to(const std::string& recording, uint64_t landmark) {
   vmm::BufferSerialOutput console;
   const auto start = Clock::now();
-  vmm::ReplayMachine replay(recording, {.serial_output = &console});
+  vmm::ReplayMachine replay(recording, quiet_console(console));
   while (replay.timeline().position().landmark < landmark && replay.session().advance()) {
   }
   return seconds_since(start);
@@ -71,7 +77,7 @@ int main(int argc, char** argv) {
   // Full replay, once: the length of the recording in replay time.
   vmm::BufferSerialOutput console;
   auto start = Clock::now();
-  vmm::ReplayMachine full(recording, {.serial_output = &console});
+  vmm::ReplayMachine full(recording, quiet_console(console));
   const vmm::ReplayOutcome outcome = full.session().run();
   const double full_seconds = seconds_since(start);
   if (!outcome.faithful) {

@@ -94,6 +94,9 @@ void CheckpointStore::capture(vmm::ReplayMachine& replay, double replay_seconds)
 
 void CheckpointStore::restore(const Checkpoint& checkpoint, vmm::ReplayMachine& replay) {
   vmm::Machine& machine = replay.machine();
+  // Finish the PIO/MMIO read the vCPU may be in the middle of now: otherwise
+  // KVM would complete it into the restored registers at the next KVM_RUN.
+  machine.settle_vcpu();
   restore_pages(checkpoint.ram, machine.memory().host_base());
   restore_pages(checkpoint.shadow, replay.session().shadow_bytes().data());
   const std::vector<vmm::Device*> devices = machine.devices();
