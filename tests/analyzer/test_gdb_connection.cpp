@@ -158,6 +158,18 @@ TEST(GdbConnection, HangUpEndsTheSession) {
   connection.send_reply("OK");  // no SIGPIPE, no exception
 }
 
+TEST(GdbConnection, AStopRequestEndsTheSessionBeforeBlocking) {
+  // SIGINT may arrive while a replay request runs, when no read is there to
+  // be interrupted: the next wait for gdb must not block.
+  FakeGdb gdb;
+  bool stop = false;
+  GdbServerConnection connection(gdb.take_server_end(), "<target/>", [&] { return stop; });
+  gdb.send_packet("g");
+  ASSERT_TRUE(connection.next_request().has_value());
+  stop = true;
+  EXPECT_FALSE(connection.next_request().has_value());
+}
+
 TEST(GdbRegisters, TargetDescriptionNamesWhatGdbsAmd64CodeRequires) {
   const std::string& xml = target_description();
   EXPECT_NE(xml.find("<architecture>i386:x86-64</architecture>"), std::string::npos);

@@ -54,6 +54,9 @@ bool GdbServerConnection::read_more() {
   std::array<uint8_t, 4096> buffer;
   for (;;) {
     if (peer_closed_) return false;
+    // A signal that arrived while a replay request ran did not interrupt
+    // this read; honour it before blocking.
+    if (should_stop_ && should_stop_()) return false;
     const ssize_t n = ::read(socket_.get(), buffer.data(), buffer.size());
     if (n > 0) {
       reader_.feed({buffer.data(), static_cast<size_t>(n)});
