@@ -1,0 +1,102 @@
+#pragma once
+// Shared by the profile and OS-model tests: the real kernels they read (the
+// cached Linux guest vmlinux, the test-guest ELFs), profiles generated from
+// them once per test binary, and guest RAM from real recordings' snapshots.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "librr/snapshot.h"
+#include "memory/physical_memory.h"
+#include "profile/isf_generator.h"
+#include "profile/profile.h"
+
+namespace os_test {
+
+namespace fs = std::filesystem;
+
+inline bool kvm_usable() { return access("/dev/kvm", R_OK | W_OK) == 0; }
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout (and stderr unless the command redirects it)
+};
+
+inline CommandResult run_command(const std::string& command) {
+  // Braces keep a redirection inside `command` (2>/dev/null) in force.
+  FILE* pipe = popen(("{ " + command + "; } 2>&1").c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+inline CommandResult rr_analyze(const std::string& args) {
+  return run_command(std::string(RR_BINARY_DIR) + "/bin/rr-analyze " + args + " </dev/null");
+}
+
+inline fs::path guest_elf(const std::string& name) {
+  return fs::path(RR_BINARY_DIR) / "guests" / (name + ".elf");
+}
+
+#define SKIP_WITHOUT_KVM() \
+  if (!os_test::kvm_usable()) GTEST_SKIP() << "/dev/kvm is not usable here: cannot replay"
+
+// The Linux guest's cache directory, if it was built on this machine; never builds.
+inline std::optional<fs::path> linux_guest_dir() {
+  const auto hash = run_command(std::string(RR_SOURCE_DIR) +
+                                "/examples/linux-guest/build.sh --print-hash 2>/dev/null");
+  if (hash.exit_code != 0) return std::nullopt;
+  std::string digest = hash.output;
+  while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) digest.pop_back();
+  const char* cache = std::getenv("RR_CACHE_DIR");
+  const char* home = std::getenv("HOME");
+  const fs::path root = cache != nullptr && *cache
+                            ? fs::path(cache)
+                            : fs::path(home ? home : "/root") / ".cache/rrkvm";
+  const fs::path dir = root / "linux-guest" / digest;
+  if (!fs::exists(dir / "manifest.txt") || !fs::exists(dir / "vmlinux")) return std::nullopt;
+  return dir;
+}
+
+// Profiles generated once per test binary (the vmlinux one takes seconds).
+inline const analyzer::Profile& profile_of(const fs::path& elf) {
+  static std::map<fs::path, analyzer::Profile> profiles;
+  auto it = profiles.find(elf);
+  if (it == profiles.end())
+    it = profiles
+             .emplace(elf, analyzer::Profile::from_json(analyzer::generate_isf(elf), elf.string()))
+             .first;
+  return it->second;
+}
+
+// Guest RAM of a snapshot file (the "ram" section), held in memory.
+class SnapshotRam {
+ public:
+  explicit SnapshotRam(const fs::path& snapshot) {
+    const auto reader = librr::SnapshotReader::open(snapshot);
+    const librr::SectionInfo* ram = reader.find("ram");
+    if (ram == nullptr) throw std::runtime_error(snapshot.string() + " has no ram section");
+    bytes_.resize(ram->size);
+    reader.read_memory("ram", bytes_.data(), bytes_.size());
+    memory_ = std::make_unique<analyzer::BufferPhysicalMemory>(bytes_);
+  }
+  const analyzer::PhysicalMemory& memory() const { return *memory_; }
+  std::vector<uint8_t>& bytes() { return bytes_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  std::unique_ptr<analyzer::BufferPhysicalMemory> memory_;
+};
+
+}  // namespace os_test
