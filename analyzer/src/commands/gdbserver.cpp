@@ -1,5 +1,7 @@
 // `rr-analyze gdbserver REC --port N`: serve one gdb session over a replay.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -11,20 +13,33 @@
 #include "gdb/gdb_registers.h"
 #include "gdb/gdb_server.h"
 #include "gdb/gdbserver_command.h"
+#include "librr/error.h"
 #include "travel/time_traveler.h"
 
 namespace analyzer {
 namespace {
 
 std::atomic<bool> interrupted{false};
+// Write end of the self-pipe: whichever thread takes the signal, the
+// server's poll sees the read end become readable.
+int interrupt_pipe_write = -1;
 
-void on_interrupt(int) { interrupted = true; }
+void on_interrupt(int) {
+  interrupted = true;
+  const char byte = 1;
+  if (interrupt_pipe_write >= 0) (void)!::write(interrupt_pipe_write, &byte, 1);
+}
 
 // SIGINT/SIGTERM set a flag and interrupt blocking accept/read (no
 // SA_RESTART), so the server closes the socket and exits normally.
 class InterruptGuard {
  public:
   InterruptGuard() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) librr::throw_errno("gdbserver: pipe");
+    read_end_ = gdb::UniqueFd(fds[0]);
+    write_end_ = gdb::UniqueFd(fds[1]);
+    interrupt_pipe_write = write_end_.get();
     struct sigaction action {};
     action.sa_handler = on_interrupt;
     sigemptyset(&action.sa_mask);
@@ -35,11 +50,14 @@ class InterruptGuard {
   ~InterruptGuard() {
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
+    interrupt_pipe_write = -1;
   }
+  int fd() const { return read_end_.get(); }
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
 
  private:
+  gdb::UniqueFd read_end_, write_end_;
   struct sigaction old_int_ {};
   struct sigaction old_term_ {};
 };
@@ -64,12 +82,13 @@ int run_gdbserver(const GdbServerOptions& options) {
              listener.port(), listener.port());
   std::fflush(stdout);
 
-  auto socket = listener.accept_one(should_stop);
+  auto socket = listener.accept_one(should_stop, guard.fd());
   if (!socket) {
     fmt::print("rr-analyze gdbserver: interrupted before gdb connected\n");
     return kExitOk;
   }
   gdb::GdbServerConnection connection(std::move(*socket), gdb::target_description(), should_stop);
+  connection.set_interrupt_fd(guard.fd());
   if (options.trace) connection.set_trace(stderr);
   gdb::GdbServer server(traveler, connection);
   const gdb::GdbServer::SessionEnd end = server.serve();

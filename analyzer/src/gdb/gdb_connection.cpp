@@ -1,6 +1,7 @@
 #include "gdb/gdb_connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,6 +51,18 @@ void GdbServerConnection::write_all(std::string_view bytes) {
   }
 }
 
+bool wait_readable(int fd, int interrupt_fd) {
+  if (interrupt_fd < 0) return true;
+  for (;;) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
+    const int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return true;  // let the read or accept report the error
+    if (fds[1].revents != 0) return false;
+    return true;
+  }
+}
+
 bool GdbServerConnection::read_more() {
   std::array<uint8_t, 4096> buffer;
   for (;;) {
@@ -57,6 +70,7 @@ bool GdbServerConnection::read_more() {
     // A signal that arrived while a replay request ran did not interrupt
     // this read; honour it before blocking.
     if (should_stop_ && should_stop_()) return false;
+    if (!wait_readable(socket_.get(), interrupt_fd_)) return false;
     const ssize_t n = ::read(socket_.get(), buffer.data(), buffer.size());
     if (n > 0) {
       reader_.feed({buffer.data(), static_cast<size_t>(n)});

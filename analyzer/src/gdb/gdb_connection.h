@@ -60,6 +60,10 @@ class GdbServerConnection {
   bool connected() const { return socket_ && !peer_closed_; }
   // Logs every packet in and out to `trace` (nullptr: off).
   void set_trace(std::FILE* trace) { trace_ = trace; }
+  // A descriptor that becomes readable when the session must end (the
+  // read end of a signal handler's self-pipe). A signal may be delivered to
+  // another thread of the process, where it would not interrupt our read.
+  void set_interrupt_fd(int fd) { interrupt_fd_ = fd; }
 
  private:
   // Answers session-level requests; false for target requests.
@@ -75,7 +79,12 @@ class GdbServerConnection {
   bool no_ack_mode_ = false;
   bool peer_closed_ = false;
   std::FILE* trace_ = nullptr;
+  int interrupt_fd_ = -1;
 };
+
+// Waits until `fd` is readable; false if `interrupt_fd` (when >= 0) became
+// readable first. Retries on EINTR.
+bool wait_readable(int fd, int interrupt_fd);
 
 // The reply to qSupported.
 std::string supported_features();

@@ -30,8 +30,10 @@ GdbListener::GdbListener(uint16_t port) {
   port_ = ntohs(address.sin_port);
 }
 
-std::optional<UniqueFd> GdbListener::accept_one(const std::function<bool()>& should_stop) {
+std::optional<UniqueFd> GdbListener::accept_one(const std::function<bool()>& should_stop,
+                                                int interrupt_fd) {
   for (;;) {
+    if (!wait_readable(socket_.get(), interrupt_fd)) return std::nullopt;
     UniqueFd connection(::accept4(socket_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (connection) {
       // Packets are small and strictly request/reply: send each at once.

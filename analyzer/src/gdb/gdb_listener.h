@@ -19,9 +19,10 @@ class GdbListener {
   uint16_t port() const { return port_; }
 
   // Waits for gdb. nullopt if should_stop says so after a signal interrupted
-  // the wait. Stops listening afterwards: one debugger at a time, and a
-  // second one is refused rather than left hanging.
-  std::optional<UniqueFd> accept_one(const std::function<bool()>& should_stop);
+  // the wait, or if interrupt_fd (>= 0, see GdbServerConnection) is readable. Stops listening
+  // afterwards: one debugger at a time, and a second one is refused rather than left hanging.
+  std::optional<UniqueFd> accept_one(const std::function<bool()>& should_stop,
+                                     int interrupt_fd = -1);
 
  private:
   UniqueFd socket_;
