@@ -98,6 +98,9 @@ void CheckpointStore::restore(const Checkpoint& checkpoint, vmm::ReplayMachine& 
   // KVM would complete it into the restored registers at the next KVM_RUN.
   machine.settle_vcpu();
   restore_pages(checkpoint.ram, machine.memory().host_base());
+  // KVM would otherwise keep using translations (and dirty bits) of the
+  // page tables as they were before the restore.
+  machine.forget_guest_mappings();
   restore_pages(checkpoint.shadow, replay.session().shadow_bytes().data());
   const std::vector<vmm::Device*> devices = machine.devices();
   for (size_t i = 0; i < devices.size(); ++i) {

@@ -226,6 +226,12 @@ void Machine::deliver_interrupt() {
   }
 }
 
+void Machine::forget_guest_mappings() {
+  vm_.set_user_memory_region(kRamSlot, 0, 0, ram_.data(), 0);  // size 0 deletes the slot
+  vm_.set_user_memory_region(kRamSlot, 0, ram_.size(), ram_.data(),
+                             track_dirty_pages_ ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
 void Machine::settle_vcpu() {
   kvm_run& run = *vcpu_.run_state();
   const uint8_t saved = run.immediate_exit;

@@ -192,6 +192,12 @@ class Machine final : private PowerControl {
   kvm_run& run_state() { return *vcpu_.run_state(); }
   std::string describe_rip();
 
+  // Guest RAM was rewritten from userspace (a checkpoint restored): KVM's
+  // shadow page tables still hold translations of the old guest page tables,
+  // and a writable one means the CPU will not set the guest PTE's dirty bit
+  // again on the next write. Re-registering the RAM slot drops them all (and
+  // the slot's dirty log).
+  void forget_guest_mappings();
   VcpuState save_vcpu_state() const { return VcpuState::capture(vcpu_); }
   void restore_vcpu_state(const VcpuState& state) { state.restore(vcpu_); }
   // Pages written since the previous call (needs track_dirty_pages).
