@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "commands/at_views.h"
+#include "commands/travel_errors.h"
 #include "librr/recording.h"
 #include "librr/replayer.h"
 #include "replay/replay_machine.h"
@@ -82,18 +83,8 @@ int run_at(const AtOptions& options) {
         return show_disasm(traveler, view, options.recording.json);
       }
     }
-  } catch (const PositionSyntaxError& e) {
-    std::fprintf(stderr, "rr-analyze: %s\n", e.what());
-    return kExitUsage;
-  } catch (const PositionPastEnd& e) {
-    std::fprintf(stderr, "rr-analyze: %s\n", e.what());
-    return kExitUsage;
-  } catch (const librr::Divergence& e) {
-    std::fprintf(stderr, "rr-analyze: replay diverged from the recording: %s\n", e.what());
-    return kExitProblem;
-  } catch (const librr::FormatError& e) {  // includes vmm::RecordingDamaged
-    std::fprintf(stderr, "rr-analyze: recording damaged: %s\n", e.what());
-    return kExitProblem;
+  } catch (...) {
+    return report_travel_error(std::current_exception());
   }
   return kExitOk;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "commands/travel_errors.h"
 #include "librr/replayer.h"
 #include "os/kernel_memory.h"
 #include "travel/position_spec.h"
@@ -45,21 +46,14 @@ int with_guest_session(const InspectOptions& options,
   } catch (const ProfileMismatch& e) {
     std::fprintf(stderr, "rr-analyze: wrong profile: %s\n", e.what());
     return kExitUsage;
-  } catch (const PositionSyntaxError& e) {
-    std::fprintf(stderr, "rr-analyze: %s\n", e.what());
-    return kExitUsage;
-  } catch (const PositionPastEnd& e) {
-    std::fprintf(stderr, "rr-analyze: %s\n", e.what());
-    return kExitUsage;
-  } catch (const librr::Divergence& e) {
-    std::fprintf(stderr, "rr-analyze: replay diverged from the recording: %s\n", e.what());
-    return kExitProblem;
   } catch (const GuestReadError& e) {
     std::fprintf(stderr, "rr-analyze: guest memory: %s\n", e.what());
     return kExitProblem;
   } catch (const NotSupported& e) {
     std::fprintf(stderr, "rr-analyze: %s\n", e.what());
     return kExitProblem;
+  } catch (...) {
+    return report_travel_error(std::current_exception());
   }
 }
 
