@@ -159,6 +159,45 @@ TEST_F(RecordReplay, MovingOneInterruptInTheLogIsCaught) {
   EXPECT_NE(err.find("DIVERGED"), std::string::npos) << err;
 }
 
+// kill -9 can cut the log between an asynchronous position and the interrupt
+// delivery logged right after it; that prefix must replay faithfully too.
+// Cuts a real recording's log exactly there (deterministic twin of the test below).
+TEST_F(RecordReplay, LogCutRightAfterAnAsyncPositionReplaysFaithfully) {
+  const fs::path rec = dir_ / "spin3";
+  ASSERT_EQ(
+      run_vmm("record --out " + rec.string() + " --guest spin3 --serial-in none --append iters=64",
+              dir_ / "record.out", dir_ / "record.err"),
+      0)
+      << read_file(dir_ / "record.err");
+  librr::RecordingDir dir = librr::RecordingDir::open(rec);
+  std::vector<librr::Event> events;
+  {
+    librr::LogReader reader(dir.log_path());
+    while (auto event = reader.next()) events.push_back(std::move(*event));
+  }
+  // Keep everything before the 5th delivery at an async stop (after its
+  // AsyncPosition and the clock sample logged with it).
+  size_t cut = 0;
+  int seen = 0;
+  for (size_t i = 0; i < events.size() && cut == 0; ++i)
+    if (const auto* irq = std::get_if<librr::InterruptDelivery>(&events[i]);
+        irq && irq->pos.async_seq > 0 && ++seen == 5)
+      cut = i;
+  ASSERT_NE(cut, 0u) << "fewer than 5 deliveries at async stops in the recording";
+  events.resize(cut);
+  fs::remove(dir.log_path());
+  fs::remove(librr::index_path_for(dir.log_path()));
+  {
+    librr::LogWriter writer(dir.log_path());
+    for (const auto& event : events) writer.append(event);
+    writer.close();
+  }
+  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+  const std::string err = read_file(dir_ / "replay.err");
+  EXPECT_EQ(replayed, 0) << err;
+  EXPECT_NE(err.find("cut short"), std::string::npos) << err;
+}
+
 TEST_F(RecordReplay, KillDashNineLeavesAPrefixThatReplaysFaithfully) {
   const fs::path rec = dir_ / "killed";
   const pid_t child = fork();

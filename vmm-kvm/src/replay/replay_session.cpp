@@ -160,19 +160,19 @@ void ReplaySession::at_halt() {
 }
 
 void ReplaySession::step(bool delivered_already) {
-  if (!delivered_already) {
-    if (end_if_next()) return;
-    check_interrupt_delivery();
-  }
-  if (install_async_position_if_next()) return;
+  if (!delivered_already && end_if_next()) return;
   if (!replayer_.peek()) {
     // The log ended without EndOfRecording: a recording cut short (kill -9).
+    // Checked before the interrupt check: the cut may fall between an async
+    // position and the delivery the recorder logged right after it.
     outcome_.faithful = true;
     outcome_.log_terminated = false;
     outcome_.message = "the recording was cut short; replayed faithfully up to its last record";
     done_ = true;
     return;
   }
+  if (!delivered_already) check_interrupt_delivery();
+  if (install_async_position_if_next()) return;
   Machine::Exit exit;
   do {
     exit = machine_.enter_guest();
