@@ -121,9 +121,10 @@ TEST(SqlFailures, InterruptedExportLeavesNoFile) {
   const std::string why = why_no_guests();
   if (!why.empty()) GTEST_SKIP() << why << ": cannot record a guest long enough to interrupt";
   TempDir tmp;
-  // spin3 takes seconds to replay: long enough to interrupt the export in the middle.
+  // spin3 with iters=4096 takes seconds to replay even on a quiet machine (iters=512
+  // replayed in 0.3 s there): long enough to interrupt the export in the middle.
   const Recorded rec =
-      record_guest(tmp.path() / "spin3", "--guest spin3 --serial-in none --append iters=512");
+      record_guest(tmp.path() / "spin3", "--guest spin3 --serial-in none --append iters=4096");
   ASSERT_EQ(rec.exit_code, 0) << rec.err;
 
   for (const int signal_number : {SIGINT, SIGKILL}) {
@@ -132,7 +133,7 @@ TEST(SqlFailures, InterruptedExportLeavesNoFile) {
     const auto started = std::chrono::steady_clock::now();
     const pid_t child = start_export(rec.recording, db);
     ASSERT_TRUE(wait_for_file(db.string() + ".tmp"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     kill(child, signal_number);
     int status = 0;
     waitpid(child, &status, 0);
