@@ -80,6 +80,25 @@ class RecordReplay : public ::testing::Test {
     return reader.verify();
   }
 
+  // Every record of a recording's log, in order.
+  static std::vector<librr::Event> read_log(const fs::path& rec) {
+    librr::LogReader reader(librr::RecordingDir::open(rec).log_path());
+    std::vector<librr::Event> events;
+    while (auto event = reader.next()) events.push_back(std::move(*event));
+    return events;
+  }
+
+  // Replaces a recording's log with `events`, with valid checksums and hash
+  // chain (what an attacker without the MAC key, or a torn write, can leave).
+  static void rewrite_log(const fs::path& rec, const std::vector<librr::Event>& events) {
+    const fs::path log = librr::RecordingDir::open(rec).log_path();
+    fs::remove(log);
+    fs::remove(librr::index_path_for(log));
+    librr::LogWriter writer(log);
+    for (const auto& event : events) writer.append(event);
+    writer.close();
+  }
+
   fs::path dir_;
 };
 
@@ -125,12 +144,7 @@ TEST_F(RecordReplay, MovingOneInterruptInTheLogIsCaught) {
   ASSERT_EQ(run_vmm("record --out " + rec.string() + " --guest ticks --serial-in none",
                     dir_ / "record.out", dir_ / "record.err"),
             0);
-  librr::RecordingDir dir = librr::RecordingDir::open(rec);
-  std::vector<librr::Event> events;
-  {
-    librr::LogReader reader(dir.log_path());
-    while (auto event = reader.next()) events.push_back(std::move(*event));
-  }
+  std::vector<librr::Event> events = read_log(rec);
   // Move the 10th interrupt delivery that sits at a landmark one landmark later,
   // keeping the log ordered; rewrite the log with valid checksums and chain
   // (an attacker without a MAC key can do exactly this).
@@ -146,13 +160,7 @@ TEST_F(RecordReplay, MovingOneInterruptInTheLogIsCaught) {
     moved = true;
   }
   ASSERT_TRUE(moved);
-  fs::remove(dir.log_path());
-  fs::remove(librr::index_path_for(dir.log_path()));
-  {
-    librr::LogWriter writer(dir.log_path());
-    for (const auto& event : events) writer.append(event);
-    writer.close();
-  }
+  rewrite_log(rec, events);
   const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
   const std::string err = read_file(dir_ / "replay.err");
   EXPECT_EQ(replayed, 1) << err;
@@ -169,12 +177,7 @@ TEST_F(RecordReplay, LogCutRightAfterAnAsyncPositionReplaysFaithfully) {
               dir_ / "record.out", dir_ / "record.err"),
       0)
       << read_file(dir_ / "record.err");
-  librr::RecordingDir dir = librr::RecordingDir::open(rec);
-  std::vector<librr::Event> events;
-  {
-    librr::LogReader reader(dir.log_path());
-    while (auto event = reader.next()) events.push_back(std::move(*event));
-  }
+  std::vector<librr::Event> events = read_log(rec);
   // Keep everything before the 5th delivery at an async stop (after its
   // AsyncPosition and the clock sample logged with it).
   size_t cut = 0;
@@ -185,13 +188,7 @@ TEST_F(RecordReplay, LogCutRightAfterAnAsyncPositionReplaysFaithfully) {
       cut = i;
   ASSERT_NE(cut, 0u) << "fewer than 5 deliveries at async stops in the recording";
   events.resize(cut);
-  fs::remove(dir.log_path());
-  fs::remove(librr::index_path_for(dir.log_path()));
-  {
-    librr::LogWriter writer(dir.log_path());
-    for (const auto& event : events) writer.append(event);
-    writer.close();
-  }
+  rewrite_log(rec, events);
   const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
   const std::string err = read_file(dir_ / "replay.err");
   EXPECT_EQ(replayed, 0) << err;
