@@ -1,0 +1,90 @@
+#pragma once
+// Timeline by replay: what the guest OS did, event by event, each with the
+// exact position where it happened. The recording is replayed with code
+// breakpoints on kernel functions named by the profile (TimeTraveler::
+// continue_forward); at each hit the function's arguments are read from the
+// registers (SysV ABI) and the objects they point to through the profile.
+//
+// Linux x86_64 6.1: process creation, exec (path and argv), exit, file opens
+// and writes, network transmit/receive. The test-guest kernel: every system
+// call with its number, arguments and result.
+//
+// The replay engine honours at most 4 hardware breakpoints at a time, so the
+// Linux functions are grouped into passes, each one replay of the recording
+// from `from` to `to`; asking for fewer kinds runs fewer passes
+// (docs/forensics.md, "Timeline", gives the measured cost per pass).
+// Events come back sorted by position.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "librr/position.h"
+#include "profile/profile.h"
+#include "travel/time_traveler.h"
+
+namespace analyzer {
+
+// Event kinds (TimelineEvent::kind).
+inline constexpr const char* kEventProcessCreate = "process_create";
+inline constexpr const char* kEventExec = "exec";
+inline constexpr const char* kEventExit = "exit";
+inline constexpr const char* kEventFileOpen = "file_open";
+inline constexpr const char* kEventFileWrite = "file_write";
+inline constexpr const char* kEventNetSend = "net_send";
+inline constexpr const char* kEventNetReceive = "net_receive";
+inline constexpr const char* kEventSyscall = "syscall";
+
+struct TimelineEvent {
+  // Where the kernel function (or system call) was entered: seeking there
+  // shows rip at `function`'s first instruction.
+  librr::Position position;
+  std::string kind;      // one of kEvent*
+  std::string function;  // kernel function that produced it ("do_exit", "syscall_dispatch")
+  int64_t pid = -1;      // the task running at `position` (-1 unknown)
+  std::string comm;      // its name at `position`
+
+  // Kind-specific; fields that do not apply keep their defaults.
+  std::string path;               // exec, file_open: file name; file_write: file path;
+                                  // net_*: device name
+  std::vector<std::string> argv;  // exec
+  int64_t child_pid = -1;         // process_create
+  int64_t exit_code = 0;          // exit (the value passed to do_exit)
+  uint64_t length = 0;            // file_write, net_*: bytes
+  int64_t syscall_number = -1;    // syscall
+  std::string syscall_name;       // syscall ("write", "" if unknown)
+  std::vector<uint64_t> args;     // syscall: raw argument registers
+  // The function's return value when its return was reached inside the
+  // replayed range (file_open: fd or -errno; syscall: result; process_create:
+  // the new pid). nullopt: not reached, or the function does not return.
+  std::optional<int64_t> result;
+  std::optional<librr::Position> result_position;  // where the return was reached
+};
+
+struct TimelineOptions {
+  // Kinds to collect; empty = all the OS supports. Unknown names throw
+  // librr::Error listing the known ones (see timeline_kinds()).
+  std::set<std::string> kinds;
+  // Replayed range; nullopt = start / end of the recording.
+  std::optional<librr::Position> from;
+  std::optional<librr::Position> to;
+  // Fraction of the whole job in [0, 1] (all passes), may be empty.
+  std::function<void(double fraction)> progress;
+  // Called with each pass's description before it runs (e.g. for a
+  // verbose log), may be empty.
+  std::function<void(const std::string&)> on_pass;
+};
+
+// What the OS of `profile` supports, in display order.
+std::vector<std::string> timeline_kinds(const Profile& profile);
+
+// Replays `traveler` over the range once per pass and returns the events in
+// position order. The traveler is left at an unspecified position.
+// Throws librr::Error (unknown kind, a profile missing a needed symbol,
+// `from` after `to`), PositionPastEnd, librr::Divergence.
+std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile& profile,
+                                          const TimelineOptions& options);
+
+}  // namespace analyzer
