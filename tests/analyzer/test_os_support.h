@@ -3,11 +3,7 @@
 // cached Linux guest vmlinux, the test-guest ELFs), profiles generated from
 // them once per test binary, and guest RAM from real recordings' snapshots.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -19,38 +15,17 @@
 #include "memory/physical_memory.h"
 #include "profile/isf_generator.h"
 #include "profile/profile.h"
+#include "test_command_support.h"
 
 namespace os_test {
 
 namespace fs = std::filesystem;
 
-inline bool kvm_usable() { return access("/dev/kvm", R_OK | W_OK) == 0; }
-
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout (and stderr unless the command redirects it)
-};
-
-inline CommandResult run_command(const std::string& command) {
-  // Braces keep a redirection inside `command` (2>/dev/null) in force.
-  FILE* pipe = popen(("{ " + command + "; } 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-inline CommandResult rr_analyze(const std::string& args) {
-  return run_command(std::string(RR_BINARY_DIR) + "/bin/rr-analyze " + args + " </dev/null");
-}
-
-inline fs::path guest_elf(const std::string& name) {
-  return fs::path(RR_BINARY_DIR) / "guests" / (name + ".elf");
-}
-
-#define SKIP_WITHOUT_KVM() \
-  if (!os_test::kvm_usable()) GTEST_SKIP() << "/dev/kvm is not usable here: cannot replay"
+using analyzer_test::CommandResult;
+using analyzer_test::guest_elf;
+using analyzer_test::kvm_usable;
+using analyzer_test::rr_analyze;
+using analyzer_test::run_command;
 
 // The Linux guest's cache directory, if it was built on this machine; never builds.
 inline std::optional<fs::path> linux_guest_dir() {

@@ -2,42 +2,22 @@
 // Shared by the TimeTraveler and `rr-analyze at` tests: real recordings of
 // the test guests, made once per test binary with the real rr-vmm.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <string>
+
+#include "test_command_support.h"
 
 namespace travel_test {
 
 namespace fs = std::filesystem;
 
-inline bool kvm_usable() { return access("/dev/kvm", R_OK | W_OK) == 0; }
-
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-inline CommandResult run_command(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-inline CommandResult rr_analyze(const std::string& args) {
-  return run_command(std::string(RR_BINARY_DIR) + "/bin/rr-analyze " + args + " </dev/null");
-}
-
-inline fs::path guest_elf(const std::string& name) {
-  return fs::path(RR_BINARY_DIR) / "guests" / (name + ".elf");
-}
+using analyzer_test::CommandResult;
+using analyzer_test::guest_elf;
+using analyzer_test::kvm_usable;
+using analyzer_test::rr_analyze;
+using analyzer_test::run_command;
 
 // Recordings made with `rr-vmm record`, kept for the whole test binary
 // (recording takes seconds; every test reads them, none modifies them).
@@ -81,8 +61,5 @@ inline fs::path ticks_recording() {
 inline fs::path spin3_recording() {
   return Recordings::get().of("spin3", "--guest spin3 --append iters=8");
 }
-
-#define SKIP_WITHOUT_KVM() \
-  if (!travel_test::kvm_usable()) GTEST_SKIP() << "/dev/kvm is not usable here: cannot replay"
 
 }  // namespace travel_test
