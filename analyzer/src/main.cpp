@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   analyzer::add_profile_command(app, action);
   analyzer::add_ps_command(app, action);
   analyzer::add_dmesg_command(app, action);
+  analyzer::add_timeline_command(app, action);
   analyzer::add_export_command(app, action);
   analyzer::add_query_command(app, action);
   try {

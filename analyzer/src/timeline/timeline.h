@@ -27,6 +27,8 @@
 
 namespace analyzer {
 
+inline constexpr size_t kTimelineDataLimit = 256;
+
 // Event kinds (TimelineEvent::kind).
 inline constexpr const char* kEventProcessCreate = "process_create";
 inline constexpr const char* kEventExec = "exec";
@@ -42,7 +44,7 @@ struct TimelineEvent {
   // shows rip at `function`'s first instruction.
   librr::Position position;
   std::string kind;      // one of kEvent*
-  std::string function;  // kernel function that produced it ("do_exit", "syscall_dispatch")
+  std::string function;  // kernel function that produced it ("do_exit", "trap_dispatch")
   int64_t pid = -1;      // the task running at `position` (-1 unknown)
   std::string comm;      // its name at `position`
 
@@ -53,14 +55,22 @@ struct TimelineEvent {
   int64_t child_pid = -1;         // process_create
   int64_t exit_code = 0;          // exit (the value passed to do_exit)
   uint64_t length = 0;            // file_write, net_*: bytes
-  int64_t syscall_number = -1;    // syscall
-  std::string syscall_name;       // syscall ("write", "" if unknown)
-  std::vector<uint64_t> args;     // syscall: raw argument registers
+  // file_write, test-guest WRITE/NET_SEND: the first bytes written (at most
+  // kTimelineDataLimit), as read from the buffer when the call was entered.
+  std::string data;
+  int64_t syscall_number = -1;  // syscall
+  std::string syscall_name;     // syscall ("WRITE", "" if unknown)
+  std::vector<uint64_t> args;   // syscall: the argument registers (rdi, rsi, rdx)
   // The function's return value when its return was reached inside the
-  // replayed range (file_open: fd or -errno; syscall: result; process_create:
-  // the new pid). nullopt: not reached, or the function does not return.
+  // replayed range: exec 0 or -errno; file_open 0 (a file was opened) or
+  // -errno; file_write bytes or -errno; syscall the guest's result (none for
+  // EXIT, and none for a blocked call the kernel restarts: the restart is
+  // another event). nullopt: not reached, or the function does not return.
   std::optional<int64_t> result;
   std::optional<librr::Position> result_position;  // where the return was reached
+  // Non-empty when guest memory did not hold what the arguments point to
+  // (the event is then partial: position, kind, function, maybe pid).
+  std::string error;
 };
 
 struct TimelineOptions {

@@ -1,0 +1,212 @@
+// The replay loop of the timeline: probes grouped into passes that fit the
+// replay engine's hardware breakpoints, one replay of the range per pass,
+// entry and return breakpoints matched by kernel stack pointer.
+#include "timeline/timeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "machine/vcpu_state.h"
+#include "os/guest_session.h"
+#include "os/kernel_memory.h"
+#include "os/os_model.h"
+#include "timeline/probe.h"
+
+namespace analyzer {
+namespace {
+
+// The replay engine stops on at most this many code addresses at full speed
+// (x86 debug registers DR0-DR3), and wants one of them free for the stretches
+// that end at a logged asynchronous stop (travel/breakpoint_search.cpp). So
+// a pass arms 3 function entries; while a call whose result is wanted is
+// running, its return address takes the 4th register (the newest pending
+// call only: older ones get no result), and stretches ending at an async
+// stop are single-stepped until it returns.
+constexpr size_t kHardwareBreakpoints = 4;
+constexpr size_t kEntriesPerPass = kHardwareBreakpoints - 1;
+
+struct PendingReturn {
+  size_t event_index = 0;
+  const Probe* probe = nullptr;
+  uint64_t return_address = 0;
+  uint64_t entry_stack_pointer = 0;
+  std::array<uint64_t, 2> saved{};
+};
+
+bool is_linux(const Profile& profile) { return profile.os() == "linux"; }
+
+Probes probes_for(const Profile& profile, const std::set<std::string>& kinds) {
+  const std::vector<std::string> known = timeline_kinds(profile);
+  for (const std::string& kind : kinds)
+    if (std::find(known.begin(), known.end(), kind) == known.end())
+      throw librr::Error(fmt::format("unknown event kind \"{}\" for this guest (known: {})", kind,
+                                     fmt::join(known, ", ")));
+  return is_linux(profile) ? linux_probes(profile, kinds) : test_guest_probes(profile, kinds);
+}
+
+// Probes in order, kEntriesPerPass at a time.
+std::vector<std::vector<const Probe*>> plan_passes(const Probes& probes) {
+  std::vector<std::vector<const Probe*>> passes;
+  for (const auto& probe : probes) {
+    if (passes.empty() || passes.back().size() == kEntriesPerPass) passes.emplace_back();
+    passes.back().push_back(probe.get());
+  }
+  return passes;
+}
+
+double range_fraction(const librr::Position& at, const librr::Position& from,
+                      const librr::Position& to) {
+  if (to.landmark <= from.landmark) return 1.0;
+  const double done = static_cast<double>(std::min(at.landmark, to.landmark) - from.landmark);
+  return std::clamp(done / static_cast<double>(to.landmark - from.landmark), 0.0, 1.0);
+}
+
+class PassRunner {
+ public:
+  PassRunner(TimeTraveler& traveler, const std::vector<const Probe*>& probes,
+             std::vector<TimelineEvent>& events)
+      : traveler_(traveler), events_(events) {
+    for (const Probe* probe : probes) entries_[probe->address()] = probe;
+  }
+
+  // Replays [from, to]; `progress` gets the fraction of this pass.
+  void run(const librr::Position& from, const librr::Position& to,
+           const std::function<void(double)>& progress) {
+    traveler_.seek(from);
+    // continue_forward looks after the current position: a call entered
+    // exactly at `from` is the first event.
+    if (auto entry = entries_.find(traveler_.vcpu().regs.rip); entry != entries_.end())
+      on_entry(*entry->second, from);
+    for (;;) {
+      const StopReason stop = traveler_.continue_forward(breakpoints());
+      if (stop.kind != StopReason::Kind::kBreakpoint) break;
+      const librr::Position at = traveler_.position();
+      if (at > to) break;
+      if (progress) progress(range_fraction(at, from, to));
+      on_return(stop.address, at);
+      if (auto entry = entries_.find(stop.address); entry != entries_.end())
+        on_entry(*entry->second, at);
+    }
+  }
+
+ private:
+  Breakpoints breakpoints() const {
+    Breakpoints set;
+    for (const auto& [address, probe] : entries_) set.code.insert(address);
+    // The newest pending returns first, while the debug registers last.
+    for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+      if (set.code.size() >= kHardwareBreakpoints) break;
+      set.code.insert(it->return_address);
+    }
+    return set;
+  }
+
+  void on_entry(const Probe& probe, const librr::Position& at) {
+    EntryDecision decision;
+    try {
+      decision = probe.on_entry(traveler_);
+    } catch (const GuestReadError& e) {
+      // One unreadable argument must not cost the whole timeline.
+      decision.event.emplace();
+      decision.event->kind = probe.kind();
+      decision.event->function = probe.function();
+      decision.event->error = e.what();
+    }
+    if (!decision.event) return;
+    decision.event->position = at;
+    events_.push_back(std::move(*decision.event));
+    if (!decision.await_return) return;
+    const auto& regs = traveler_.vcpu().regs;
+    const auto return_address = traveler_.address_space().read_obj<uint64_t>(regs.rsp);
+    if (!return_address) return;
+    // A call still pending on the same stack slot never returned (its task
+    // died or was switched away for good): forget it.
+    std::erase_if(pending_,
+                  [&](const PendingReturn& p) { return p.entry_stack_pointer == regs.rsp; });
+    pending_.push_back({events_.size() - 1, &probe, *return_address, regs.rsp, decision.saved});
+    // Only the newest pending returns fit in the debug registers; older ones
+    // would stop nowhere, so their results stay unknown.
+    const size_t keep = kHardwareBreakpoints - entries_.size();
+    std::set<uint64_t> addresses;
+    for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+      addresses.insert(it->return_address);
+      if (addresses.size() > keep) {
+        pending_.erase(pending_.begin(), it.base());
+        break;
+      }
+    }
+  }
+
+  void on_return(uint64_t address, const librr::Position& at) {
+    const uint64_t stack_pointer = traveler_.vcpu().regs.rsp;
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if (it->return_address != address || it->entry_stack_pointer + 8 != stack_pointer) continue;
+      TimelineEvent& event = events_[it->event_index];
+      try {
+        it->probe->on_return(traveler_, it->saved, event);
+      } catch (const GuestReadError& e) {
+        event.error = e.what();
+      }
+      if (event.result) event.result_position = at;
+      pending_.erase(it);
+      return;
+    }
+  }
+
+  TimeTraveler& traveler_;
+  std::vector<TimelineEvent>& events_;
+  std::map<uint64_t, const Probe*> entries_;
+  std::vector<PendingReturn> pending_;
+};
+
+}  // namespace
+
+void Probe::on_return(const TimeTraveler& traveler, const std::array<uint64_t, 2>&,
+                      TimelineEvent& event) const {
+  event.result = static_cast<int64_t>(traveler.vcpu().regs.rax);
+}
+
+std::vector<std::string> timeline_kinds(const Profile& profile) {
+  return is_linux(profile) ? linux_timeline_kinds() : test_guest_timeline_kinds();
+}
+
+std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile& profile,
+                                          const TimelineOptions& options) {
+  const Probes probes = probes_for(profile, options.kinds);
+  const librr::Position from = options.from.value_or(librr::Position{});
+  const librr::Position to = options.to.value_or(traveler.end());
+  if (to < from)
+    throw librr::Error(
+        fmt::format("the range ends ({}) before it starts ({})", to.to_string(), from.to_string()));
+  if (to > traveler.end())
+    throw PositionPastEnd(fmt::format("{} is after the end of the recording ({})", to.to_string(),
+                                      traveler.end().to_string()));
+  // Refuse a profile of another kernel before replaying anything.
+  traveler.seek(from);
+  make_os_model(profile, machine_view(traveler));
+
+  const auto passes = plan_passes(probes);
+  std::vector<TimelineEvent> events;
+  for (size_t i = 0; i < passes.size(); ++i) {
+    if (options.on_pass) {
+      std::vector<std::string> names;
+      for (const Probe* probe : passes[i]) names.push_back(probe->function());
+      options.on_pass(fmt::format("pass {}/{}: {}", i + 1, passes.size(), fmt::join(names, ", ")));
+    }
+    std::function<void(double)> progress;
+    if (options.progress)
+      progress = [&, i](double fraction) {
+        options.progress((static_cast<double>(i) + fraction) / static_cast<double>(passes.size()));
+      };
+    PassRunner(traveler, passes[i], events).run(from, to, progress);
+  }
+  std::stable_sort(
+      events.begin(), events.end(),
+      [](const TimelineEvent& a, const TimelineEvent& b) { return a.position < b.position; });
+  if (options.progress) options.progress(1.0);
+  return events;
+}
+
+}  // namespace analyzer
