@@ -459,16 +459,20 @@ void GatewayDaemon::State::finish_after_failure() {
 }
 
 void GatewayDaemon::State::print_summary() {
-  uint64_t drops = 0, received = 0;
+  uint64_t drops = 0, received = 0, incomplete = 0, ring_errors = 0;
   for (auto& capture : captures) {
-    drops += capture.ring->counters().dropped;
-    received += capture.ring->counters().received;
+    const RingCounters& ring = capture.ring->counters();
+    drops += ring.dropped;
+    received += ring.received;
+    incomplete += ring.incomplete;
+    ring_errors += ring.malformed + ring.sequence_gaps;
   }
   const auto& c = counters;
   log("summary: frames_seen={} incoming={} outgoing={} internal={} external={} logged={} "
       "upstream_copies={} malformed={} oversized={} capture_truncated={} kernel_received={} "
       "kernel_drops={} queue_full_drops={} unwritten={} segment={} announcements_accepted={} "
-      "announcements_rejected={} unauthenticated_cooperating_sources={}",
+      "announcements_rejected={} unauthenticated_cooperating_sources={} ring_incomplete={} "
+      "ring_errors={}",
       c.frames_seen, c.by_direction[0], c.by_direction[1], c.by_direction[2], c.by_direction[3],
       writer ? writer->frames_logged() : 0, c.upstream_copies, c.malformed, c.oversized,
       c.capture_truncated, received, drops, c.queue_full_drops,
@@ -476,7 +480,7 @@ void GatewayDaemon::State::print_summary() {
       writer ? writer->current_segment() : 0, c.announcements[0],
       c.announcements[1] + c.announcements[2] + c.announcements[3] + c.announcements[4] +
           c.announcements[5],
-      c.unauthenticated_cooperating_sources);
+      c.unauthenticated_cooperating_sources, incomplete, ring_errors);
 }
 
 }  // namespace gateway

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "librr/error.h"
@@ -22,9 +23,10 @@ namespace {
   librr::throw_errno(fmt::format("capture on {}: {}", interface, what));
 }
 
-LinkDirection link_direction(uint8_t packet_type) {
-  return packet_type == PACKET_OUTGOING ? LinkDirection::kSent : LinkDirection::kReceived;
-}
+// How long a ring walk waits, per block, for frames the kernel is still
+// copying into a block it already handed over (ring_block.h). The copy takes
+// microseconds unless the copying vCPU is preempted.
+constexpr std::chrono::microseconds kCopyCompletionWait{20'000};
 
 }  // namespace
 
@@ -32,7 +34,10 @@ PacketRing::PacketRing(const std::string& interface, const RingSettings& setting
     : interface_(interface), block_size_(settings.block_size), block_count_(settings.block_count) {
   unsigned index = if_nametoindex(interface.c_str());
   if (index == 0) fail(interface, "no such interface");
-  socket_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL)));
+  // Protocol 0: the socket receives nothing until bind() names the interface.
+  // With ETH_P_ALL here it would capture every interface of the namespace from
+  // this call on, and those frames would sit in the ring uncounted.
+  socket_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!socket_.valid()) fail(interface, "socket(AF_PACKET)");
   int version = TPACKET_V3;
   if (setsockopt(socket_.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0)
@@ -66,8 +71,7 @@ PacketRing::PacketRing(const std::string& interface, const RingSettings& setting
   if (::bind(socket_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
     fail(interface, "bind");
   snaplen_ = std::min<uint32_t>(settings.snaplen, settings.block_size - 256);
-  refresh_counters();  // start the kernel's counters from zero
-  counters_ = {};
+  // Everything the kernel counted since bind() is in the ring: keep it.
 }
 
 PacketRing::~PacketRing() {
@@ -78,31 +82,18 @@ size_t PacketRing::drain(const std::function<void(const CapturedFrame&)>& visit)
   size_t frames = 0;
   auto* base = static_cast<uint8_t*>(map_);
   for (uint32_t handed = 0; handed < block_count_; ++handed) {
-    auto* block = reinterpret_cast<tpacket_block_desc*>(base + size_t{next_block_} * block_size_);
-    std::atomic_ref<uint32_t> status(block->hdr.bh1.block_status);
+    uint8_t* block = base + size_t{next_block_} * block_size_;
+    std::atomic_ref<uint32_t> status(
+        reinterpret_cast<tpacket_block_desc*>(block)->hdr.bh1.block_status);
     if ((status.load(std::memory_order_acquire) & TP_STATUS_USER) == 0) break;
-    const uint32_t count = block->hdr.bh1.num_pkts;
-    uint32_t offset = block->hdr.bh1.offset_to_first_pkt;
-    for (uint32_t i = 0; i < count; ++i) {
-      // The kernel wrote these offsets; still refuse to follow one out of the block.
-      if (offset + sizeof(tpacket3_hdr) > block_size_) break;
-      auto* header = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<uint8_t*>(block) + offset);
-      if (header->tp_mac + uint64_t{header->tp_snaplen} <= block_size_ - offset) {
-        auto* link = reinterpret_cast<sockaddr_ll*>(reinterpret_cast<uint8_t*>(header) +
-                                                    TPACKET_ALIGN(sizeof(tpacket3_hdr)));
-        CapturedFrame frame;
-        frame.bytes = {reinterpret_cast<uint8_t*>(header) + header->tp_mac, header->tp_snaplen};
-        if (frame.bytes.size() > snaplen_) frame.bytes = frame.bytes.first(snaplen_);
-        frame.wire_length = header->tp_len;
-        frame.timestamp_ns = uint64_t{header->tp_sec} * 1'000'000'000ull + header->tp_nsec;
-        frame.packet_type = link->sll_pkttype;
-        frame.link = link_direction(link->sll_pkttype);
-        visit(frame);
-        ++frames;
-      }
-      if (header->tp_next_offset == 0) break;
-      offset += header->tp_next_offset;
-    }
+    BlockWalk walk = walk_block({block, block_size_}, snaplen_, kCopyCompletionWait, visit);
+    // The kernel numbers the blocks it opens consecutively and hands them over
+    // in ring order: anything else means we are out of step with it.
+    if (expected_sequence_ != 0 && walk.sequence != expected_sequence_) ++counters_.sequence_gaps;
+    expected_sequence_ = walk.sequence + 1;
+    counters_.incomplete += walk.incomplete;
+    counters_.malformed += walk.malformed;
+    frames += walk.visited;
     status.store(TP_STATUS_KERNEL, std::memory_order_release);
     next_block_ = (next_block_ + 1) % block_count_;
   }

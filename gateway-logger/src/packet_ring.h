@@ -9,6 +9,7 @@
 #include <string>
 
 #include "classifier.h"
+#include "ring_block.h"
 #include "unique_fd.h"
 
 namespace gateway {
@@ -20,17 +21,15 @@ struct RingSettings {
   uint32_t snaplen = 65535;        // longest frame kept; longer ones are truncated
 };
 
-struct CapturedFrame {
-  std::span<const uint8_t> bytes;  // captured bytes (at most snaplen)
-  uint32_t wire_length = 0;
-  uint64_t timestamp_ns = 0;
-  uint8_t packet_type = 0;  // sll_pkttype: PACKET_HOST, PACKET_OUTGOING, ...
-  LinkDirection link = LinkDirection::kReceived;
-};
-
 struct RingCounters {
   uint64_t received = 0;  // cumulative tp_packets
   uint64_t dropped = 0;   // cumulative tp_drops
+  // Our side of the walk (ring_block.h): frames whose copy never completed
+  // while we waited, headers that broke the kernel's contract, and blocks
+  // handed over out of sequence. All zero on a healthy ring.
+  uint64_t incomplete = 0;
+  uint64_t malformed = 0;
+  uint64_t sequence_gaps = 0;
 };
 
 class PacketRing {
@@ -59,6 +58,7 @@ class PacketRing {
   uint32_t block_size_ = 0;
   uint32_t block_count_ = 0;
   uint32_t next_block_ = 0;
+  uint64_t expected_sequence_ = 0;  // seq_num of the next block; 0 = not known yet
   uint32_t snaplen_ = 0;
   RingCounters counters_;
 };
