@@ -8,7 +8,9 @@
 # Prints tables; asserts nothing about speed. Exit 1 only if a run fails or a replay's
 # output differs from its recording's.
 # usage: bench/vmm_record_replay.sh [BUILD_DIR]
-#   env: RUNS=3, GUESTS="hello ticks spin3 demo", IDLE_SHORT=2, IDLE_LONG=12 (seconds)
+#   env: RUNS=3, GUESTS="hello ticks spin3 demo", IDLE_SHORT=2, IDLE_LONG=12 (seconds),
+#        BASELINE=DIR: also measure the rr-vmm in DIR (bin/rr-vmm, bin/rr-analyze, guests/),
+#        e.g. a copy of an older build, in the same loop: rows "GUEST (baseline)".
 set -u
 [ $# -ge 1 ] && BUILD=$(cd "$1" && pwd)
 : "${RUNS:=3}"
@@ -16,9 +18,21 @@ set -u
 : "${GUESTS:=hello ticks spin3 demo}"
 : "${IDLE_SHORT:=2}"
 : "${IDLE_LONG:=12}"
+: "${BASELINE:=}"
 check_tools
 [ -f "$RR_GUEST_DIR/serial-echo.elf" ] || die "$RR_GUEST_DIR/serial-echo.elf missing"
 command -v jq >/dev/null || die "jq not installed"
+if [ -n "$BASELINE" ]; then
+  BASELINE=$(cd "$BASELINE" && pwd)
+  for tool in rr-vmm rr-analyze; do
+    [ -x "$BASELINE/bin/$tool" ] || die "$BASELINE/bin/$tool missing"
+  done
+fi
+# Recorders to measure: "label vmm analyzer guest_dir" per line.
+recorders() {
+  [ -z "$BASELINE" ] || echo "baseline $BASELINE/bin/rr-vmm $BASELINE/bin/rr-analyze $BASELINE/guests"
+  echo "current $RR_VMM $RR_ANALYZE $RR_GUEST_DIR"
+}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
@@ -30,24 +44,35 @@ guest_output() { grep -av '^rr-vmm' "$1"; }
 
 row "guest|run s|record s|overhead %|replay s|replay/record|log B|snapshot B|async pos|log B/async|log B/s|QEMU rec s|QEMU replay s|QEMU log B|ours/QEMU log|replays ok"
 for g in $GUESTS; do
-  runs="" records="" replays="" qrecords="" qreplays="" ok="yes"
+  qrecords="" qreplays=""
+  rm -f "$work"/times.*
   i=0
   while [ "$i" -lt "$RUNS" ]; do
     i=$((i + 1))
-    timed "$work/run.out" "$RR_VMM" run --guest "$g" --serial-in none
-    runs="$runs $TIMED_SECONDS"
-    [ "$TIMED_STATUS" -eq 0 ] || fail "rr-vmm run $g exited $TIMED_STATUS"
+    # Each recorder in turn within one iteration, so load changes hit them alike.
+    recorders >"$work/recorders"
+    while read -r label vmm analyze guest_dir; do
+      export RR_GUEST_DIR="$guest_dir"
+      timed "$work/run.out" "$vmm" run --guest "$g" --serial-in none
+      echo "$TIMED_SECONDS" >>"$work/times.$label.run"
+      [ "$TIMED_STATUS" -eq 0 ] || fail "$label rr-vmm run $g exited $TIMED_STATUS"
 
-    rm -rf "$work/rec"
-    timed "$work/record.out" "$RR_VMM" record -o "$work/rec" --guest "$g" --serial-in none
-    records="$records $TIMED_SECONDS"
-    [ "$TIMED_STATUS" -eq 0 ] || fail "rr-vmm record $g exited $TIMED_STATUS"
-    timed "$work/replay.out" "$RR_VMM" replay "$work/rec"
-    replays="$replays $TIMED_SECONDS"
-    [ "$TIMED_STATUS" -eq 0 ] || { fail "rr-vmm replay $g exited $TIMED_STATUS"; ok="no"; }
-    guest_output "$work/record.out" >"$work/record.guest"
-    guest_output "$work/replay.out" >"$work/replay.guest"
-    cmp -s "$work/record.guest" "$work/replay.guest" || { fail "rr-vmm replay output of $g differs"; ok="no"; }
+      rm -rf "$work/rec"
+      timed "$work/record.out" "$vmm" record -o "$work/rec" --guest "$g" --serial-in none
+      echo "$TIMED_SECONDS" >>"$work/times.$label.record"
+      [ "$TIMED_STATUS" -eq 0 ] || fail "$label rr-vmm record $g exited $TIMED_STATUS"
+      timed "$work/replay.out" "$vmm" replay "$work/rec"
+      echo "$TIMED_SECONDS" >>"$work/times.$label.replay"
+      [ "$TIMED_STATUS" -eq 0 ] || { fail "$label rr-vmm replay $g exited $TIMED_STATUS"; echo no >"$work/bad.$label"; }
+      guest_output "$work/record.out" >"$work/record.guest"
+      guest_output "$work/replay.out" >"$work/replay.guest"
+      cmp -s "$work/record.guest" "$work/replay.guest" || { fail "$label rr-vmm replay output of $g differs"; echo no >"$work/bad.$label"; }
+      grep -q "^RESULT $g status=0 " "$work/record.guest" || fail "$label rr-vmm record of $g: no RESULT status=0"
+      # Sizes from the last run (they vary little; see the median times for time).
+      info=$("$analyze" info --json "$work/rec" </dev/null)
+      echo "$info" | jq -r '[.log.bytes, .snapshot.bytes, (.log.records_by_type.AsyncPosition // 0)] | join(" ")' >"$work/sizes.$label"
+    done <"$work/recorders"
+    export RR_GUEST_DIR="$BUILD/guests"
 
     rm -f "$work/qemu.rr"
     # shellcheck disable=SC2086
@@ -59,39 +84,48 @@ for g in $GUESTS; do
     timed "$work/qreplay.out" "$QEMU" $QEMU_MICROVM -kernel "$RR_GUEST_DIR/$g.elf" \
       -append lapic_virtual_wire=1 -icount shift=auto,rr=replay,rrfile="$work/qemu.rr"
     qreplays="$qreplays $TIMED_SECONDS"
-    [ "$TIMED_STATUS" -eq 1 ] || { fail "qemu replay $g exited $TIMED_STATUS"; ok="no"; }
-    cmp -s "$work/qrecord.out" "$work/qreplay.out" || { fail "qemu replay output of $g differs"; ok="no"; }
+    [ "$TIMED_STATUS" -eq 1 ] || fail "qemu replay $g exited $TIMED_STATUS"
+    cmp -s "$work/qrecord.out" "$work/qreplay.out" || fail "qemu replay output of $g differs"
     grep -q "^RESULT $g status=0 " "$work/qrecord.out" || fail "qemu record of $g: no RESULT status=0"
-    grep -q "^RESULT $g status=0 " "$work/record.guest" || fail "rr-vmm record of $g: no RESULT status=0"
-    # Sizes from the last run (they vary little; see the median times for time).
-    info=$("$RR_ANALYZE" info --json "$work/rec")
-    log_bytes=$(echo "$info" | jq '.log.bytes')
-    snapshot_bytes=$(echo "$info" | jq '.snapshot.bytes')
-    async=$(echo "$info" | jq '.log.records_by_type.AsyncPosition // 0')
     qemu_bytes=$(stat -c %s "$work/qemu.rr")
   done
-  t_run=$(median $runs)
-  t_record=$(median $records)
-  t_replay=$(median $replays)
-  overhead=$(awk -v r="$t_record" -v p="$t_run" 'BEGIN { printf "%+.0f", (r - p) / p * 100 }')
-  row "$g|$t_run|$t_record|$overhead|$t_replay|$(ratio "$t_replay" "$t_record")|$log_bytes|$snapshot_bytes|$async|$(ratio "$log_bytes" "$async" %.0f)|$(ratio "$log_bytes" "$t_record" %.0f)|$(median $qrecords)|$(median $qreplays)|$qemu_bytes|$(ratio "$log_bytes" "$qemu_bytes" %.3f)|$ok"
+  recorders >"$work/recorders"
+  while read -r label vmm analyze guest_dir; do
+    # shellcheck disable=SC2046
+    t_run=$(median $(cat "$work/times.$label.run"))
+    # shellcheck disable=SC2046
+    t_record=$(median $(cat "$work/times.$label.record"))
+    # shellcheck disable=SC2046
+    t_replay=$(median $(cat "$work/times.$label.replay"))
+    read -r log_bytes snapshot_bytes async <"$work/sizes.$label"
+    ok=yes
+    [ ! -f "$work/bad.$label" ] || ok=no
+    rm -f "$work/bad.$label"
+    name=$g
+    [ "$label" = current ] || name="$g ($label)"
+    overhead=$(awk -v r="$t_record" -v p="$t_run" 'BEGIN { printf "%+.0f", (r - p) / p * 100 }')
+    # shellcheck disable=SC2086
+    row "$name|$t_run|$t_record|$overhead|$t_replay|$(ratio "$t_replay" "$t_record")|$log_bytes|$snapshot_bytes|$async|$(ratio "$log_bytes" "$async" %.0f)|$(ratio "$log_bytes" "$t_record" %.0f)|$(median $qrecords)|$(median $qreplays)|$qemu_bytes|$(ratio "$log_bytes" "$qemu_bytes" %.3f)|$ok"
+  done <"$work/recorders"
 done
 echo "== vmm_record_replay: median of $RUNS runs (wall seconds incl. process start; sizes from the last run) =="
 print_table
 
 # Idle: serial-echo waits on a FIFO that gets "quit" only after SECONDS. Recording both a
 # short and a long stretch and taking the difference removes boot and exit from the rate.
-# idle_record KIND SECONDS: sets IDLE_RESULT="wall_seconds log_bytes" for KIND rr-vmm or qemu.
+# idle_record KIND SECONDS [VMM]: sets IDLE_RESULT="wall_seconds log_bytes" for KIND rr-vmm
+# (recorded by VMM, default the build's) or qemu.
 idle_record() {
   kind=$1
   seconds=$2
+  vmm=${3:-$RR_VMM}
   rm -rf "$work/idle" "$work/idle.fifo" "$work/idle.rr"
   t0=$(now)
   if [ "$kind" = rr-vmm ]; then
     mkfifo "$work/idle.fifo"
     (sleep "$seconds" && printf 'quit\n') >"$work/idle.fifo" &
     writer=$!
-    timeout "$STEP_TIMEOUT" "$RR_VMM" record -o "$work/idle" --guest serial-echo \
+    timeout "$STEP_TIMEOUT" "$vmm" record -o "$work/idle" --guest serial-echo \
       --serial-in "$work/idle.fifo" >"$work/idle.out" 2>&1 </dev/null
     status=$?
     bytes=$(stat -c %s "$work/idle/events.rrlog" 2>/dev/null || echo 0)
@@ -116,15 +150,23 @@ idle_record() {
 
 TABLE=$work/idle_table
 row "recorder|idle ${IDLE_SHORT}s: wall s, log B|idle ${IDLE_LONG}s: wall s, log B|log B/s idle|MB/day idle|rate vs rr-vmm"
-for kind in rr-vmm qemu; do
-  idle_record "$kind" "$IDLE_SHORT"
+# The current rr-vmm first: the other rows are compared with its rate.
+{ echo "rr-vmm current $RR_VMM $RR_GUEST_DIR"
+  [ -z "$BASELINE" ] || echo "rr-vmm baseline $BASELINE/bin/rr-vmm $BASELINE/guests"
+  echo "qemu qemu - $RR_GUEST_DIR"; } >"$work/idle_recorders"
+while read -r kind label vmm guest_dir; do
+  export RR_GUEST_DIR="$guest_dir"
+  idle_record "$kind" "$IDLE_SHORT" "$vmm"
   short=$IDLE_RESULT
-  idle_record "$kind" "$IDLE_LONG"
+  idle_record "$kind" "$IDLE_LONG" "$vmm"
   long=$IDLE_RESULT
   rate=$(echo "$short $long" | awk '{ printf "%.1f", ($4 - $2) / ($3 - $1) }')
-  eval "rate_$(echo "$kind" | tr -d -)=$rate"
-  row "$kind|$(echo "$short" | tr ' ' ,)|$(echo "$long" | tr ' ' ,)|$rate|$(awk -v r="$rate" 'BEGIN { printf "%.2f", r * 86400 / 1e6 }')|$(ratio "$rate" "${rate_rrvmm:-0}" "%.2f x rr-vmm")"
-done
+  [ "$label" = current ] && rate_current=$rate
+  name=$kind
+  [ "$label" != baseline ] || name="rr-vmm (baseline)"
+  row "$name|$(echo "$short" | tr ' ' ,)|$(echo "$long" | tr ' ' ,)|$rate|$(awk -v r="$rate" 'BEGIN { printf "%.2f", r * 86400 / 1e6 }')|$(ratio "$rate" "${rate_current:-0}" "%.2f x rr-vmm")"
+done <"$work/idle_recorders"
+export RR_GUEST_DIR="$BUILD/guests"
 echo "== idle guest (serial-echo blocked on input, 100 Hz timer): marginal log rate =="
 print_table
 [ ! -s "$work/failures" ] || { echo "$(wc -l <"$work/failures") failures" >&2; exit 1; }

@@ -299,6 +299,91 @@ EventType check_event(std::span<const uint8_t> data, Position& pos) {
   });
 }
 
+namespace {
+
+// Sparse page deltas (schemas/log-format.md, "Page deltas"): byte 0 is
+// kSparseMarker (a zstd frame starts with 0x28), then varint page size, then
+// runs of varint zero_bytes_skipped, varint run_length, run_length XOR bytes.
+// A page the guest changed in a few places costs a few bytes instead of a
+// ~40-byte zstd frame, and stays compressible by the chunk's zstd.
+constexpr uint8_t kSparseMarker = 0x00;
+// Zero gaps shorter than this are stored inside a run: a new run costs two varints.
+constexpr size_t kMinGap = 3;
+// Beyond this a sparse delta is not attempted further: zstd does better.
+constexpr size_t kMaxSparseBytes = 512;
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+uint64_t get_varint(ByteReader& in) {
+  uint64_t value = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    const uint8_t byte = in.u8();
+    value |= uint64_t{byte & 0x7fu} << shift;
+    if (!(byte & 0x80)) return value;
+  }
+  throw FormatError("sparse page delta: varint longer than 64 bits",
+                    static_cast<int64_t>(in.position()));
+}
+
+// The sparse form of `xored`, or nullopt once it grows past kMaxSparseBytes.
+std::optional<std::vector<uint8_t>> sparse_delta(std::span<const uint8_t> xored) {
+  std::vector<uint8_t> out{kSparseMarker};
+  put_varint(out, xored.size());
+  size_t pos = 0;  // end of the previous run
+  size_t i = 0;
+  while (i < xored.size()) {
+    if (xored[i] == 0) {
+      ++i;
+      continue;
+    }
+    // A run from i to the first gap of kMinGap zero bytes (or the end).
+    size_t end = i + 1, zeros = 0;
+    for (size_t k = i + 1; k < xored.size() && zeros < kMinGap; ++k) {
+      zeros = xored[k] == 0 ? zeros + 1 : 0;
+      if (xored[k] != 0) end = k + 1;
+    }
+    put_varint(out, i - pos);
+    put_varint(out, end - i);
+    out.insert(out.end(), xored.begin() + static_cast<std::ptrdiff_t>(i),
+               xored.begin() + static_cast<std::ptrdiff_t>(end));
+    if (out.size() > kMaxSparseBytes) return std::nullopt;
+    pos = i = end;
+  }
+  return out;
+}
+
+void apply_sparse_delta(const PageDelta& delta, std::span<uint8_t> page) {
+  ByteReader in(delta.compressed_xor, "sparse page delta");
+  in.u8();  // the marker
+  const uint64_t size = get_varint(in);
+  if (size != page.size())
+    throw FormatError("sparse page delta for gfn " + std::to_string(delta.gfn) + " is for a " +
+                      std::to_string(size) + "-byte page, the page has " +
+                      std::to_string(page.size()));
+  uint64_t pos = 0;
+  while (in.remaining() > 0) {
+    const uint64_t skip = get_varint(in);
+    const uint64_t length = get_varint(in);
+    if (skip > size - pos || length > size - pos - skip || length == 0)
+      throw FormatError("sparse page delta for gfn " + std::to_string(delta.gfn) + ": run of " +
+                            std::to_string(length) + " bytes after " + std::to_string(pos + skip) +
+                            " does not fit the page",
+                        static_cast<int64_t>(in.position()));
+    pos += skip;
+    const auto bytes = in.raw(length);
+    for (uint64_t k = 0; k < length; ++k) page[pos + k] ^= bytes[k];
+    pos += length;
+  }
+}
+
+}  // namespace
+
 std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
                                          std::span<const uint8_t> current,
                                          UnchangedPages unchanged) {
@@ -311,11 +396,13 @@ std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> 
   }
   std::vector<uint8_t> xored(shadow.size());
   for (size_t i = 0; i < xored.size(); ++i) xored[i] = shadow[i] ^ current[i];
+  if (auto sparse = sparse_delta(xored)) return PageDelta{gfn, std::move(*sparse)};
   return PageDelta{gfn, zstd_compress(xored, 1)};
 }
 
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page) {
   if (delta.compressed_xor.empty()) return;  // the page equals its shadow
+  if (delta.compressed_xor.front() == kSparseMarker) return apply_sparse_delta(delta, page);
   std::vector<uint8_t> xored;
   try {
     xored = zstd_decompress(delta.compressed_xor, page.size(), kMaxPageSize);

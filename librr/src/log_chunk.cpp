@@ -4,6 +4,7 @@
 
 #include "librr/bytes.h"
 #include "librr/compress.h"
+#include "log_compact.h"
 #include "log_io.h"
 
 namespace librr::logchunk {
@@ -207,8 +208,17 @@ LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkI
   } catch (const FormatError& e) {
     return problem(K::decompress_failed, expect, e.what());
   }
-  if (auto p = check_records(h, raw, expect)) return *p;
-  chunk.records = raw;
+  std::span<const uint8_t> framed = raw;
+  if (file_header_.compact_records()) {
+    try {
+      logcompact::expand_records(raw, h.first, logfmt::kMaxRawLength, expanded_);
+    } catch (const FormatError& e) {
+      return problem(K::bad_record, expect, e.what());
+    }
+    framed = expanded_;
+  }
+  if (auto p = check_records(h, framed, expect)) return *p;
+  chunk.records = framed;
   return result;
 }
 

@@ -27,7 +27,8 @@ struct LoadedChunk {
   logfmt::ChunkHeader header;
   Digest header_hash{};
   uint64_t end_offset = 0;
-  // The chunk's framed records (u32 length + record), every one already
+  // The chunk's framed records (u32 length + record; format 2's compact
+  // records are expanded to this on load), every one already
   // checked, still encoded: the reader decodes each when iteration reaches
   // it. Points into the source's reused buffer, so it is valid until the
   // source loads another chunk; empty when only the header was checked.
@@ -72,6 +73,7 @@ class ChunkSource {
   uint64_t decrypt_next_ = 0;  // sequence number the decryptor expects next
   // Reused for every chunk: no allocation or page faults per chunk.
   std::vector<uint8_t> payload_, decrypted_, raw_;
+  std::vector<uint8_t> expanded_;  // format 2: the compact records in u32 framing
 };
 
 }  // namespace librr::logchunk

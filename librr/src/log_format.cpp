@@ -6,10 +6,6 @@
 #include "librr/error.h"
 
 namespace librr::logfmt {
-namespace {
-
-
-}  // namespace
 
 std::vector<uint8_t> FileHeader::encode() const {
   ByteWriter w;
@@ -45,7 +41,7 @@ FileHeader FileHeader::decode(std::span<const uint8_t> bytes) {
   FileHeader h;
   h.version_major = r.u16();
   h.version_minor = r.u16();
-  if (h.version_major != kVersionMajor || h.version_minor > kVersionMinor)
+  if (!is_readable_version(h.version_major, h.version_minor))
     throw FormatError("unsupported log format version " + std::to_string(h.version_major) + "." +
                           std::to_string(h.version_minor) + " (this librr reads 1.0 to " +
                           std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor) + ")",

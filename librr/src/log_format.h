@@ -15,8 +15,17 @@
 namespace librr::logfmt {
 
 inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0, '\r', '\n'};
-inline constexpr uint16_t kVersionMajor = 1;
+// Format 2 (current) differs from format 1 only in the chunk payload: records
+// are stored compactly (log_compact.h). Readers accept both; the writer
+// writes 2 unless told otherwise (LogWriterOptions::format_version).
+inline constexpr uint16_t kVersionMajor = 2;
 inline constexpr uint16_t kVersionMinor = 0;
+inline constexpr uint16_t kOldestVersionMajor = 1;
+// Highest minor version understood for each major this librr reads.
+inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }
+inline constexpr bool is_readable_version(uint16_t major, uint16_t minor) {
+  return major >= kOldestVersionMajor && major <= kVersionMajor && minor <= max_minor_for(major);
+}
 
 inline constexpr uint32_t kFlagMac = 1u << 0;
 inline constexpr uint32_t kFlagEncrypted = 1u << 1;
@@ -50,6 +59,8 @@ inline uint32_t record_length_at(std::span<const uint8_t> raw, size_t offset) {
 struct FileHeader {
   uint16_t version_major = kVersionMajor;
   uint16_t version_minor = kVersionMinor;
+  // Chunk payloads hold compact records (format 2) rather than u32-framed ones.
+  bool compact_records() const { return version_major >= 2; }
   uint32_t flags = 0;
   std::array<uint8_t, kFingerprintSize> key_fingerprint{};
   std::array<uint8_t, StreamEncryptor::kHeaderSize> stream_header{};

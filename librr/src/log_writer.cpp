@@ -13,10 +13,14 @@
 #include "librr/compress.h"
 #include "librr/log.h"
 #include "librr/version.h"
+#include "log_compact.h"
 #include "log_format.h"
 #include "log_io.h"
 
 namespace librr {
+
+static_assert(logfmt::kVersionMajor == kLogFormatVersion &&
+              logfmt::kOldestVersionMajor == kOldestLogFormatVersion);
 
 namespace {
 
@@ -38,6 +42,7 @@ struct LogWriter::Impl {
   logio::UniqueFd fd;
   std::optional<StreamEncryptor> encryptor;
   ZstdCompressor compressor;
+  std::vector<uint8_t> compact;  // reused by the background thread (format 2 payloads)
 
   // Written only by the background thread (and read after it is joined).
   Digest prev_hash{};
@@ -64,6 +69,13 @@ struct LogWriter::Impl {
   Impl(const std::filesystem::path& p, LogWriterOptions o)
       : path(p), options(std::move(o)), compressor(options.compression_level) {}
 
+  // When the open chunk must be sealed by age (see LogWriterOptions).
+  Clock::time_point seal_deadline_locked() const {
+    const bool big_enough = open_chunk.raw.size() >= options.chunk_min_bytes;
+    return open_since + (big_enough ? std::min(options.chunk_interval, options.chunk_max_age)
+                                    : options.chunk_max_age);
+  }
+
   void seal_locked() {
     if (open_chunk.record_count == 0) return;
     queue.push_back(std::move(open_chunk));
@@ -74,8 +86,15 @@ struct LogWriter::Impl {
   }
 
   void write_chunk(const SealedChunk& chunk) {
+    // Format 2 stores the records compactly; in memory they stay u32-framed.
+    std::span<const uint8_t> payload = chunk.raw;
+    if (options.format_version >= 2) {
+      compact.clear();
+      logcompact::compact_records(chunk.raw, chunk.first, compact);
+      payload = compact;
+    }
     std::vector<uint8_t> compressed;
-    compressor.compress_append(chunk.raw, compressed);
+    compressor.compress_append(payload, compressed);
     std::vector<uint8_t> stored =
         encryptor ? encryptor->seal(compressed, chunk.final) : std::move(compressed);
 
@@ -84,7 +103,7 @@ struct LogWriter::Impl {
     h.sequence = next_sequence;
     h.first_record_index = chunk.first_record_index;
     h.record_count = chunk.record_count;
-    h.raw_length = static_cast<uint32_t>(chunk.raw.size());
+    h.raw_length = static_cast<uint32_t>(payload.size());
     h.stored_length = static_cast<uint32_t>(stored.size());
     h.first = chunk.first;
     h.last = chunk.last;
@@ -112,9 +131,12 @@ struct LogWriter::Impl {
       if (queue.empty() && !stopping) {
         if (open_chunk.record_count == 0) {
           work_ready.wait(lock);
-        } else if (work_ready.wait_until(lock, open_since + options.chunk_interval) ==
-                   std::cv_status::timeout) {
+        } else if (const auto deadline = seal_deadline_locked(); Clock::now() >= deadline) {
           seal_locked();
+        } else {
+          // Woken early by an append that moved the deadline, or by new work:
+          // the loop recomputes it.
+          work_ready.wait_until(lock, deadline);
         }
         continue;
       }
@@ -149,8 +171,14 @@ LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options
   if (o.chunk_bytes == 0 || o.chunk_bytes > logfmt::kMaxRecordSize)
     throw Error("chunk_bytes must be between 1 and " + std::to_string(logfmt::kMaxRecordSize));
   if (o.max_pending_chunks == 0) o.max_pending_chunks = 1;
+  if (o.format_version < kOldestLogFormatVersion || o.format_version > kLogFormatVersion)
+    throw Error("log " + path.string() + ": cannot write log format version " +
+                std::to_string(o.format_version) + " (this librr writes " +
+                std::to_string(kOldestLogFormatVersion) + " to " +
+                std::to_string(kLogFormatVersion) + ")");
 
   logfmt::FileHeader header;
+  header.version_major = o.format_version;
   if (o.key) {
     header.flags |= logfmt::kFlagMac;
     header.key_fingerprint = logfmt::fingerprint_bytes(*o.key);
@@ -218,6 +246,7 @@ void LogWriter::append(const Event& event) {
     s.open_since = Clock::now();
     s.work_ready.notify_one();  // start the age timer
   }
+  const bool was_small = chunk.raw.size() < s.options.chunk_min_bytes;
   uint32_t len = static_cast<uint32_t>(encoded.size());
   const auto* len_bytes = reinterpret_cast<const uint8_t*>(&len);
   chunk.raw.insert(chunk.raw.end(), len_bytes, len_bytes + sizeof len);
@@ -230,7 +259,11 @@ void LogWriter::append(const Event& event) {
     chunk.final = true;
     s.ended = true;
   }
-  if (chunk.raw.size() >= s.options.chunk_bytes || is_end) s.seal_locked();
+  if (chunk.raw.size() >= s.options.chunk_bytes || is_end) {
+    s.seal_locked();
+  } else if (was_small && chunk.raw.size() >= s.options.chunk_min_bytes) {
+    s.work_ready.notify_one();  // the age deadline moved closer
+  }
   // Back-pressure: never hold more than max_pending_chunks sealed chunks in memory.
   s.progress.wait(lock,
                   [&] { return s.queue.size() <= s.options.max_pending_chunks || s.failure; });

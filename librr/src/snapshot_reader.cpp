@@ -5,6 +5,7 @@
 
 #include "librr/bytes.h"
 #include "librr/compress.h"
+#include "librr/host_memory.h"
 #include "librr/snapshot.h"
 #include "posix_file.h"
 #include "snapshot_reader_impl.h"
@@ -259,15 +260,28 @@ void SnapshotReader::read_memory(std::string_view name, uint8_t* dest, uint64_t 
     throw Error(impl_->path.string() + ": memory region '" + e.info.name + "' is " +
                 std::to_string(e.info.size) + " bytes, the destination " +
                 std::to_string(dest_size));
+  // Zero-filling a page this process never touched would fault it in for
+  // nothing (it reads as zeros already): 0.5 s for a 128 MiB guest on these
+  // hosts. So kFill skips whole pages that held_pages() says are not held.
+  std::optional<std::vector<bool>> held;
+  if (zero_pages == ZeroPages::kFill && dest_size > 0) held = held_pages(dest, dest_size);
+  auto zero_fill = [&](uint64_t begin, uint64_t end) {
+    while (begin < end) {
+      const uint64_t page = begin / kHostPageSize;
+      const uint64_t page_end = std::min(end, (page + 1) * kHostPageSize);
+      const bool whole_page = begin % kHostPageSize == 0 && page_end - begin == kHostPageSize;
+      if (!(held && whole_page && !(*held)[page])) std::memset(dest + begin, 0, page_end - begin);
+      begin = page_end;
+    }
+  };
   uint64_t filled = 0;  // everything below has been written
   impl_->decode_memory(e, [&](uint64_t offset, std::span<const uint8_t> bytes) {
-    if (zero_pages == ZeroPages::kFill) std::memset(dest + filled, 0, offset - filled);
+    if (zero_pages == ZeroPages::kFill) zero_fill(filled, offset);
     std::memcpy(dest + offset, bytes.data(), bytes.size());
     filled = offset + bytes.size();
   });
   // (An empty region may come with a null destination: memset must not see it.)
-  if (zero_pages == ZeroPages::kFill && dest_size > filled)
-    std::memset(dest + filled, 0, dest_size - filled);
+  if (zero_pages == ZeroPages::kFill && dest_size > filled) zero_fill(filled, dest_size);
 }
 
 SnapshotVerifyReport SnapshotReader::verify() const { return verify_file(impl_->path, impl_->key); }

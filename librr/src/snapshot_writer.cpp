@@ -7,6 +7,7 @@
 
 #include "librr/bytes.h"
 #include "librr/compress.h"
+#include "librr/host_memory.h"
 #include "librr/snapshot.h"
 #include "posix_file.h"
 #include "snapshot_format.h"
@@ -221,7 +222,12 @@ void SnapshotWriter::add_memory(std::string_view name, uint64_t guest_phys_base,
   w.guarded([&] {
     Impl::MemoryBlockBuilder blocks(w);
     const uint64_t pages = page_count(size);
+    // Pages the process never touched are zeros: skip them without reading
+    // (a read would fault each one in).
+    static_assert(kSnapshotPageSize == kHostPageSize);
+    const auto held = held_pages(host, size);
     for (uint64_t i = 0; i < pages; ++i) {
+      if (held && !(*held)[i]) continue;
       const uint8_t* page = host + i * kSnapshotPageSize;
       uint64_t n = page_bytes(size, i);
       if (is_zero(page, n)) continue;

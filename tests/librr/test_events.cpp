@@ -113,6 +113,46 @@ TEST(Events, MemoryDeltaRebuildsPagesAndSkipsUnchangedOnes) {
   EXPECT_THROW(apply_page_delta(garbage, page), FormatError);
 }
 
+// A page changed in a few places is stored as a sparse run list (a few bytes,
+// first byte 0); a page changed all over as a zstd frame. Both rebuild exactly.
+TEST(Events, PageDeltasAreSparseForFewChangesAndZstdForMany) {
+  std::mt19937_64 rng(9);
+  const auto shadow = random_bytes(rng, 4096);
+  auto few = shadow;
+  few[0] ^= 1;
+  few[100] ^= 2;
+  few[101] ^= 3;
+  few[4095] ^= 4;
+  auto sparse = make_page_delta(7, shadow, few);
+  ASSERT_TRUE(sparse);
+  EXPECT_EQ(sparse->compressed_xor.front(), 0u);
+  EXPECT_LT(sparse->compressed_xor.size(), 20u);
+  auto rebuilt = shadow;
+  apply_page_delta(*sparse, rebuilt);
+  EXPECT_EQ(rebuilt, few);
+
+  const auto many = random_bytes(rng, 4096);
+  auto dense = make_page_delta(7, shadow, many);
+  ASSERT_TRUE(dense);
+  EXPECT_EQ(dense->compressed_xor.front(), 0x28u) << "a zstd frame";
+  rebuilt = shadow;
+  apply_page_delta(*dense, rebuilt);
+  EXPECT_EQ(rebuilt, many);
+}
+
+TEST(Events, HostileSparsePageDeltasAreRefused) {
+  std::vector<uint8_t> page(4096);
+  auto apply = [&](std::vector<uint8_t> bytes) { apply_page_delta(PageDelta{1, bytes}, page); };
+  // marker 0, page size 4096 (varint 0x80 0x20), then (skip, length, bytes...).
+  EXPECT_NO_THROW(apply({0, 0x80, 0x20, 5, 1, 0xff}));
+  EXPECT_EQ(page[5], 0xff);
+  EXPECT_THROW(apply({0, 0x80, 0x10}), FormatError) << "wrong page size";
+  EXPECT_THROW(apply({0, 0x80, 0x20, 0xff, 0x1f, 2, 1, 1}), FormatError) << "run past the page";
+  EXPECT_THROW(apply({0, 0x80, 0x20, 0, 0}), FormatError) << "empty run";
+  EXPECT_THROW(apply({0, 0x80, 0x20, 0, 4, 1}), FormatError) << "truncated run";
+  EXPECT_THROW(apply({0, 0x80}), FormatError) << "truncated size";
+}
+
 TEST(Events, DecodeIntoReusedEventLeavesNothingOfThePreviousRecord) {
   // Every ordered pair, including a record followed by a smaller one of the
   // same type (longer blob, more pages, a detail string) whose buffers are

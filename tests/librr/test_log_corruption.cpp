@@ -2,6 +2,7 @@
 // is detected, located, and never crashes the reader.
 #include <gtest/gtest.h>
 
+#include "../../librr/src/log_compact.h"
 #include "../../librr/src/log_format.h"
 #include "librr/compress.h"
 #include "test_log_util.h"
@@ -179,7 +180,11 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
       std::vector<uint8_t> payload(full.begin() + spans[k].offset + logfmt::kChunkHeaderSize,
                                    full.begin() + spans[k].offset + spans[k].size);
       if (k == 1) {
-        auto raw = zstd_decompress(payload, h.raw_length);
+        // Format 2 stores compact records: expand them to the u32-framed
+        // form, edit, and compact again (what an informed attacker does).
+        std::vector<uint8_t> raw;
+        logcompact::expand_records(zstd_decompress(payload, h.raw_length), h.first,
+                                   logfmt::kMaxRawLength, raw);
         // Records are [u32 len][tag]...: find an Input (tag 3) and change its last byte.
         for (size_t pos = 0; pos < raw.size();) {
           uint32_t len = ByteReader(std::span(raw).subspan(pos, 4)).u32();
@@ -190,7 +195,10 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
           }
           pos += 4 + len;
         }
-        payload = zstd_compress(raw);
+        std::vector<uint8_t> compact;
+        logcompact::compact_records(raw, h.first, compact);
+        h.raw_length = static_cast<uint32_t>(compact.size());
+        payload = zstd_compress(compact);
         h.stored_length = static_cast<uint32_t>(payload.size());
       }
       h.payload_checksum = checksum64(payload);

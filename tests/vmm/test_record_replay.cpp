@@ -209,7 +209,19 @@ TEST_F(RecordReplay, KillDashNineLeavesAPrefixThatReplaysFaithfully) {
           "--serial-in", "none", "--append", "iters=2048", static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // A busy recording seals a chunk every ~100 ms once it holds 64 KiB
+  // (schemas/log-format.md, "Crash recovery rules"): wait for the first one
+  // on disk (the file header alone is under 200 bytes), then kill a little
+  // later, so the kill lands while later chunks are being written.
+  const fs::path log = rec / "events.rrlog";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    std::error_code ec;
+    const auto size = fs::file_size(log, ec);
+    if ((!ec && size > 1024) || std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);

@@ -39,8 +39,9 @@ struct MemoryDigest {
   friend bool operator==(const MemoryDigest&, const MemoryDigest&) = default;
 };
 
-// One guest page as a zstd-compressed XOR against the shadow copy taken at
-// the reset point: unchanged bytes are zeros, which compress to almost nothing.
+// One guest page as its XOR against the shadow copy taken at the reset point
+// (unchanged bytes are zeros): a sparse list of the changed byte runs when
+// that is small, else a zstd frame (schemas/log-format.md, "Page deltas").
 struct PageDelta {
   uint64_t gfn = 0;  // guest page frame number
   std::vector<uint8_t> compressed_xor;
@@ -99,7 +100,9 @@ struct EndOfRecording {
 using Event = std::variant<InterruptDelivery, AsyncPosition, Input, StateDigest, CheckpointRef,
                            EndOfRecording>;
 
-// Wire tags. Values are part of the file format: never renumber.
+// Wire tags. Values are part of the file format: never renumber. Every
+// record's first field must be its Position: format 2 chunk payloads
+// delta-code it without knowing the record type (schemas/log-format.md 3.3).
 enum class EventType : uint8_t {
   interrupt_delivery = 1,
   async_position = 2,

@@ -63,12 +63,28 @@ class LogKeyError : public Error {
 
 enum class FsyncPolicy { never, every_chunk, on_close };
 
+// Log format versions this librr writes and reads (schemas/log-format.md, "Versioning").
+inline constexpr uint16_t kLogFormatVersion = 2;        // written by default
+inline constexpr uint16_t kOldestLogFormatVersion = 1;  // still read (and written on request)
+
+// When the open chunk is sealed (written), whichever comes first:
+//  - it holds `chunk_bytes` raw bytes;
+//  - its first record is `chunk_interval` old and it holds `chunk_min_bytes`;
+//  - its first record is `chunk_max_age` old.
+// Each chunk costs ~200 bytes of header and compression framing, so a quiet
+// log seals rarely (an idle guest: one chunk per chunk_max_age), while a busy
+// one still reaches the disk every chunk_interval. kill -9 loses at most the
+// open chunk: up to chunk_max_age of a quiet log, ~chunk_interval of a busy one.
 struct LogWriterOptions {
-  std::optional<Key> key;                         // when set, every chunk carries a keyed MAC
-  bool encrypt = false;                           // encrypt payloads with the key (requires key)
-  std::chrono::milliseconds chunk_interval{100};  // seal a non-empty chunk at least this often
-  size_t chunk_bytes = 256 * 1024;                // ... or when this many raw bytes are buffered
+  std::optional<Key> key;  // when set, every chunk carries a keyed MAC
+  bool encrypt = false;    // encrypt payloads with the key (requires key)
+  std::chrono::milliseconds chunk_interval{100};
+  size_t chunk_min_bytes = 64 * 1024;
+  std::chrono::milliseconds chunk_max_age{10'000};
+  size_t chunk_bytes = 256 * 1024;
   FsyncPolicy fsync = FsyncPolicy::on_close;
+  // kLogFormatVersion, or 1 to write the original format (compatibility tests).
+  uint16_t format_version = kLogFormatVersion;
   int compression_level = 1;
   size_t max_pending_chunks = 8;  // append() blocks when this many sealed chunks await writing
   bool overwrite = false;         // replace an existing file instead of refusing

@@ -14,17 +14,23 @@
 
 namespace vmm {
 
+// What record logs and when (docs/record-replay.md, "Recording policy").
 struct RecordPolicy {
-  // Guest time lags host time by at most this much before a sample is logged
-  // at a synchronous exit.
+  // At a synchronous exit, a clock sample is logged only when the guest can
+  // see time there: the exit accesses a timed device (PIT, RTC) and guest time
+  // lags host time by this much, or a device deadline has passed in host time
+  // (so its interrupt is raised at this landmark instead of a later stop).
   uint64_t clock_granularity_ns = 1'000'000;
-  // A due timer interrupt is at most this late before the vCPU is stopped to
-  // deliver it (coalescing bound for CPU-bound stretches).
+  // A due timer interrupt is at most this late (counted from the deadline or
+  // from the guest's last resume, whichever is later) before the vCPU is
+  // stopped to deliver it: the coalescing bound for CPU-bound stretches.
   uint64_t max_interrupt_lateness_ns = 4'000'000;
   // A pending interrupt the guest cannot take (IF=0) is retried this often.
   uint64_t retry_quantum_ns = 10'000'000;
-  // Host time between state digests.
-  uint64_t digest_interval_ns = 1'000'000'000;
+  // Guest time between state digests (plus one at the end). Guest rather
+  // than host time: an idle guest's digests would otherwise be a third of
+  // its log, and a digest hashes all of guest RAM.
+  uint64_t digest_interval_ns = 10'000'000'000;
 };
 
 struct RecordStats {
@@ -53,6 +59,8 @@ class RecordSession {
   uint64_t guest_now_from_host() const;
   uint64_t host_time_of(uint64_t guest_ns) const;
   void set_clock(uint64_t guest_ns, bool logged);
+  bool exit_observes_time();
+  bool deadline_passed_in_host_time() const;
   void sample_clock_if_lagging();
   void at_landmark();
   void at_halt();
@@ -72,7 +80,7 @@ class RecordSession {
   MemoryShadow shadow_;
   DirtyPages dirty_;
   uint64_t host_origin_ns_;
-  uint64_t last_digest_host_ns_;
+  uint64_t last_digest_guest_ns_;
   uint64_t last_reset_landmark_ = 0;
   std::optional<RunResult> result_;
   RecordStats stats_;

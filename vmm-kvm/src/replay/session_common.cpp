@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "librr/crypto.h"
+#include "replay/memory_shadow.h"
 
 namespace vmm {
 
@@ -20,7 +21,7 @@ librr::StateDigest compute_state_digest(Machine& machine, const librr::Position&
   digest.pos = pos;
   digest.registers = registers.finish();
   const GuestMemory memory = machine.memory();
-  const XXH128_hash_t ram = XXH3_128bits(memory.host_base(), memory.size());
+  const XXH128_hash_t ram = hash_guest_memory(memory);
   std::memcpy(digest.memory.data(), &ram.low64, 8);
   std::memcpy(digest.memory.data() + 8, &ram.high64, 8);
   return digest;

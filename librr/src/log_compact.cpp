@@ -1,0 +1,167 @@
+#include "log_compact.h"
+
+#include <cstring>
+#include <string>
+
+#include "librr/error.h"
+#include "log_format.h"
+
+namespace librr::logcompact {
+namespace {
+
+constexpr size_t kTagSize = 1;
+constexpr size_t kPositionSize = 3 * sizeof(uint64_t);
+constexpr size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+Position load_position(const uint8_t* p) {
+  Position pos;
+  std::memcpy(&pos.landmark, p, 8);
+  std::memcpy(&pos.async_seq, p + 8, 8);
+  std::memcpy(&pos.steps, p + 16, 8);
+  return pos;
+}
+
+void store_position(uint8_t* p, const Position& pos) {
+  std::memcpy(p, &pos.landmark, 8);
+  std::memcpy(p + 8, &pos.async_seq, 8);
+  std::memcpy(p + 16, &pos.steps, 8);
+}
+
+// The delta of `p` from `prev` (p >= prev): landmarks always as a difference;
+// async_seq as a difference only within the same landmark (it restarts at 0
+// with each landmark), steps likewise within the same (landmark, async_seq).
+void put_position_delta(std::vector<uint8_t>& out, const Position& prev, const Position& p) {
+  const uint64_t landmarks = p.landmark - prev.landmark;
+  put_varint(out, landmarks);
+  const bool same_landmark = landmarks == 0;
+  put_varint(out, same_landmark ? p.async_seq - prev.async_seq : p.async_seq);
+  const bool same_stop = same_landmark && p.async_seq == prev.async_seq;
+  put_varint(out, same_stop ? p.steps - prev.steps : p.steps);
+}
+
+class CompactReader {
+ public:
+  explicit CompactReader(std::span<const uint8_t> data) : data_(data) {}
+  bool at_end() const { return pos_ == data_.size(); }
+  size_t offset() const { return pos_; }
+
+  uint64_t varint(const char* what) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < kMaxVarintBytes; ++i) {
+      if (pos_ == data_.size()) fail(std::string("payload ends inside ") + what);
+      const uint8_t byte = data_[pos_++];
+      const uint64_t bits = byte & 0x7f;
+      if (i == kMaxVarintBytes - 1 && bits > 1) fail(std::string(what) + " overflows 64 bits");
+      value |= bits << (7 * i);
+      if (!(byte & 0x80)) return value;
+    }
+    fail(std::string(what) + " is longer than 10 bytes");
+  }
+  uint8_t u8(const char* what) {
+    if (pos_ == data_.size()) fail(std::string("payload ends before ") + what);
+    return data_[pos_++];
+  }
+  std::span<const uint8_t> take(uint64_t n) {
+    if (n > data_.size() - pos_)
+      fail("record claims " + std::to_string(n) + " more bytes, only " +
+           std::to_string(data_.size() - pos_) + " remain");
+    auto out = data_.subspan(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  [[noreturn]] void fail(const std::string& message) const {
+    throw FormatError("compact record " + std::to_string(record_) + ": " + message,
+                      static_cast<int64_t>(pos_));
+  }
+  void next_record() { ++record_; }
+
+ private:
+  std::span<const uint8_t> data_;
+  size_t pos_ = 0;
+  uint64_t record_ = 0;
+};
+
+uint64_t add_checked(uint64_t base, uint64_t delta, const char* field, const CompactReader& in) {
+  if (delta > UINT64_MAX - base) in.fail(std::string(field) + " overflows 64 bits");
+  return base + delta;
+}
+
+Position apply_position_delta(CompactReader& in, const Position& prev) {
+  Position p;
+  const uint64_t landmarks = in.varint("landmark delta");
+  p.landmark = add_checked(prev.landmark, landmarks, "landmark", in);
+  const uint64_t async_seq = in.varint("async_seq");
+  const bool same_landmark = landmarks == 0;
+  p.async_seq = same_landmark ? add_checked(prev.async_seq, async_seq, "async_seq", in) : async_seq;
+  const uint64_t steps = in.varint("steps");
+  const bool same_stop = same_landmark && p.async_seq == prev.async_seq;
+  p.steps = same_stop ? add_checked(prev.steps, steps, "steps", in) : steps;
+  return p;
+}
+
+}  // namespace
+
+void compact_records(std::span<const uint8_t> framed, const Position& first,
+                     std::vector<uint8_t>& out) {
+  Position prev = first;
+  size_t pos = 0;
+  while (pos < framed.size()) {
+    if (framed.size() - pos < logfmt::kRecordFrameSize)
+      throw Error("compact_records: framing ends inside a length");
+    const uint32_t len = logfmt::record_length_at(framed, pos);
+    pos += logfmt::kRecordFrameSize;
+    if (len < kTagSize + kPositionSize || len > framed.size() - pos)
+      throw Error("compact_records: record of " + std::to_string(len) + " bytes at offset " +
+                  std::to_string(pos) + " is malformed");
+    const uint8_t* record = framed.data() + pos;
+    const size_t rest = len - kTagSize - kPositionSize;
+    const Position p = load_position(record + kTagSize);
+    put_varint(out, rest);
+    out.push_back(record[0]);
+    put_position_delta(out, prev, p);
+    out.insert(out.end(), record + kTagSize + kPositionSize, record + len);
+    prev = p;
+    pos += len;
+  }
+}
+
+void expand_records(std::span<const uint8_t> compact, const Position& first, size_t max_expanded,
+                    std::vector<uint8_t>& out) {
+  out.clear();
+  CompactReader in(compact);
+  Position prev = first;
+  while (!in.at_end()) {
+    const uint64_t rest = in.varint("record length");
+    const uint8_t tag = in.u8("the record tag");
+    const Position p = apply_position_delta(in, prev);
+    const auto body = in.take(rest);
+    const uint64_t len = kTagSize + kPositionSize + rest;
+    if (len > logfmt::kMaxRecordSize)
+      in.fail("record of " + std::to_string(len) + " bytes exceeds the limit of " +
+              std::to_string(logfmt::kMaxRecordSize));
+    if (logfmt::kRecordFrameSize + len > max_expanded - std::min(max_expanded, out.size()))
+      in.fail("records expand beyond " + std::to_string(max_expanded) + " bytes");
+    const size_t at = out.size();
+    out.resize(at + logfmt::kRecordFrameSize + len);
+    uint8_t* dst = out.data() + at;
+    const auto len32 = static_cast<uint32_t>(len);
+    std::memcpy(dst, &len32, sizeof len32);
+    dst[logfmt::kRecordFrameSize] = tag;
+    store_position(dst + logfmt::kRecordFrameSize + kTagSize, p);
+    if (!body.empty())
+      std::memcpy(dst + logfmt::kRecordFrameSize + kTagSize + kPositionSize, body.data(),
+                  body.size());
+    prev = p;
+    in.next_record();
+  }
+}
+
+}  // namespace librr::logcompact

@@ -1,0 +1,39 @@
+#pragma once
+// Internal: the chunk payload encoding of log format 2 (schemas/log-format.md,
+// "Record framing"). In memory, and in format-1 payloads, a chunk's records
+// are framed as `u32 length` + record, each record starting with its tag and
+// its 24-byte Position. Format 2 stores the same records compactly:
+//
+//   varint rest_length | u8 tag | position delta | rest_length bytes
+//
+// where the position is delta-coded against the previous record of the chunk
+// (the first record against the chunk header's `first`) and `rest` is the
+// record after its position, unchanged. Consecutive records mostly differ by
+// a few landmarks, so a position shrinks from 24 bytes to about 3, and the
+// regular pattern of an idle guest compresses to almost nothing.
+//
+// The writer compacts a sealed chunk just before compressing it; the reader
+// expands a decompressed payload back into the in-memory framing, so record
+// checks, iteration and seeks are the same for both formats.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "librr/position.h"
+
+namespace librr::logcompact {
+
+// Appends the compact form of `framed` (u32-length framed records whose
+// first position is `first`) to `out`. The records were built by the writer:
+// a malformed frame is a librr bug and throws Error.
+void compact_records(std::span<const uint8_t> framed, const Position& first,
+                     std::vector<uint8_t>& out);
+
+// Expands a compact payload into u32-length framed records in `out` (resized
+// to fit; capacity is kept across calls). Throws FormatError, naming the byte
+// offset and the record, on truncation, an overflowing varint or position,
+// or an expansion larger than `max_expanded` bytes.
+void expand_records(std::span<const uint8_t> compact, const Position& first, size_t max_expanded,
+                    std::vector<uint8_t>& out);
+
+}  // namespace librr::logcompact
