@@ -12,12 +12,18 @@ struct ExportCommandOptions {
   RecordingOptions recording;
   std::string db;
   bool no_replay = false;
+  bool no_forensics = false;
+  bool no_timeline = false;
+  std::string profile;
 };
 
 int run_export(const ExportCommandOptions& options) {
   sql::ExportOptions export_options;
   export_options.key = options.recording.key();
   export_options.replay = !options.no_replay;
+  export_options.forensics.enabled = !options.no_forensics;
+  export_options.forensics.timeline = !options.no_timeline;
+  export_options.forensics.profile = options.profile;
   try {
     const sql::ExportResult result =
         sql::export_recording(options.recording.recording, options.db, export_options);
@@ -27,6 +33,17 @@ int run_export(const ExportCommandOptions& options) {
                result.log.records, result.log.count(librr::EventType::interrupt_delivery),
                result.log.count(librr::EventType::input), result.serial_lines, result.replay_status,
                options.db);
+    const sql::ForensicsOutcome& forensics = result.forensics;
+    if (forensics.status == "skipped")
+      fmt::print(stderr, "rr-analyze: forensic tables skipped\n");
+    else
+      fmt::print(stderr,
+                 "rr-analyze: forensics {}{}: {} processes ({} samples every {} landmarks), {} "
+                 "kernel log records, {} timeline events{}\n",
+                 forensics.status, forensics.os ? " (" + *forensics.os + ")" : "",
+                 forensics.processes, forensics.samples, forensics.sample_interval.value_or(0),
+                 forensics.kernel_log, forensics.events,
+                 forensics.message ? ": " + *forensics.message : "");
     if (result.log.cut_short)
       fmt::print(stderr, "rr-analyze: warning: the recording was cut short ({})\n",
                  result.log.cut_short->to_string());
@@ -59,6 +76,15 @@ void add_export_command(CLI::App& app, CommandAction& action) {
   command->add_flag("--no-replay", options->no_replay,
                     "only the log's tables: skip the replay (serial_output, divergences stay "
                     "empty)");
+  command->add_flag("--no-forensics", options->no_forensics,
+                    "skip the forensic tables (processes, kernel_log, mounts, net_devices, "
+                    "process_events, syscalls, file_events) and their replay passes");
+  command->add_flag("--no-timeline", options->no_timeline,
+                    "forensic tables from the one replay only: skip the timeline passes "
+                    "(process_events, syscalls, file_events stay empty)");
+  command->add_option("--profile", options->profile,
+                      "ISF profile of the guest kernel (default: generated from the recorded "
+                      "kernel ELF and cached, as for ps/dmesg)");
   command->callback([options, &action] { action = [options] { return run_export(*options); }; });
 }
 

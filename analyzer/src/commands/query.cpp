@@ -18,6 +18,9 @@ struct QueryCommandOptions {
   std::string sql;
   sql::OutputFormat format = sql::OutputFormat::kTable;
   bool no_replay = false;
+  bool no_forensics = false;
+  bool no_timeline = false;
+  std::string profile;
   bool rebuild = false;
 };
 
@@ -25,6 +28,9 @@ int run_query_command(const QueryCommandOptions& options) {
   sql::ExportOptions export_options;
   export_options.key = options.recording.key();
   export_options.replay = !options.no_replay;
+  export_options.forensics.enabled = !options.no_forensics;
+  export_options.forensics.timeline = !options.no_timeline;
+  export_options.forensics.profile = options.profile;
   sql::CachedExport cached;
   try {
     cached =
@@ -68,6 +74,15 @@ void add_query_command(CLI::App& app, CommandAction& action) {
                       "key file (64 hex digits) for a MAC'd or encrypted recording");
   command->add_flag("--no-replay", options->no_replay,
                     "export only the log's tables (no serial_output, divergences)");
+  command->add_flag("--no-forensics", options->no_forensics,
+                    "skip the forensic tables (processes, kernel_log, mounts, net_devices, "
+                    "process_events, syscalls, file_events) and their replay passes");
+  command->add_flag("--no-timeline", options->no_timeline,
+                    "forensic tables from the one replay only: skip the timeline passes "
+                    "(process_events, syscalls, file_events stay empty)");
+  command->add_option("--profile", options->profile,
+                      "ISF profile of the guest kernel (default: generated from the recorded "
+                      "kernel ELF and cached, as for ps/dmesg)");
   command->add_flag("--rebuild", options->rebuild, "re-export even if the cache is current");
   command->callback(
       [options, &action] { action = [options] { return run_query_command(*options); }; });

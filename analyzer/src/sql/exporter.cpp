@@ -45,7 +45,8 @@ std::optional<std::string> position_text(const std::optional<librr::Position>& p
 }
 
 void write_recording_row(Database& db, const librr::RecordingDir& dir, const LogSummary& log,
-                         const ReplayTablesResult& replay, const std::string& cache_key) {
+                         const ReplayTablesResult& replay, const ForensicsOutcome& forensics,
+                         const std::string& cache_key) {
   using librr::EventType;
   const librr::Manifest& m = dir.manifest();
   const nlohmann::json guest(m.guest);
@@ -57,8 +58,10 @@ void write_recording_row(Database& db, const librr::RecordingDir& dir, const Log
         "log_problem, first_position, last_position, end_landmark, end_reason, exit_status, "
         "interrupt_count, async_position_count, input_count, state_digest_count, "
         "checkpoint_ref_count, end_of_recording_count, replay_status, replay_end_position, "
-        "replay_message, exported_utc, cache_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        "replay_message, exported_utc, cache_key, forensics_status, forensics_os, "
+        "forensics_profile, forensics_message, forensics_sample_interval, forensics_samples) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(fs::absolute(dir.root()).lexically_normal().string(), m.created_utc, m.tools.vmm_name,
            m.tools.vmm_version, m.tools.vmm_build_id, m.tools.device_model_version, m.tools.librr,
            m.host.vendor, m.host.model_name, m.host.family, m.host.model, m.host.stepping,
@@ -74,7 +77,8 @@ void write_recording_row(Database& db, const librr::RecordingDir& dir, const Log
            log.count(EventType::input), log.count(EventType::state_digest),
            log.count(EventType::checkpoint_ref), log.count(EventType::end_of_recording),
            replay.status, position_text(replay.end), replay.message, librr::utc_now_iso8601(),
-           cache_key);
+           cache_key, forensics.status, forensics.os, forensics.profile, forensics.message,
+           forensics.sample_interval, forensics.samples);
 }
 
 void write_checkpoints(Database& db, const librr::RecordingDir& dir, const LogSummary& log) {
@@ -114,17 +118,25 @@ std::string file_identity(const fs::path& path) {
 
 }  // namespace
 
-std::string export_cache_key(const fs::path& recording, bool replay) {
+std::string export_cache_key(const fs::path& recording, const ExportOptions& options) {
   const librr::RecordingDir dir = open_recording(recording);
-  return fmt::format("log={};manifest={};schema={};replay={}", file_identity(dir.log_path()),
-                     file_identity(dir.manifest_path()), schema_digest().substr(0, 16),
-                     replay ? 1 : 0);
+  const ForensicsOptions& forensics = options.forensics;
+  // The forensic part: off, or how it ran and with which profile file (a
+  // generated profile is named by the kernel digest, already in the manifest).
+  const std::string forensics_key =
+      !options.replay || !forensics.enabled
+          ? "0"
+          : fmt::format("1;timeline={};profile={}", forensics.timeline ? 1 : 0,
+                        forensics.profile.empty() ? "cached" : file_identity(forensics.profile));
+  return fmt::format("log={};manifest={};schema={};replay={};forensics={}",
+                     file_identity(dir.log_path()), file_identity(dir.manifest_path()),
+                     schema_digest().substr(0, 16), options.replay ? 1 : 0, forensics_key);
 }
 
 ExportResult export_recording(const fs::path& recording, const fs::path& db_path,
                               const ExportOptions& options) {
   const librr::RecordingDir dir = open_recording(recording);
-  const std::string cache_key = export_cache_key(recording, options.replay);
+  const std::string cache_key = export_cache_key(recording, options);
   AtomicOutputFile output(db_path);
   ExportResult result;
   {
@@ -135,11 +147,15 @@ ExportResult export_recording(const fs::path& recording, const fs::path& db_path
     create_tables(db);
     result.log = export_log_tables(db, dir.log_path(), options.key);
     write_checkpoints(db, dir, result.log);
+    const uint64_t end_landmark = result.log.last ? result.log.last->landmark : 0;
+    ForensicsOptions forensics_options = options.forensics;
+    forensics_options.enabled = forensics_options.enabled && options.replay;
+    ExportForensics forensics(dir, forensics_options, end_landmark);
     ReplayTablesResult replay{"skipped", std::nullopt, "export --no-replay", 0, 0};
     if (options.replay)
-      replay = export_replay_tables(db, dir, options.key,
-                                    result.log.last ? result.log.last->landmark : 0);
-    write_recording_row(db, dir, result.log, replay, cache_key);
+      replay = export_replay_tables(db, dir, options.key, end_landmark, forensics.observer());
+    result.forensics = forensics.finish(db, replay.status, options.key);
+    write_recording_row(db, dir, result.log, replay, result.forensics, cache_key);
     db.exec("COMMIT");
     db.close();
     result.replay_status = replay.status;

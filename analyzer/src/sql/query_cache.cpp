@@ -47,7 +47,7 @@ fs::path cache_path_for(const fs::path& recording) {
 CachedExport ensure_cached_export(const fs::path& recording, const ExportOptions& options,
                                   bool force_rebuild) {
   // First: it throws RecordingProblem for a missing recording.
-  const std::string key = export_cache_key(recording, options.replay);
+  const std::string key = export_cache_key(recording, options);
   CachedExport cached{cache_path_for(recording), false};
   if (!force_rebuild && stored_cache_key(cached.path) == key) return cached;
   export_recording(recording, cached.path, options);

@@ -65,8 +65,8 @@ ReplayTablesResult unavailable(const std::string& why) {
 }  // namespace
 
 ReplayTablesResult export_replay_tables(Database& db, const librr::RecordingDir& recording,
-                                        const std::optional<librr::Key>& key,
-                                        uint64_t end_landmark) {
+                                        const std::optional<librr::Key>& key, uint64_t end_landmark,
+                                        ReplayObserver* observer) {
   if (access("/dev/kvm", R_OK | W_OK) != 0) return unavailable("/dev/kvm is not usable");
   PositionedLineCapture console;
   std::optional<vmm::ReplayMachine> replay;
@@ -91,11 +91,15 @@ ReplayTablesResult export_replay_tables(Database& db, const librr::RecordingDir&
   vmm::ReplaySession& session = replay->session();
   std::optional<librr::Divergence> divergence;
   try {
-    while (session.advance()) progress.update(replay->timeline().landmark());
+    while (session.advance()) {
+      progress.update(replay->timeline().landmark());
+      if (observer != nullptr) observer->after_step(*replay);
+    }
   } catch (const librr::Divergence& e) {
     divergence = e;
   }
   progress.finish();
+  if (observer != nullptr) observer->at_end(*replay);
   const vmm::ReplayOutcome& outcome = session.outcome();
   write_lines(db, console.lines());
   result.serial_lines = console.lines().size();

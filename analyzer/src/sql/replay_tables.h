@@ -11,7 +11,21 @@
 #include "librr/recording.h"
 #include "sql/sqlite.h"
 
+namespace vmm {
+class ReplayMachine;
+}
+
 namespace analyzer::sql {
+
+// Looks at the machine while the export replays it (the forensic sampler):
+// after every landmark or asynchronous stop, and once where replay stopped
+// (the end, or a divergence). It must only read the machine.
+class ReplayObserver {
+ public:
+  virtual ~ReplayObserver() = default;
+  virtual void after_step(vmm::ReplayMachine& machine) = 0;
+  virtual void at_end(vmm::ReplayMachine& machine) = 0;
+};
 
 struct ReplayTablesResult {
   std::string status;  // recording.replay_status: faithful, faithful_prefix, diverged, unavailable
@@ -25,7 +39,7 @@ struct ReplayTablesResult {
 // the recording's snapshot is damaged; a host without usable KVM gives
 // status "unavailable" (the log tables are still worth having).
 ReplayTablesResult export_replay_tables(Database& db, const librr::RecordingDir& recording,
-                                        const std::optional<librr::Key>& key,
-                                        uint64_t end_landmark);
+                                        const std::optional<librr::Key>& key, uint64_t end_landmark,
+                                        ReplayObserver* observer = nullptr);
 
 }  // namespace analyzer::sql

@@ -1,0 +1,126 @@
+#include "sql/timeline_tables.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <span>
+
+#include "progress.h"
+#include "timeline/timeline.h"
+#include "travel/time_traveler.h"
+
+namespace analyzer::sql {
+namespace {
+
+std::optional<int64_t> known(int64_t value) {
+  return value < 0 ? std::nullopt : std::optional(value);
+}
+
+std::optional<std::string> nonempty(const std::string& text) {
+  return text.empty() ? std::nullopt : std::optional(text);
+}
+
+std::optional<std::string> position_text(const std::optional<librr::Position>& pos) {
+  return pos ? std::optional(pos->to_string()) : std::nullopt;
+}
+
+std::string join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& word : words) out += (out.empty() ? "" : " ") + word;
+  return out;
+}
+
+std::optional<uint64_t> arg(const TimelineEvent& e, size_t index) {
+  return index < e.args.size() ? std::optional(e.args[index]) : std::nullopt;
+}
+
+std::optional<std::span<const uint8_t>> bytes_of(const std::string& data) {
+  if (data.empty()) return std::nullopt;
+  return std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+}
+
+class EventWriter {
+ public:
+  explicit EventWriter(Database& db)
+      : process_events_(db.prepare(
+            "INSERT INTO process_events (id, position, landmark, async_seq, steps, action, "
+            "function, pid, comm, path, cmdline, argv_json, child_pid, exit_code, result, "
+            "result_position, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")),
+        syscalls_(db.prepare(
+            "INSERT INTO syscalls (id, position, landmark, async_seq, steps, pid, comm, number, "
+            "name, arg0, arg1, arg2, arg3, args_json, result, result_position, data, function, "
+            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")),
+        file_events_(db.prepare(
+            "INSERT INTO file_events (id, position, landmark, async_seq, steps, action, function, "
+            "pid, comm, path, bytes, result, result_position, data, error) VALUES (?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {}
+
+  void add(const TimelineEvent& e, TimelineTablesResult& counts) {
+    const librr::Position& p = e.position;
+    const std::string& kind = e.kind;
+    const std::optional<std::string> error = nonempty(e.error);
+    if (kind == kEventProcessCreate || kind == kEventExec || kind == kEventExit) {
+      const bool exec = kind == kEventExec;
+      process_events_.run(
+          ++counts.process_events, p.to_string(), p.landmark, p.async_seq, p.steps, kind,
+          e.function, known(e.pid), e.comm, exec ? nonempty(e.path) : std::nullopt,
+          exec ? std::optional(join(e.argv)) : std::nullopt,
+          exec ? std::optional(nlohmann::json(e.argv).dump()) : std::nullopt, known(e.child_pid),
+          kind == kEventExit ? std::optional(e.exit_code) : std::nullopt, e.result,
+          position_text(e.result_position), error);
+      if (kind == kEventProcessCreate) {
+        // The new pid: known at entry when the kernel chose it already, else
+        // the function's return value.
+        const int64_t child = e.child_pid >= 0 ? e.child_pid : e.result.value_or(-1);
+        if (child >= 0) counts.creations.push_back({child, p});
+      }
+    } else if (kind == kEventSyscall) {
+      syscalls_.run(++counts.syscalls, p.to_string(), p.landmark, p.async_seq, p.steps,
+                    known(e.pid), e.comm, e.syscall_number, nonempty(e.syscall_name), arg(e, 0),
+                    arg(e, 1), arg(e, 2), arg(e, 3), nlohmann::json(e.args).dump(), e.result,
+                    position_text(e.result_position), bytes_of(e.data), e.function, error);
+    } else if (kind == kEventFileOpen || kind == kEventFileWrite) {
+      const bool write = kind == kEventFileWrite;
+      file_events_.run(++counts.file_events, p.to_string(), p.landmark, p.async_seq, p.steps, kind,
+                       e.function, known(e.pid), e.comm, nonempty(e.path),
+                       write ? std::optional(e.length) : std::nullopt, e.result,
+                       position_text(e.result_position), write ? bytes_of(e.data) : std::nullopt,
+                       error);
+    } else {
+      ++counts.other_events;
+    }
+  }
+
+ private:
+  Statement process_events_;
+  Statement syscalls_;
+  Statement file_events_;
+};
+
+}  // namespace
+
+TimelineTablesResult export_timeline_tables(Database& db, const std::filesystem::path& recording,
+                                            const std::optional<librr::Key>& key,
+                                            const Profile& profile) {
+  TravelOptions travel;
+  travel.key = key;
+  // Each pass replays forward from the start, which is always kept; more
+  // checkpoints would only cost memory.
+  travel.checkpoint_memory_budget = 0;
+  TimeTraveler traveler(recording, travel);
+
+  ProgressBar progress("export: timeline", 1000, "/1000");
+  TimelineOptions options;
+  options.progress = [&progress](double fraction) {
+    progress.update(static_cast<uint64_t>(fraction * 1000));
+  };
+  const std::vector<TimelineEvent> events = build_timeline(traveler, profile, options);
+  progress.finish();
+
+  TimelineTablesResult result;
+  EventWriter writer(db);
+  for (const TimelineEvent& event : events) writer.add(event, result);
+  return result;
+}
+
+}  // namespace analyzer::sql

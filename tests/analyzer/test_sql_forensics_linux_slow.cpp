@@ -1,0 +1,166 @@
+// Slow (ctest -L slow): the real Linux guest recorded booting, exported with
+// the forensic tables. processes holds swapper (pid 0), init (1) and
+// kthreadd (2) with their kernel threads; kernel_log is what the console
+// printed, line for line over their common part; mounts and net_devices
+// hold the rootfs and lo; process_events has the exec of /init before the
+// end of the recording.
+#include <fstream>
+#include <sstream>
+
+#include "sql/sqlite.h"
+#include "test_os_support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using analyzer::sql::Database;
+
+int64_t query_int(Database& db, const std::string& sql) {
+  auto statement = db.prepare(sql);
+  EXPECT_TRUE(statement.step()) << sql;
+  return statement.column_int(0);
+}
+
+std::string query_text(Database& db, const std::string& sql) {
+  auto statement = db.prepare(sql);
+  EXPECT_TRUE(statement.step()) << sql;
+  return statement.column_type(0) == SQLITE_NULL ? "NULL" : std::string(statement.column_text(0));
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (char c : text) {
+    if (c == '\r') continue;  // the 8250 console driver writes "\r\n"; the log holds "\n"
+    if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One test: ctest runs every TEST in a process of its own, and each would
+// record the boot again.
+TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
+  SKIP_WITHOUT_KVM();
+  const auto guest = os_test::linux_guest_dir();
+  if (!guest) GTEST_SKIP() << "the Linux guest is not built here (examples/linux-guest/build.sh)";
+  char pattern[] = "/tmp/rr-sql-linux-XXXXXX";
+  const fs::path dir = mkdtemp(pattern);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() { fs::remove_all(dir); }
+  } cleanup{dir};
+  const fs::path recording = dir / "linux";
+  auto start = std::chrono::steady_clock::now();
+  const auto recorded =
+      os_test::run_command("RR_LINUX_GUEST_DIR=" + guest->string() + " " + RR_BINARY_DIR +
+                           "/bin/rr-vmm record --linux --out " + recording.string() +
+                           " --serial-in none >" + (dir / "console.txt").string() + " </dev/null");
+  ASSERT_EQ(recorded.exit_code, 0) << recorded.output;
+  std::printf("record: %.0f s\n", seconds_since(start));
+  std::ifstream console_file(dir / "console.txt", std::ios::binary);
+  std::stringstream console_text;
+  console_text << console_file.rdbuf();
+
+  const fs::path db_path = dir / "linux.sqlite";
+  start = std::chrono::steady_clock::now();
+  const auto exported = os_test::run_command("RR_CACHE_DIR=" + (dir / "cache").string() + " " +
+                                             RR_BINARY_DIR + "/bin/rr-analyze export " +
+                                             recording.string() + " --db " + db_path.string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  std::printf("export with forensics: %.0f s\n%s", seconds_since(start), exported.output.c_str());
+  Database db(db_path, Database::Mode::kReadOnly);
+  EXPECT_EQ(query_text(db, "SELECT replay_status FROM recording"), "faithful");
+  EXPECT_EQ(query_text(db, "SELECT forensics_os FROM recording"), "Linux");
+  const std::string status = query_text(db, "SELECT forensics_status FROM recording");
+  const std::string message = query_text(db, "SELECT forensics_message FROM recording");
+
+  {
+    SCOPED_TRACE("processes");
+    EXPECT_EQ(query_text(db, "SELECT substr(name, 1, 7) FROM processes WHERE pid = 0"), "swapper");
+    EXPECT_EQ(query_text(db, "SELECT name FROM processes WHERE pid = 1 AND alive_at_end"), "init");
+    EXPECT_EQ(query_int(db, "SELECT parent FROM processes WHERE pid = 1"), 0);
+    EXPECT_EQ(query_text(db, "SELECT name FROM processes WHERE pid = 2"), "kthreadd");
+    EXPECT_EQ(query_int(db, "SELECT kernel_thread FROM processes WHERE pid = 2"), 1);
+    // The kernel threads kthreadd started, all still there at the end.
+    EXPECT_GT(query_int(db,
+                        "SELECT COUNT(*) FROM processes WHERE parent = 2 AND kernel_thread "
+                        "AND name LIKE 'kworker%'"),
+              0);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM processes WHERE uid != 0 OR gid != 0"), 0);
+    // swapper was there from the first sample; init appeared later.
+    EXPECT_LT(query_int(db, "SELECT first_seen_landmark FROM processes WHERE pid = 0"),
+              query_int(db, "SELECT first_seen_landmark FROM processes WHERE pid = 2"));
+    EXPECT_LT(query_int(db, "SELECT first_seen_landmark FROM processes WHERE pid = 2"),
+              query_int(db, "SELECT end_landmark FROM recording"));
+  }
+  {
+    SCOPED_TRACE("kernel_log against the console");
+    const std::vector<std::string> console = lines_of(console_text.str());
+    auto records = db.prepare("SELECT sequence, level, line FROM kernel_log ORDER BY sequence");
+    size_t at = 0, matched = 0, rows = 0;
+    int64_t previous = -1;
+    while (records.step()) {
+      ++rows;
+      EXPECT_EQ(records.column_int(0), previous + 1) << "a gap in the ring buffer";
+      previous = records.column_int(0);
+      const auto lines = lines_of(std::string(records.column_text(2)));
+      const bool printed =
+          at + lines.size() <= console.size() &&
+          std::equal(lines.begin(), lines.end(), console.begin() + static_cast<long>(at));
+      if (printed) {
+        at += lines.size();
+        matched += lines.size();
+        continue;
+      }
+      // Debug records the console suppressed under the loglevel of the moment.
+      EXPECT_GE(records.column_int(1), 7)
+          << "not on the console at line " << at + 1 << ": " << records.column_text(2);
+    }
+    EXPECT_EQ(at, console.size()) << "console lines the log lacks, from line " << at + 1;
+    EXPECT_GT(matched, 50u);
+    std::printf("kernel_log: %zu records, %zu console lines matched\n", rows, matched);
+    // First-seen positions follow the sequence (sampling never goes back).
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM kernel_log a JOIN kernel_log b ON b.sequence = "
+                        "a.sequence + 1 WHERE (b.landmark, b.async_seq) < (a.landmark, "
+                        "a.async_seq)"),
+              0);
+  }
+  {
+    SCOPED_TRACE("mounts and net_devices");
+    EXPECT_EQ(query_text(db, "SELECT path || ' ' || type FROM mounts WHERE id = 1"), "/ rootfs");
+    EXPECT_EQ(query_text(db,
+                         "SELECT ifindex || ' ' || mtu FROM net_devices WHERE interface = "
+                         "'lo'"),
+              "1 65536");
+  }
+  if (status != "complete" && message.find("timeline") != std::string::npos)
+    GTEST_SKIP() << "the Linux timeline is not available: " << message;
+  {
+    SCOPED_TRACE("process_events");
+    EXPECT_EQ(status, "complete") << message;
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM process_events WHERE action = 'exec' AND path "
+                        "= '/init' AND pid = 1 AND landmark < (SELECT end_landmark FROM "
+                        "recording)"),
+              1);
+    // pid 1 was created by the kernel: the timeline saw it, so its row starts there.
+    EXPECT_EQ(query_text(db, "SELECT first_seen_source FROM processes WHERE pid = 1"),
+              "process_create");
+    std::printf("process_events: %lld rows, file_events: %lld rows\n",
+                static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM process_events")),
+                static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM file_events")));
+  }
+}
+
+}  // namespace
