@@ -459,12 +459,13 @@ void GatewayDaemon::State::finish_after_failure() {
 }
 
 void GatewayDaemon::State::print_summary() {
-  uint64_t drops = 0, received = 0, incomplete = 0, ring_errors = 0;
+  uint64_t drops = 0, received = 0, incomplete = 0, late_copies = 0, ring_errors = 0;
   for (auto& capture : captures) {
     const RingCounters& ring = capture.ring->counters();
     drops += ring.dropped;
     received += ring.received;
     incomplete += ring.incomplete;
+    late_copies += ring.late_copies;
     ring_errors += ring.malformed + ring.sequence_gaps;
   }
   const auto& c = counters;
@@ -472,7 +473,7 @@ void GatewayDaemon::State::print_summary() {
       "upstream_copies={} malformed={} oversized={} capture_truncated={} kernel_received={} "
       "kernel_drops={} queue_full_drops={} unwritten={} segment={} announcements_accepted={} "
       "announcements_rejected={} unauthenticated_cooperating_sources={} ring_incomplete={} "
-      "ring_errors={}",
+      "ring_errors={} ring_late_copies={}",
       c.frames_seen, c.by_direction[0], c.by_direction[1], c.by_direction[2], c.by_direction[3],
       writer ? writer->frames_logged() : 0, c.upstream_copies, c.malformed, c.oversized,
       c.capture_truncated, received, drops, c.queue_full_drops,
@@ -480,7 +481,7 @@ void GatewayDaemon::State::print_summary() {
       writer ? writer->current_segment() : 0, c.announcements[0],
       c.announcements[1] + c.announcements[2] + c.announcements[3] + c.announcements[4] +
           c.announcements[5],
-      c.unauthenticated_cooperating_sources, incomplete, ring_errors);
+      c.unauthenticated_cooperating_sources, incomplete, ring_errors, late_copies);
 }
 
 }  // namespace gateway

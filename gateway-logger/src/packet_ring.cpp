@@ -92,6 +92,7 @@ size_t PacketRing::drain(const std::function<void(const CapturedFrame&)>& visit)
     if (expected_sequence_ != 0 && walk.sequence != expected_sequence_) ++counters_.sequence_gaps;
     expected_sequence_ = walk.sequence + 1;
     counters_.incomplete += walk.incomplete;
+    counters_.late_copies += walk.late_copies;
     counters_.malformed += walk.malformed;
     frames += walk.visited;
     status.store(TP_STATUS_KERNEL, std::memory_order_release);

@@ -28,6 +28,7 @@ struct RingCounters {
   // while we waited, headers that broke the kernel's contract, and blocks
   // handed over out of sequence. All zero on a healthy ring.
   uint64_t incomplete = 0;
+  uint64_t late_copies = 0;  // frames still being copied when reached (waited for: not an error)
   uint64_t malformed = 0;
   uint64_t sequence_gaps = 0;
 };

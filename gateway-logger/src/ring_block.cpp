@@ -15,9 +15,11 @@ LinkDirection link_direction(uint8_t packet_type) {
 }
 
 // Waits until the kernel has finished copying the frame (TP_STATUS_USER in its
-// own tp_status), or the deadline passes.
-bool wait_for_copy(tpacket3_hdr* header, Clock::time_point deadline) {
+// own tp_status), or the deadline passes. Counts the frames it had to wait for.
+bool wait_for_copy(tpacket3_hdr* header, Clock::time_point deadline, uint32_t& late_copies) {
   std::atomic_ref<uint32_t> status(header->tp_status);
+  if ((status.load(std::memory_order_acquire) & TP_STATUS_USER) != 0) return true;
+  ++late_copies;
   while ((status.load(std::memory_order_acquire) & TP_STATUS_USER) == 0) {
     if (Clock::now() >= deadline) return false;
     sched_yield();  // the copying CPU may be the one we would spin on
@@ -47,7 +49,7 @@ BlockWalk walk_block(std::span<uint8_t> block, uint32_t snaplen,
     auto* header = reinterpret_cast<tpacket3_hdr*>(block.data() + offset);
     // tp_next_offset is written when the slot is reserved, before the copy.
     const uint32_t next = header->tp_next_offset;
-    if (!wait_for_copy(header, deadline)) {
+    if (!wait_for_copy(header, deadline, walk.late_copies)) {
       ++walk.incomplete;
     } else if (header->tp_mac + uint64_t{header->tp_snaplen} > used - offset) {
       ++walk.malformed;

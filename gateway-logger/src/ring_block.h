@@ -34,6 +34,8 @@ struct CapturedFrame {
 
 struct BlockWalk {
   uint32_t visited = 0;
+  // Frames whose copy was still running when the walk reached them (it waited).
+  uint32_t late_copies = 0;
   // Frames whose copy had not completed within the wait: skipped (lost, counted).
   uint32_t incomplete = 0;
   // Headers that break the contract (outside blk_len, bad chain): the rest of

@@ -96,6 +96,7 @@ TEST(RingBlock, VisitsEveryPublishedFrameInOrder) {
   Seen seen;
   auto walk = walk_block(block.span(), 65535, std::chrono::milliseconds(1), seen.visitor());
   EXPECT_EQ(walk.visited, 5u);
+  EXPECT_EQ(walk.late_copies, 0u);
   EXPECT_EQ(walk.incomplete, 0u);
   EXPECT_EQ(walk.malformed, 0u);
   EXPECT_EQ(walk.sequence, 7u);
@@ -122,6 +123,7 @@ TEST(RingBlock, WaitsForAFrameTheKernelIsStillCopying) {
   auto walk = walk_block(block.span(), 65535, std::chrono::seconds(5), seen.visitor());
   copier.join();
   EXPECT_EQ(walk.visited, 2u);
+  EXPECT_EQ(walk.late_copies, 1u);
   EXPECT_EQ(walk.incomplete, 0u);
   ASSERT_EQ(seen.frames.size(), 2u);
   EXPECT_EQ(seen.frames[1], frame_with(2)) << "read the stale frame of the previous lap";

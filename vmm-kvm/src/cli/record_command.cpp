@@ -10,6 +10,7 @@
 #include "librr/recorder.h"
 #include "librr/recording.h"
 #include "librr/version.h"
+#include "net/cooperative_cli.h"
 #include "replay/record_session.h"
 #include "snapshot/machine_snapshot.h"
 
@@ -24,6 +25,7 @@ struct RecordOptions {
   std::string key_file;
   bool encrypt = false;
   double max_lateness_ms = 4;
+  net::CooperativeRecordOptions cooperation;
 };
 
 int record_command(RecordOptions& options) {
@@ -58,6 +60,13 @@ int record_command(RecordOptions& options) {
   Machine& machine = *prepared.machine;
 
   librr::Manifest& manifest = dir->manifest();
+  std::shared_ptr<net::CooperativeRecorder> cooperation;
+  try {
+    cooperation = net::enable_cooperative_recording(options.cooperation, machine, manifest);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rr-vmm: %s\n", e.what());
+    return 2;
+  }
   manifest.tools.vmm_name = "rr-vmm";
   manifest.tools.vmm_version = std::string(librr::library_version());
   manifest.tools.device_model_version = kDeviceModelVersion;
@@ -113,6 +122,8 @@ int record_command(RecordOptions& options) {
     std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",
                  static_cast<unsigned long long>(s.net_frames),
                  static_cast<unsigned long long>(s.net_frame_bytes));
+  if (cooperation)
+    std::fprintf(stderr, "rr-vmm: %s\n", net::describe(cooperation->stats()).c_str());
   return exit_status_for(result);
 }
 
@@ -132,6 +143,7 @@ void add_record_command(CLI::App& app) {
       ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
                    "how late a timer interrupt may be before the vCPU is stopped to deliver it")
       ->default_val(4);
+  net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;
     const int status = record_command(*options);

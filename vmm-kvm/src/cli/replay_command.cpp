@@ -6,6 +6,7 @@
 #include "cli/record_command.h"
 #include "librr/log.h"
 #include "librr/recording.h"
+#include "net/cooperative_cli.h"
 #include "replay/replay_machine.h"
 
 namespace vmm::cli {
@@ -17,10 +18,12 @@ struct ReplayOptions {
   bool verify = false;
   bool force = false;
   bool quiet = false;
+  net::CooperativeReplayOptions cooperation;
 };
 
 int replay_command(const ReplayOptions& options) {
   std::unique_ptr<ReplayMachine> replay;
+  std::shared_ptr<net::CooperativeReplayer> cooperation;
   try {
     ReplayMachineOptions machine_options;
     if (!options.key_file.empty()) machine_options.key = librr::Key::load_file(options.key_file);
@@ -41,6 +44,8 @@ int replay_command(const ReplayOptions& options) {
       }
     }
     replay = std::make_unique<ReplayMachine>(options.recording, std::move(machine_options));
+    cooperation = net::enable_cooperative_replay(options.cooperation, replay->machine(),
+                                                 replay->recording().manifest(), replay->key());
   } catch (const RecordingDamaged& e) {
     std::fprintf(stderr, "rr-vmm: %s\n", e.what());
     return 1;
@@ -50,7 +55,19 @@ int replay_command(const ReplayOptions& options) {
   }
 
   const auto started = std::chrono::steady_clock::now();
-  const ReplayOutcome outcome = replay->session().run();
+  ReplayOutcome outcome;
+  try {
+    outcome = replay->session().run();
+  } catch (const std::exception& e) {  // a frame reference that cannot be resolved
+    std::fprintf(stderr, "rr-vmm: replay stopped: %s\n", e.what());
+    return 2;
+  }
+  if (cooperation && !options.quiet)
+    std::fprintf(stderr,
+                 "rr-vmm: referenced frames resolved: %llu from the gateway log, %llu from "
+                 "cooperating hosts' replays\n",
+                 static_cast<unsigned long long>(cooperation->stats().from_gateway),
+                 static_cast<unsigned long long>(cooperation->stats().from_hosts));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (outcome.faithful) {
@@ -81,6 +98,7 @@ void add_replay_command(CLI::App& app) {
   replay->add_flag("--verify", options->verify, "check the whole log's integrity first");
   replay->add_flag("--force", options->force, "replay even on another CPU or device-model version");
   replay->add_flag("--quiet,-q", options->quiet, "no summary line");
+  net::add_cooperative_replay_options(*replay, options->cooperation);
   replay->callback([options] {
     const int status = replay_command(*options);
     if (status == 0) throw CLI::Success();

@@ -102,6 +102,9 @@ void VirtioNet::transmit() {
     tx_buffer_.resize(frame_bytes);
     if (!chain.read(memory(), kHeaderBytes, tx_buffer_))
       throw VirtqueueViolation(chain.head, "transmit buffer became unreadable");
+    // Numbered in transmit order whether or not the backend takes it: replay
+    // (null backend) must number the frames exactly as the recording did.
+    if (cooperation_) cooperation_->on_transmit(tx_buffer_);
     if (backend_ && backend_->send(tx_buffer_))
       ++stats_.tx_frames;
     else

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "devices/virtio_mmio.h"
+#include "net/cooperation.h"
 #include "net/net_backend.h"
 
 namespace vmm::virtio {
@@ -49,6 +50,13 @@ class VirtioNet final : public VirtioMmioDevice {
   size_t pump_backend(const std::function<void(std::span<const uint8_t>)>& observe = {});
 
   net::NetBackend* backend() const { return backend_.get(); }
+  // Cooperative logging (net/cooperation.h): sees every transmitted frame
+  // before the backend does; the sessions ask it how to log, or where to find,
+  // received frames. Host-side only: not guest-visible, not saved.
+  void set_cooperation(std::shared_ptr<net::Cooperation> cooperation) {
+    cooperation_ = std::move(cooperation);
+  }
+  net::Cooperation* cooperation() const { return cooperation_.get(); }
   const Mac& mac() const { return mac_; }
 
   struct Stats {
@@ -72,6 +80,7 @@ class VirtioNet final : public VirtioMmioDevice {
   Mac mac_;
   std::array<uint8_t, 8> config_{};  // struct virtio_net_config: mac[6], status u16
   std::unique_ptr<net::NetBackend> backend_;
+  std::shared_ptr<net::Cooperation> cooperation_;
   std::deque<std::vector<uint8_t>> pending_rx_;
   std::vector<uint8_t> tx_buffer_;
   Stats stats_;

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "net/cooperation.h"
+
 namespace vmm {
 
 ReplaySession::ReplaySession(Machine& machine, VirtualClock& clock, librr::Replayer& replayer,
@@ -143,7 +145,7 @@ void ReplaySession::at_halt() {
     const bool clock_first = input && input->channel == librr::channels::kClock &&
                              (!has_deadline || librr::decode_clock_input(input->data) < deadline);
     const bool input_first = input && (input->channel == librr::channels::kSerial0 ||
-                                       input->channel == librr::channels::kNet0);
+                                       net::is_received_frame_channel(input->channel));
     if (clock_first || input_first) {
       apply_clock_if_next(has_deadline ? std::optional(deadline) : std::nullopt);
       machine_.uart().pull_input();

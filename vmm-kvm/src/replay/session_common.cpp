@@ -1,10 +1,12 @@
 #include "replay/session_common.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "devices/virtio_net.h"
 #include "librr/crypto.h"
 #include "replay/memory_shadow.h"
 
@@ -75,7 +77,14 @@ size_t ReplaySerialInput::take(std::span<uint8_t> out) {
 
 size_t RecordingNetInput::pump() {
   return machine_.pump_net([this](std::span<const uint8_t> frame) {
-    recorder_.input(timeline_.position(), librr::channels::kNet0, frame);
+    // Cooperative logging may log a reference instead of the frame (net/cooperation.h).
+    net::Cooperation* cooperation = machine_.net() ? machine_.net()->cooperation() : nullptr;
+    if (cooperation) {
+      net::LoggedFrame logged = cooperation->log_received(frame);
+      recorder_.input(timeline_.position(), logged.channel, logged.data);
+    } else {
+      recorder_.input(timeline_.position(), librr::channels::kNet0, frame);
+    }
     ++frames_;
     bytes_ += frame.size();
   });
@@ -84,7 +93,8 @@ size_t RecordingNetInput::pump() {
 bool ReplayNetInput::next_is_frame() const {
   const librr::Event* next = replayer_.peek();
   const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
-  return input && input->pos == timeline_.position() && input->channel == librr::channels::kNet0;
+  return input && input->pos == timeline_.position() &&
+         net::is_received_frame_channel(input->channel);
 }
 
 size_t ReplayNetInput::deliver_logged() {
@@ -96,7 +106,19 @@ size_t ReplayNetInput::deliver_logged() {
                               "the log delivers a network frame here, but the machine has no "
                               "virtio-net device");
     const auto& input = std::get<librr::Input>(*replayer_.peek());
-    net->deliver_frame(input.data);
+    if (input.channel == net::kNetReferenceChannel) {
+      // A frame another recorded host sent or the gateway logged (cooperative logging).
+      net::FrameReference reference = net::decode_frame_reference(input.data);
+      if (!net->cooperation())
+        throw librr::Error(fmt::format(
+            "position {}: the recording logged a reference to frame #{} of '{}' instead of the "
+            "frame; replay with --resolve-from (the gateway log or that host's recording)",
+            timeline_.position().landmark, reference.sequence, reference.sender));
+      std::vector<uint8_t> frame = net->cooperation()->resolve(reference);
+      net->deliver_frame(frame);
+    } else {
+      net->deliver_frame(input.data);
+    }
     replayer_.take_at(timeline_.position());
     ++delivered;
   }
