@@ -25,8 +25,9 @@ struct RecordPolicy {
   // from the guest's last resume, whichever is later) before the vCPU is
   // stopped to deliver it: the coalescing bound for CPU-bound stretches.
   uint64_t max_interrupt_lateness_ns = 4'000'000;
-  // A pending interrupt the guest cannot take (IF=0) is retried this often.
-  uint64_t retry_quantum_ns = 10'000'000;
+  // A pending interrupt the guest cannot take (IF=0) is retried this often
+  // (such stops are not logged unless input arrived: see stop_can_stay_unlogged).
+  uint64_t retry_quantum_ns = 2'000'000;
   // Guest time between state digests (plus one at the end). Guest rather
   // than host time: an idle guest's digests would otherwise be a third of
   // its log, and a digest hashes all of guest RAM.
@@ -36,6 +37,7 @@ struct RecordPolicy {
 struct RecordStats {
   uint64_t landmarks = 0;
   uint64_t async_positions = 0;
+  uint64_t unlogged_stops = 0;  // asynchronous stops where nothing could happen
   uint64_t interrupts = 0;
   uint64_t clock_samples = 0;
   uint64_t idle_skips = 0;
@@ -64,7 +66,9 @@ class RecordSession {
   void sample_clock_if_lagging();
   void at_landmark();
   void at_halt();
+  bool stop_can_stay_unlogged() const;
   void at_async_stop();
+  void log_async_position();
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
@@ -82,6 +86,7 @@ class RecordSession {
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;
   uint64_t last_reset_landmark_ = 0;
+  bool unlogged_progress_ = false;  // the guest ran since the last logged position
   std::optional<RunResult> result_;
   RecordStats stats_;
 };
