@@ -236,6 +236,42 @@ TEST_F(RecordReplay, KillDashNineLeavesAPrefixThatReplaysFaithfully) {
   EXPECT_NE(err.find("cut short"), std::string::npos) << err;
 }
 
+// SIGINT ends a recording wherever the guest is: between landmarks it may have
+// run past its last logged position (asynchronous stops where it could take no
+// interrupt are not logged), so the recorder logs that position before the
+// final digest. ticks spends its phases in emulated-CPL0 spins and HLT, where
+// such stops happen. Every stopped recording must replay faithfully to its end.
+TEST_F(RecordReplay, RecordingStoppedBySigintReplaysFaithfullyToItsEnd) {
+  for (int delay_ms : {700, 1100}) {
+    const fs::path rec = dir_ / ("stopped" + std::to_string(delay_ms));
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      const int null_fd = open("/dev/null", O_RDWR);
+      dup2(null_fd, 0);
+      dup2(null_fd, 1);
+      dup2(null_fd, 2);
+      setenv("RR_GUEST_DIR", (std::string(RR_BINARY_DIR) + "/guests").c_str(), 1);
+      execl(rr_vmm().c_str(), "rr-vmm", "record", "--out", rec.c_str(), "--guest", "ticks",
+            "--serial-in", "none", "--append", "ticks=2000", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(child, SIGINT);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << "rr-vmm record died of signal " << WTERMSIG(status);
+    ASSERT_EQ(WEXITSTATUS(status), 130) << "the recording was not stopped by SIGINT";
+    const auto report = log_report(rec);
+    EXPECT_TRUE(report.terminated);
+    const int replayed =
+        run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+    const std::string err = read_file(dir_ / "replay.err");
+    EXPECT_EQ(replayed, 0) << err;
+    EXPECT_NE(err.find("replay faithful"), std::string::npos) << err;
+  }
+}
+
 TEST_F(RecordReplay, BadInputIsOneLineAndExitTwo) {
   EXPECT_EQ(run_vmm("replay " + (dir_ / "missing").string(), dir_ / "o", dir_ / "e"), 2);
   EXPECT_NE(read_file(dir_ / "e").find("does not exist"), std::string::npos)
