@@ -131,6 +131,9 @@ Result run_gateway(const Topology& net, const std::filesystem::path& dir, uint64
   auto config = dir / "gw.conf";
   std::ofstream(config) << "lan_if = lan0\nlan_prefix = 10.77.0.0/24\nout = " << out.string()
                         << "\nsegment_size = 256M\n";
+  // The previous run's file would satisfy the readiness check below before the
+  // new gateway truncates it: traffic would start while the gateway still sets up.
+  std::filesystem::remove(dir / "gw.stderr");
   Spawned gateway(net, {GatewayProcess::default_binary(), "--config", config.string()},
                   dir / "gw.stderr");
   for (int i = 0;
@@ -161,6 +164,7 @@ Result run_tcpdump(const Topology& net, const std::filesystem::path& dir, uint64
   auto file = dir / "tcpdump.pcap";
   std::filesystem::remove(file);
   // -B 65536: a 64 MiB kernel buffer, like rr-gateway's 64 x 1 MiB ring.
+  std::filesystem::remove(dir / "tcpdump.stderr");  // see run_gateway
   Spawned tcpdump(net, {"tcpdump", "-i", "lan0", "-n", "-B", "65536", "-w", file.string()},
                   dir / "tcpdump.stderr");
   for (int i = 0;

@@ -127,6 +127,7 @@ TEST(CooperativeNetns, TwoRecordedGuestsLogOnlyReferencesAndReplayFromEachOther)
   // Gateway: every frame from outside logged exactly once, nothing lost.
   auto summary = gateway.summary();
   EXPECT_EQ(summary["kernel_drops"], 0u) << gateway.log();
+  EXPECT_EQ(summary["frames_seen"], summary["kernel_received"]) << gateway.log();
   EXPECT_EQ(summary["ring_incomplete"], 0u);
   EXPECT_EQ(summary["ring_errors"], 0u);
   EXPECT_EQ(summary["unwritten"], 0u);

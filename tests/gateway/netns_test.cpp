@@ -186,6 +186,10 @@ TEST_F(GatewayNetnsTest, LogsEveryFrameFromOutsideExactlyOnceAndNothingElse) {
   EXPECT_EQ(interfaces, (std::set<std::string>{"lan0", "lan1"}));
   auto summary = gateway.summary();
   EXPECT_EQ(summary["kernel_drops"], 0u) << gateway.log();
+  // Every frame walked is one the kernel counted for that socket (no foreign
+  // interface's frames before bind(), no counts thrown away).
+  EXPECT_EQ(summary["frames_seen"], summary["kernel_received"]) << gateway.log();
+  EXPECT_EQ(summary["ring_incomplete"] + summary["ring_errors"], 0u) << gateway.log();
   EXPECT_EQ(summary["logged"], 1000u);
   EXPECT_EQ(summary["upstream_copies"], 1000u) << "each incoming frame also seen on wan0";
   EXPECT_EQ(summary["unwritten"], 0u);
