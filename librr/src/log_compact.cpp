@@ -1,5 +1,6 @@
 #include "log_compact.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 

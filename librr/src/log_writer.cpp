@@ -4,6 +4,7 @@
 // thread is what makes append() cheap enough for a VMM's exit path.
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <exception>

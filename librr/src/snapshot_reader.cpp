@@ -1,6 +1,7 @@
 // SnapshotReader: random access to sections. The header, trailer and section
 // table are checked at open(); each section's frames are checked (checksum,
 // authentication, decompression, layout) as they are read.
+#include <algorithm>
 #include <cstring>
 
 #include "librr/bytes.h"

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
 
@@ -41,7 +43,7 @@ void RecordSession::set_clock(uint64_t guest_ns, bool logged) {
 }
 
 // The exit's port or MMIO address belongs to a device that reads the clock.
-bool RecordSession::exit_observes_time() {
+bool RecordSession::exit_observes_time() const {
   const kvm_run& run = machine_.run_state();
   const Device* device = nullptr;
   if (run.exit_reason == KVM_EXIT_IO) {
