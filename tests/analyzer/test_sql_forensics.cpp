@@ -195,8 +195,9 @@ TEST_F(SqlForensics, SyscallsPerTaskAreWhatTheGuestCountedAndPrinted) {
     const int64_t pid = processes.column_int(0);
     SCOPED_TRACE(std::string(processes.column_text(1)));
     std::map<std::string, int64_t> counted;
-    for (const auto& [key, value] :
-         nlohmann::json::parse(std::string(processes.column_text(2))).items())
+    // A named object: items() of a temporary would outlive it.
+    const auto details = nlohmann::json::parse(std::string(processes.column_text(2)));
+    for (const auto& [key, value] : details.items())
       if (key.starts_with("sys_")) counted[key.substr(4)] = value.get<int64_t>();
     EXPECT_EQ(query_map(db, "SELECT name, COUNT(*) FROM syscalls WHERE pid = " +
                                 std::to_string(pid) + " GROUP BY name"),
@@ -323,17 +324,23 @@ TEST_F(SqlForensics, QueryCacheFollowsTheForensicOptions) {
 }
 
 TEST_F(SqlForensics, WrongOrMissingProfile) {
-  // The hello guest's profile does not describe the demo guest's memory:
-  // refused at every sample, the tables stay empty and the row says why.
-  const fs::path hello_profile = dir_->path() / "hello.json";
-  ASSERT_EQ(analyze_here("profile generate --elf " + (guest_dir() / "hello.elf").string() +
-                         " --out " + hello_profile.string())
+  // The demo kernel's profile with its task table moved: the model finds no
+  // table there, so every sample is refused, the tables stay empty and the
+  // row says why.
+  const fs::path good_profile = dir_->path() / "demo-profile.json";
+  ASSERT_EQ(analyze_here("profile generate --elf " + (guest_dir() / "demo.elf").string() +
+                         " --out " + good_profile.string())
                 .exit_code,
             0);
+  auto isf = nlohmann::json::parse(read_file(good_profile));
+  isf["symbols"]["rr_task_table"]["address"] =
+      isf["symbols"]["rr_task_table"]["address"].get<uint64_t>() + 0x1000;
+  const fs::path moved_profile = dir_->path() / "moved-table.json";
+  std::ofstream(moved_profile) << isf.dump();
   const fs::path wrong = dir_->path() / "wrong-profile.sqlite";
   const CommandResult r =
       analyze_here("export " + demo_->recording.string() + " --db " + wrong.string() +
-                   " --no-timeline --profile " + hello_profile.string());
+                   " --no-timeline --profile " + moved_profile.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Database db(wrong, Database::Mode::kReadOnly);
   EXPECT_EQ(query_text(db, "SELECT forensics_status FROM recording"), "partial");
