@@ -93,10 +93,35 @@ void GdbServerConnection::send_reply(std::string_view body) {
 
 void GdbServerConnection::send_error(int code) { send_reply(fmt::format("E{:02x}", code & 0xff)); }
 
+bool GdbServerConnection::interrupt_requested() {
+  if (!socket_ || peer_closed_) return false;
+  pollfd readable{socket_.get(), POLLIN, 0};
+  if (::poll(&readable, 1, 0) > 0) {
+    std::array<uint8_t, 4096> buffer;
+    const ssize_t n = ::read(socket_.get(), buffer.data(), buffer.size());
+    if (n > 0)
+      reader_.feed({buffer.data(), static_cast<size_t>(n)});
+    else if (n == 0 || errno != EINTR)
+      peer_closed_ = true;  // next_request() reports it
+  }
+  bool interrupt = false;
+  while (auto item = reader_.next()) {
+    if (item->kind == StreamItem::Kind::kInterrupt)
+      interrupt = true;
+    else
+      read_ahead_.push_back(std::move(*item));
+  }
+  return interrupt;
+}
+
 std::optional<Request> GdbServerConnection::next_request() {
   for (;;) {
     std::optional<StreamItem> item;
-    while (!(item = reader_.next())) {
+    if (!read_ahead_.empty()) {
+      item = std::move(read_ahead_.front());
+      read_ahead_.pop_front();
+    }
+    while (!item && !(item = reader_.next())) {
       if (!read_more()) return std::nullopt;
     }
     switch (item->kind) {
@@ -106,8 +131,8 @@ std::optional<Request> GdbServerConnection::next_request() {
         if (!no_ack_mode_ && !last_reply_frame_.empty()) write_all(last_reply_frame_);
         break;
       case StreamItem::Kind::kInterrupt:
-        // Execution requests run to completion before the next read, so an
-        // interrupt always arrives after the stop it meant to cause.
+        // An interrupt while a continue ran is taken by interrupt_requested();
+        // one that arrives after the stop has nothing left to stop.
         break;
       case StreamItem::Kind::kBadChecksum:
         if (trace_) fmt::print(trace_, "gdb -> bad packet: {}\n", item->body);

@@ -5,6 +5,7 @@
 // answers the session-level queries itself (qSupported, thread list,
 // target description, vCont?) and hands every target request to the caller.
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -49,6 +50,10 @@ class GdbServerConnection {
   // Blocks until gdb sends a target request. nullopt when gdb closed the
   // connection (or should_stop said so).
   std::optional<Request> next_request();
+  // Without blocking: has gdb sent its interrupt (0x03, Ctrl-C) since the
+  // last request? Other bytes read on the way are kept for next_request().
+  // Polled by the replay while a continue runs.
+  bool interrupt_requested();
 
   void send_reply(std::string_view body);
   void send_ok() { send_reply("OK"); }
@@ -75,6 +80,7 @@ class GdbServerConnection {
   std::string target_xml_;
   std::function<bool()> should_stop_;
   PacketReader reader_;
+  std::deque<StreamItem> read_ahead_;  // items taken by interrupt_requested()
   std::string last_reply_frame_;
   bool no_ack_mode_ = false;
   bool peer_closed_ = false;

@@ -72,6 +72,7 @@ struct StopReply {
     kReplayBegin,    // T05replaylog:begin; (reverse execution hit the start)
     kReplayEnd,      // T05replaylog:end; (forward execution hit the end)
     kExited,         // W<status>
+    kInterrupted,    // T02: stopped by gdb's interrupt (Ctrl-C), SIGINT
   };
   Kind kind = Kind::kTrap;
   uint64_t address = 0;  // kWriteWatch

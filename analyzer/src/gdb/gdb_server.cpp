@@ -23,6 +23,12 @@ GdbServer::GdbServer(TimeTraveler& traveler, GdbServerConnection& connection)
     : traveler_(traveler), connection_(connection) {}
 
 GdbServer::SessionEnd GdbServer::serve() {
+  // gdb's Ctrl-C during a long continue stops the replay where it is.
+  traveler_.set_interrupt_check([this] { return connection_.interrupt_requested(); });
+  struct ForgetCheck {
+    TimeTraveler& traveler;
+    ~ForgetCheck() { traveler.set_interrupt_check({}); }
+  } forget{traveler_};
   while (!ended_) {
     const auto request = connection_.next_request();
     if (!request) return SessionEnd::kDisconnected;
@@ -164,6 +170,8 @@ StopReply GdbServer::stop_reply_for(const StopReason& reason) const {
       return {StopReply::Kind::kReplayBegin};
     case StopReason::Kind::kEnd:
       return {StopReply::Kind::kReplayEnd};
+    case StopReason::Kind::kInterrupted:
+      return {StopReply::Kind::kInterrupted};
   }
   return {StopReply::Kind::kTrap};
 }

@@ -41,7 +41,23 @@ void restore_pages(const std::vector<std::shared_ptr<const Checkpoint::Page>>& p
 
 }  // namespace
 
-CheckpointStore::CheckpointStore() : page_bytes_(std::make_shared<uint64_t>(0)) {}
+CheckpointStore::CheckpointStore()
+    : page_bytes_(std::make_shared<uint64_t>(0)), disk_bytes_(std::make_shared<uint64_t>(0)) {}
+
+std::shared_ptr<const std::vector<uint8_t>> CheckpointStore::share_or_copy_disk(
+    vmm::Machine& machine, const Checkpoint* previous) {
+  if (!machine.blk()) return nullptr;
+  librr::ByteWriter out;
+  machine.blk()->disk().save_overlay(out);
+  if (previous && previous->disk_overlay && *previous->disk_overlay == out.data())
+    return previous->disk_overlay;
+  auto* copy = new std::vector<uint8_t>(out.data());
+  *disk_bytes_ += copy->size();
+  return std::shared_ptr<const std::vector<uint8_t>>(copy, [bytes = disk_bytes_](const auto* p) {
+    *bytes -= p->size();
+    delete p;
+  });
+}
 
 std::shared_ptr<const Checkpoint::Page> CheckpointStore::share_or_copy(
     const uint8_t* page, const std::shared_ptr<const Checkpoint::Page>& previous,
@@ -72,6 +88,7 @@ void CheckpointStore::capture(vmm::ReplayMachine& replay, double replay_seconds)
   checkpoint->serial_pending = replay.serial_input().pending();
 
   const Checkpoint* previous = at_or_before(checkpoint->position);
+  checkpoint->disk_overlay = share_or_copy_disk(machine, previous);
   const uint8_t* ram = machine.memory().host_base();
   const uint8_t* shadow = replay.session().shadow_bytes().data();
   const size_t pages = machine.memory().size() / kPageSize;
@@ -106,6 +123,12 @@ void CheckpointStore::restore(const Checkpoint& checkpoint, vmm::ReplayMachine& 
   for (size_t i = 0; i < devices.size(); ++i) {
     librr::ByteReader in(checkpoint.devices.at(i).second, checkpoint.devices[i].first);
     devices[i]->load(in);
+    in.expect_end();
+  }
+  if (checkpoint.disk_overlay && machine.blk()) {
+    // Sectors written after the checkpoint read from the base image again.
+    librr::ByteReader in(*checkpoint.disk_overlay, "checkpoint disk overlay");
+    machine.blk()->disk().load_overlay(in);
     in.expect_end();
   }
   replay.clock().resume_at(checkpoint.clock_ns);

@@ -1,8 +1,9 @@
 #pragma once
 // In-memory checkpoints of a replay: everything needed to continue replaying
 // from a position as if the replay had got there by itself. That is the
-// machine (guest RAM, vCPU, device models, guest clock) plus the replay's
-// own state (log position, memory shadow, serial bytes in flight).
+// machine (guest RAM, vCPU, device models, guest clock, the disk sectors the
+// guest wrote) plus the replay's own state (log position, memory shadow,
+// serial bytes in flight).
 //
 // Guest RAM and the shadow are stored as 4 KiB pages shared between
 // checkpoints: a page equal to the same page of the previous checkpoint (or,
@@ -35,6 +36,10 @@ struct Checkpoint {
   std::vector<uint8_t> serial_pending;
   std::vector<std::shared_ptr<const Page>> ram;
   std::vector<std::shared_ptr<const Page>> shadow;
+  // virtio-blk's copy-on-write overlay (CowDisk::save_overlay: every written
+  // run with its data), shared with the previous checkpoint when the guest
+  // wrote nothing in between; null without a disk.
+  std::shared_ptr<const std::vector<uint8_t>> disk_overlay;
 };
 
 class CheckpointStore {
@@ -56,16 +61,19 @@ class CheckpointStore {
 
   size_t size() const { return checkpoints_.size(); }
   // Memory the checkpoints hold: copied pages plus the page tables pointing at them.
-  uint64_t bytes() const { return *page_bytes_ + table_bytes_; }
+  uint64_t bytes() const { return *page_bytes_ + table_bytes_ + *disk_bytes_; }
   const std::vector<std::unique_ptr<Checkpoint>>& all() const { return checkpoints_; }
 
  private:
+  std::shared_ptr<const std::vector<uint8_t>> share_or_copy_disk(vmm::Machine& machine,
+                                                                 const Checkpoint* previous);
   std::shared_ptr<const Checkpoint::Page> share_or_copy(
       const uint8_t* page, const std::shared_ptr<const Checkpoint::Page>& previous,
       const std::shared_ptr<const Checkpoint::Page>& alternative);
 
   std::vector<std::unique_ptr<Checkpoint>> checkpoints_;  // ascending positions
   std::shared_ptr<uint64_t> page_bytes_;                  // live copied pages, in bytes
+  std::shared_ptr<uint64_t> disk_bytes_;                  // live disk overlay copies, in bytes
   uint64_t table_bytes_ = 0;                              // the ram/shadow pointer vectors
 };
 

@@ -62,6 +62,18 @@ const vmm::VcpuState& TimeTraveler::Impl::current_vcpu() const {
   return *vcpu;
 }
 
+void TimeTraveler::set_interrupt_check(std::function<bool()> check) {
+  impl_->interrupt_check = std::move(check);
+}
+
+bool TimeTraveler::Impl::interrupt_requested() {
+  if (!interrupt_check) return false;
+  const auto now = Clock::now();
+  if (now - last_interrupt_check < std::chrono::milliseconds(5)) return false;
+  last_interrupt_check = now;
+  return interrupt_check();
+}
+
 uint64_t TimeTraveler::Impl::read_rip() const { return current_vcpu().regs.rip; }
 
 const vmm::VcpuState& TimeTraveler::vcpu() const { return impl_->current_vcpu(); }
@@ -82,6 +94,7 @@ void TimeTraveler::Impl::restore(const Checkpoint& checkpoint) {
   CheckpointStore::restore(checkpoint, *replay);
   position = checkpoint.position;
   replay_seconds = checkpoint.replay_seconds;
+  machine_past_position = false;
   moved();
 }
 
@@ -89,11 +102,10 @@ bool TimeTraveler::Impl::advance() {
   vmm::ReplaySession& session = replay->session();
   const auto started = Clock::now();
   const bool more = session.advance(/*delivered_already=*/position.steps > 0);
-  const auto now = Clock::now();
-  replay_seconds += std::chrono::duration<double>(now - started).count();
   position = replay->timeline().position();
   moved();
   if (!more) {
+    replay_seconds += std::chrono::duration<double>(Clock::now() - started).count();
     // A log that stops at a damaged chunk ends the replay like a cut-short
     // recording would; say which chunk.
     const auto& problem = replay->replayer().problem();
@@ -101,6 +113,13 @@ bool TimeTraveler::Impl::advance() {
       throw vmm::RecordingDamaged("log damaged: " + problem->to_string());
     return false;
   }
+  reached_base(started);
+  return true;
+}
+
+void TimeTraveler::Impl::reached_base(Clock::time_point work_started) {
+  const auto now = Clock::now();
+  replay_seconds += std::chrono::duration<double>(now - work_started).count();
   const Checkpoint* before = checkpoints.at_or_before(position);
   if (options.checkpoint_memory_budget > 0 && before && before->position != position &&
       replay_seconds - before->replay_seconds >= options.checkpoint_interval_seconds) {
@@ -113,7 +132,6 @@ bool TimeTraveler::Impl::advance() {
                                         static_cast<double>(end.landmark)
                                   : 1.0);
   }
-  return true;
 }
 
 bool TimeTraveler::Impl::step_once() {
@@ -132,7 +150,8 @@ bool TimeTraveler::Impl::step_once() {
 void TimeTraveler::Impl::reach_base(const librr::Position& base) {
   const Checkpoint* checkpoint = checkpoints.at_or_before(base);
   // Backward, or a checkpoint lies between here and there: restore it.
-  if (position > base || (checkpoint && checkpoint->position > position)) restore(*checkpoint);
+  if (position > base || machine_past_position || (checkpoint && checkpoint->position > position))
+    restore(*checkpoint);
   while (base_of(position) < base) {
     if (!advance() && base_of(position) < base)
       throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
@@ -145,15 +164,18 @@ void TimeTraveler::Impl::reach_base(const librr::Position& base) {
         base.to_string(), base.landmark, base.async_seq, position.to_string()));
 }
 
-void TimeTraveler::seek(const librr::Position& target) {
-  Impl& s = *impl_;
+void TimeTraveler::seek(const librr::Position& target) { impl_->seek_exact(target); }
+
+void TimeTraveler::Impl::seek_exact(const librr::Position& target) {
+  Impl& s = *this;
   if (target > s.end)
     throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
                                       target.to_string(), s.end.to_string()));
-  if (s.position == target) return;
+  if (s.position == target && !s.machine_past_position) return;
   const librr::Position base = base_of(target);
   // Mid-steps of the same (L, a) and before the target: just step on.
-  if (!(base_of(s.position) == base && s.position.steps <= target.steps)) s.reach_base(base);
+  if (s.machine_past_position || !(base_of(s.position) == base && s.position.steps <= target.steps))
+    s.reach_base(base);
   while (s.position.steps < target.steps) {
     const librr::Position before = s.position;
     if (!s.step_once() || s.position.steps == 0)

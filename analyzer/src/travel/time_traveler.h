@@ -67,11 +67,12 @@ struct Breakpoints {
 
 struct StopReason {
   enum class Kind {
-    kStep,        // step_instruction/reverse_step_instruction finished
-    kBreakpoint,  // rip == address, about to execute it
-    kWatchpoint,  // the instruction before this position wrote [address, +length)
-    kStart,       // reverse execution reached the start of the recording
-    kEnd,         // forward execution reached the end of the recording
+    kStep,         // step_instruction/reverse_step_instruction finished
+    kBreakpoint,   // rip == address, about to execute it
+    kWatchpoint,   // the instruction before this position wrote [address, +length)
+    kStart,        // reverse execution reached the start of the recording
+    kEnd,          // forward execution reached the end of the recording
+    kInterrupted,  // the interrupt check said stop (gdb's Ctrl-C); an exact position
   };
   Kind kind = Kind::kStep;
   uint64_t address = 0;
@@ -110,14 +111,20 @@ class TimeTraveler {
   // breakpoint before executing it, after an instruction that wrote a
   // watched range, or at the end. Reverse execution finds the last such
   // stop before the current position (replay from the checkpoint before it).
-  // With breakpoints, execution proceeds by single steps (~16k instructions/s
-  // at CPL0 on kvm_pvm): fine for kernels and short stretches, slow across
-  // long native CPL3 loops. step_instruction across a landmark or a logged
+  // Code breakpoints run at full speed with the debug registers where the
+  // host allows it (up to 4 addresses, CPL0 on kvm_pvm), else by single steps;
+  // write watchpoints always by single steps (docs/analyzer.md, "Stops").
+  // step_instruction across a landmark or a logged
   // asynchronous stop lands on that position (steps = 0).
   StopReason step_instruction();
   StopReason continue_forward(const Breakpoints& breakpoints);
   StopReason reverse_step_instruction();
   StopReason reverse_continue(const Breakpoints& breakpoints);
+
+  // Asked now and then while continue_forward/reverse_continue run (at
+  // positions where they can stop exactly, a few thousand times a second at
+  // most); when it returns true they stop there with kInterrupted. Empty: never.
+  void set_interrupt_check(std::function<bool()> check);
 
  private:
   struct Impl;

@@ -49,6 +49,7 @@ bool has_breakpoints(const Breakpoints& breakpoints) {
 }  // namespace
 
 StopReason TimeTraveler::step_instruction() {
+  if (impl_->machine_past_position) seek(position());
   if (position() == end()) return {StopReason::Kind::kEnd, 0};
   if (!impl_->step_once()) return {StopReason::Kind::kEnd, 0};
   return {StopReason::Kind::kStep, 0};
@@ -56,14 +57,32 @@ StopReason TimeTraveler::step_instruction() {
 
 StopReason TimeTraveler::continue_forward(const Breakpoints& breakpoints) {
   Impl& s = *impl_;
+  if (s.machine_past_position) seek(position());
   if (!has_breakpoints(breakpoints)) {
-    while (s.advance()) {
-    }
+    while (s.advance())
+      if (s.interrupt_requested()) return {StopReason::Kind::kInterrupted, 0};
     return {StopReason::Kind::kEnd, 0};
+  }
+  if (breakpoints.writes.empty()) {
+    CodeSearch search;
+    search.code = breakpoints.code;
+    CodeHit hit;
+    switch (s.search_code(search, hit)) {
+      case Impl::SearchStop::kEnd:
+      case Impl::SearchStop::kLimit:
+        return {StopReason::Kind::kEnd, 0};
+      case Impl::SearchStop::kInterrupted:
+        return {StopReason::Kind::kInterrupted, 0};
+      case Impl::SearchStop::kHit:
+        break;
+    }
+    s.resolve(hit);
+    return {StopReason::Kind::kBreakpoint, hit.pc};
   }
   WatchedBytes watched = read_watched(*this, breakpoints);
   for (;;) {
     if (!s.step_once()) return {StopReason::Kind::kEnd, 0};
+    if (s.interrupt_requested()) return {StopReason::Kind::kInterrupted, 0};
     WatchedBytes now = read_watched(*this, breakpoints);
     if (auto stop = changed_watch(breakpoints, watched, now)) return *stop;
     watched = std::move(now);
@@ -75,15 +94,20 @@ StopReason TimeTraveler::continue_forward(const Breakpoints& breakpoints) {
 // The last position strictly before `current` at which `is_stop` holds,
 // replaying from `from` by single steps. `is_stop` sees the traveler after
 // each step (and at `from` itself).
-template <class IsStop>
+// `interrupted()` true stops the scan there (a kInterrupted stop).
+template <class IsStop, class Interrupted>
 static std::optional<std::pair<librr::Position, StopReason>> last_stop_between(
     TimeTraveler& traveler, const librr::Position& from, const librr::Position& current,
-    IsStop&& is_stop) {
+    IsStop&& is_stop, Interrupted&& interrupted) {
   traveler.seek(from);
   std::optional<std::pair<librr::Position, StopReason>> last;
   uint64_t steps = 0;
   while (traveler.position() < current) {
     if (auto stop = is_stop()) last.emplace(traveler.position(), *stop);
+    if (interrupted()) {
+      last.emplace(traveler.position(), StopReason{StopReason::Kind::kInterrupted, 0});
+      break;
+    }
     if (++steps > kMaxReverseScanSteps)
       throw librr::Error(fmt::format(
           "gave up stepping backward from {}: more than {} instructions since {} (a long "
@@ -123,16 +147,71 @@ StopReason TimeTraveler::reverse_step_instruction() {
   }
   const librr::Position from =
       previous_base(current, impl_->replay->recording().log_path(), impl_->options.key);
-  auto last = last_stop_between(*this, from, current, [] {
-    return std::optional<StopReason>(StopReason{StopReason::Kind::kStep, 0});
-  });
+  auto last = last_stop_between(
+      *this, from, current,
+      [] {
+        return std::optional<StopReason>(StopReason{StopReason::Kind::kStep, 0});
+      },
+      [] { return false; });
   seek(last ? last->first : from);
   return {StopReason::Kind::kStep, 0};
+}
+
+std::optional<CodeHit> TimeTraveler::Impl::last_code_hit_between(TimeTraveler& traveler,
+                                                                 const std::set<uint64_t>& code,
+                                                                 const librr::Position& from,
+                                                                 const librr::Position& current,
+                                                                 bool& interrupted) {
+  traveler.seek(from);
+  CodeSearch search;
+  search.code = code;
+  search.limit = librr::Position{current.landmark, current.async_seq, 0};
+  std::optional<CodeHit> last;
+  if (from < current && code.count(traveler.vcpu().regs.rip))  // searches look after `from`
+    last = CodeHit{from, traveler.vcpu().regs.rip, 0, traveler.vcpu().regs};
+  CodeHit hit;
+  for (;;) {
+    const auto stop = search_code(search, hit);
+    if (stop == SearchStop::kEnd) return last;
+    if (stop == SearchStop::kLimit) break;
+    if (stop == SearchStop::kInterrupted) {
+      interrupted = true;
+      return last;
+    }
+    if (hit.ordinal == 0 && hit.anchor >= current) return last;
+    last = hit;
+  }
+  // Exactly at current's (L, a): the rest of the way by steps.
+  while (traveler.position() < current) {
+    if (traveler.position() > from && code.count(traveler.vcpu().regs.rip))
+      last = CodeHit{traveler.position(), traveler.vcpu().regs.rip, 0, traveler.vcpu().regs};
+    if (traveler.step_instruction().kind == StopReason::Kind::kEnd) break;
+  }
+  return last;
 }
 
 StopReason TimeTraveler::reverse_continue(const Breakpoints& breakpoints) {
   Impl& s = *impl_;
   librr::Position current = position();
+  if (breakpoints.writes.empty() && !breakpoints.code.empty()) {
+    while (current != librr::Position{}) {
+      const Checkpoint* checkpoint = s.checkpoints.at_or_before(
+          current.steps > 0
+              ? librr::Position{current.landmark, current.async_seq, 0}
+              : previous_base(current, s.replay->recording().log_path(), s.options.key));
+      const librr::Position from = checkpoint ? checkpoint->position : librr::Position{};
+      bool interrupted = false;
+      auto last = s.last_code_hit_between(*this, breakpoints.code, from, current, interrupted);
+      if (interrupted) return {StopReason::Kind::kInterrupted, 0};
+      if (last) {
+        s.resolve(*last);
+        return {StopReason::Kind::kBreakpoint, last->pc};
+      }
+      current = from;
+    }
+    seek({});
+    return {StopReason::Kind::kStart, 0};
+  }
   while (current != librr::Position{}) {
     // The stretch [checkpoint before current, current), scanned by steps.
     const Checkpoint* checkpoint = s.checkpoints.at_or_before(
@@ -142,16 +221,19 @@ StopReason TimeTraveler::reverse_continue(const Breakpoints& breakpoints) {
     const librr::Position from = checkpoint ? checkpoint->position : librr::Position{};
     WatchedBytes watched;
     bool first = true;
-    auto last = last_stop_between(*this, from, current, [&]() -> std::optional<StopReason> {
-      WatchedBytes now = read_watched(*this, breakpoints);
-      std::optional<StopReason> stop;
-      if (!first) stop = changed_watch(breakpoints, watched, now);
-      first = false;
-      watched = std::move(now);
-      if (!stop && breakpoints.code.count(s.read_rip()))
-        stop = StopReason{StopReason::Kind::kBreakpoint, s.read_rip()};
-      return stop;
-    });
+    auto last = last_stop_between(
+        *this, from, current,
+        [&]() -> std::optional<StopReason> {
+          WatchedBytes now = read_watched(*this, breakpoints);
+          std::optional<StopReason> stop;
+          if (!first) stop = changed_watch(breakpoints, watched, now);
+          first = false;
+          watched = std::move(now);
+          if (!stop && breakpoints.code.count(s.read_rip()))
+            stop = StopReason{StopReason::Kind::kBreakpoint, s.read_rip()};
+          return stop;
+        },
+        [&] { return s.interrupt_requested(); });
     if (last) {
       seek(last->first);
       return last->second;

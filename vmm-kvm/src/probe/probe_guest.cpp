@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "librr/error.h"
+#include "replay/guest_handler_step.h"
 
 namespace vmm::probe {
 namespace {
@@ -291,21 +292,19 @@ bool ProbeGuest::in_exception_handler(uint8_t vector) {
 
 uint64_t ProbeGuest::unwind_exception_frame() {
   kvm_regs regs = vcpu_->get_regs();
-  uint64_t frame[5];  // RIP, CS, RFLAGS, RSP, SS
-  if (regs.rsp > layout::kRamSize - sizeof frame)
+  if (regs.rsp > layout::kRamSize - InterruptFrame::kBytes)
     throw librr::Error("exception frame at RSP " + std::to_string(regs.rsp) + " is outside RAM");
-  std::memcpy(frame, ram_->data() + regs.rsp, sizeof frame);
-  const auto code_selector = static_cast<uint16_t>(frame[1]);
-  const auto stack_selector = static_cast<uint16_t>(frame[4]);
+  const InterruptFrame frame =
+      InterruptFrame::parse({ram_->data() + regs.rsp, InterruptFrame::kBytes});
+  const auto code_selector = static_cast<uint16_t>(frame.cs);
+  const auto stack_selector = static_cast<uint16_t>(frame.ss);
   kvm_sregs sregs = vcpu_->get_sregs();
   const bool long_code =
       code_selector == selectors::kKernelCode64 || code_selector == selectors::kUserCode64;
   sregs.cs = flat_segment(code_selector, kCodeType, long_code, !long_code);
   sregs.ss = sregs.ds = sregs.es = flat_segment(stack_selector, kDataType, false, true);
   vcpu_->set_sregs(sregs);
-  regs.rip = frame[0];
-  regs.rflags = frame[2];
-  regs.rsp = frame[3];
+  frame.return_to(regs);
   vcpu_->set_regs(regs);
   return regs.rip;
 }

@@ -4,6 +4,7 @@
 
 #include "librr/error.h"
 #include "probe/probe.h"
+#include "replay/guest_handler_step.h"
 
 namespace vmm {
 namespace {
@@ -28,7 +29,10 @@ SingleStepSupport SingleStepSupport::from_probe() {
   SingleStepSupport support;
   for (const int cpl : {0, 3}) {
     const probe::SingleStepCheck* check = result.single_step_at(cpl);
-    if (!check || !check->ok() || !check->one_instruction_per_run) continue;
+    if (!check || !check->ok()) continue;
+    if (cpl == 3 && check->delivery == "guest-idt" && check->caught_at_handler)
+      support.cpl3_caught_at_guest_handler = true;
+    if (!check->one_instruction_per_run) continue;
     (cpl == 0 ? support.cpl0_exit_reasons : support.cpl3_exit_reasons).insert(check->exit_reason);
   }
   return support;
@@ -43,6 +47,7 @@ InstructionStepper::Result InstructionStepper::step() {
   const int cpl_before = current_cpl(machine_);
   const std::set<uint32_t>& before =
       cpl_before == 3 ? support_.cpl3_exit_reasons : support_.cpl0_exit_reasons;
+  if (support_.cpl3_caught_at_guest_handler) return step_via_guest_handler(before);
   if (before.empty())
     throw librr::Error(fmt::format(
         "single-stepping at CPL{} does not work on this host (see `rr-vmm probe`)", cpl_before));
@@ -55,14 +60,40 @@ InstructionStepper::Result InstructionStepper::step() {
              exit.kind == Machine::Exit::Kind::kAsynchronous);
   }
   if (exit.kind == Machine::Exit::Kind::kSynchronous) return Result::kSynchronous;
-  // A step that crosses privilege levels (ud2 into the kernel, iretq to user)
-  // may report either level's reason.
+  if (completed_step(before)) return Result::kStepped;
+  throw librr::Error("single step failed: " + exit.result.message);
+}
+
+// A step that crosses privilege levels (ud2 into the kernel, iretq to user)
+// may report either level's reason.
+bool InstructionStepper::completed_step(const std::set<uint32_t>& before_reasons) {
   const uint32_t reason = machine_.run_state().exit_reason;
   const int cpl_after = current_cpl(machine_);
   const std::set<uint32_t>& after =
       cpl_after == 3 ? support_.cpl3_exit_reasons : support_.cpl0_exit_reasons;
-  if (before.count(reason) || after.count(reason)) return Result::kStepped;
-  throw librr::Error("single step failed: " + exit.result.message);
+  return before_reasons.count(reason) || after.count(reason);
+}
+
+// Every step, at CPL0 too: a CPL0 step over an iretq to user mode lets one
+// user instruction run and delivers its #DB to the guest as well.
+InstructionStepper::Result InstructionStepper::step_via_guest_handler(
+    const std::set<uint32_t>& before_reasons) {
+  switch (step_caught_at_guest_handler(machine_)) {
+    case HandlerStepResult::kStepped:
+      return Result::kStepped;
+    case HandlerStepResult::kSynchronous:
+      return Result::kSynchronous;
+    case HandlerStepResult::kOther:
+      break;
+  }
+  // At CPL0 (the step started there, or trapped into the kernel: ud2, a
+  // fault) the host's single step exits after one instruction.
+  if (completed_step(before_reasons) ||
+      (current_cpl(machine_) == 0 &&
+       support_.cpl0_exit_reasons.count(machine_.run_state().exit_reason)))
+    return Result::kStepped;
+  throw librr::Error(fmt::format("single step failed: exit reason {} at {}",
+                                 machine_.run_state().exit_reason, machine_.describe_rip()));
 }
 
 }  // namespace vmm

@@ -5,7 +5,9 @@
 // SHUTDOWN at CPL3 on kvm_pvm), so the exit reasons that mean "one
 // instruction done" come from `rr-vmm probe`'s measurements, not from here.
 // No interrupt is injected while stepping: the caller delivers interrupts
-// only at logged positions.
+// only at logged positions. Where the host delivers a CPL3 step's #DB to the
+// guest instead (kvm_pvm), the step is caught at the guest's #DB handler and
+// the delivery undone (guest_handler_step.h).
 #include <cstdint>
 #include <set>
 
@@ -18,6 +20,9 @@ struct SingleStepSupport {
   // empty when single-stepping at that level does not work on this host.
   std::set<uint32_t> cpl0_exit_reasons;
   std::set<uint32_t> cpl3_exit_reasons;
+  // CPL3 steps whose #DB goes to the guest's IDT, caught at its handler
+  // (guest_handler_step.h); used when cpl3_exit_reasons is empty.
+  bool cpl3_caught_at_guest_handler = false;
   // Reads the cached probe result (measuring it the first time).
   static SingleStepSupport from_probe();
 };
@@ -34,6 +39,9 @@ class InstructionStepper {
   Result step();
 
  private:
+  Result step_via_guest_handler(const std::set<uint32_t>& before_reasons);
+  bool completed_step(const std::set<uint32_t>& before_reasons);
+
   Machine& machine_;
   SingleStepSupport support_;
 };

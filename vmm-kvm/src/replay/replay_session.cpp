@@ -206,8 +206,8 @@ bool ReplaySession::registers_match_next_async_stop() {
   return std::memcmp(&recorded, &now, sizeof now) == 0;
 }
 
-ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionStepper& stepper,
-                                                                  bool first_since_position) {
+std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing(
+    bool first_since_position) {
   if (done_) return InstructionOutcome::kEnded;
   if (first_since_position) {
     if (end_if_next()) return InstructionOutcome::kEnded;
@@ -224,7 +224,10 @@ ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionSte
     install_async_position_if_next();
     return InstructionOutcome::kReachedAsyncStop;
   }
-  if (stepper.step() == InstructionStepper::Result::kStepped) return InstructionOutcome::kStepped;
+  return std::nullopt;
+}
+
+ReplaySession::InstructionOutcome ReplaySession::handle_landmark_reached() {
   timeline_.enter_landmark();
   replayer_.check_nothing_before(timeline_.position());
   if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
@@ -232,6 +235,29 @@ ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionSte
   else
     at_landmark();
   return done_ ? InstructionOutcome::kEnded : InstructionOutcome::kReachedLandmark;
+}
+
+ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionStepper& stepper,
+                                                                  bool first_since_position) {
+  if (auto outcome = before_executing(first_since_position)) return *outcome;
+  if (stepper.step() == InstructionStepper::Result::kStepped) return InstructionOutcome::kStepped;
+  return handle_landmark_reached();
+}
+
+ReplaySession::InstructionOutcome ReplaySession::run_to_debug_exit(bool first_since_position) {
+  if (auto outcome = before_executing(first_since_position)) return *outcome;
+  Machine::Exit exit;
+  do {
+    exit = machine_.enter_guest();
+  } while (exit.kind == Machine::Exit::Kind::kSpurious ||
+           exit.kind == Machine::Exit::Kind::kAsynchronous);
+  if (exit.kind == Machine::Exit::Kind::kTerminal) {
+    if (machine_.run_state().exit_reason == KVM_EXIT_DEBUG) return InstructionOutcome::kDebugExit;
+    if (!end_if_next())
+      throw librr::Divergence(timeline_.position(), "the machine stopped: " + exit.result.message);
+    return InstructionOutcome::kEnded;
+  }
+  return handle_landmark_reached();
 }
 
 bool ReplaySession::advance(bool delivered_already) {

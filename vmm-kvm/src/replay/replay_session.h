@@ -55,6 +55,7 @@ class ReplaySession {
     kReachedAsyncStop,  // the registers matched the next logged async stop: installed it
     kReachedLandmark,   // the instruction made the next synchronous exit: handled it
     kEnded,             // the recording ends here
+    kDebugExit,         // run_to_debug_exit(): a DEBUG exit somewhere before the next position
   };
   // Executes one guest instruction after the current position. With
   // `first_since_position` (steps == 0), what the log delivers at the
@@ -65,6 +66,15 @@ class ReplaySession {
   // changes memory matches at its first pass; installing the stop then makes
   // the state exact anyway). Throws librr::Divergence.
   InstructionOutcome step_instruction(InstructionStepper& stepper, bool first_since_position);
+  // Like step_instruction(), but runs the guest at full speed until its next
+  // exit, with debug registers the caller armed (hardware_breakpoints.h). A
+  // DEBUG exit returns kDebugExit with the timeline unchanged: the vCPU
+  // stands somewhere between the current position and the next one. Unlike
+  // advance(), the stretch before a logged async stop is executed, not
+  // skipped: the stop is recognised by its registers at the start of each
+  // call, so the caller must stop the vCPU at the stop's rip (a breakpoint
+  // there) and call again. Throws librr::Divergence.
+  InstructionOutcome run_to_debug_exit(bool first_since_position);
 
   // The memory shadow and the serial bytes taken but not yet consumed are
   // session state a checkpoint must save and restore with the machine.
@@ -77,6 +87,11 @@ class ReplaySession {
 
  private:
   void step(bool delivered_already = false);
+  // step_instruction()/run_to_debug_exit() before executing: delivery at the
+  // position, end of the log, a matching async stop. A value ends the call.
+  std::optional<InstructionOutcome> before_executing(bool first_since_position);
+  // After an instruction made the next synchronous exit.
+  InstructionOutcome handle_landmark_reached();
   void check_interrupt_delivery();
   bool install_async_position_if_next();
   bool registers_match_next_async_stop();

@@ -1,0 +1,101 @@
+// Code breakpoints found at full speed (debug registers) on real recordings:
+// a breakpoint on a kernel function of the ticks guest stops at real traps,
+// each position it reports re-seeks to the same registers, and
+// reverse-continue lands on the previous hit.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "librr/log.h"
+#include "librr/recording.h"
+#include "machine/vcpu_state.h"
+#include "profile/elf_file.h"
+#include "test_travel_support.h"
+#include "travel/time_traveler.h"
+
+namespace {
+
+using namespace travel_test;
+using analyzer::Breakpoints;
+using analyzer::StopReason;
+using analyzer::TimeTraveler;
+using analyzer::TravelOptions;
+
+constexpr uint64_t kIrqBase = 0x20;  // tests/guests/kernel: IRQ 0 is vector 0x20
+// struct rr_trap_frame (tests/guests/include): 15 saved registers, then the vector.
+constexpr uint64_t kTrapFrameVectorOffset = 15 * 8;
+
+uint64_t kernel_symbol(const std::string& guest, const std::string& name) {
+  analyzer::ElfFile elf(guest_elf(guest));
+  const auto symbol = elf.find_symbol(name);
+  EXPECT_TRUE(symbol) << name << " is not in " << guest_elf(guest);
+  return symbol ? symbol->address : 0;
+}
+
+struct Hit {
+  librr::Position position;
+  kvm_regs regs;
+};
+
+TravelOptions frequent_checkpoints() {
+  TravelOptions options;
+  options.checkpoint_interval_seconds = 0.02;
+  options.checkpoint_memory_budget = 256ull << 20;
+  return options;
+}
+
+TEST(TravelBreakpoints, KernelFunctionHitsAreExactAndReverseContinueFindsThePreviousOne) {
+  SKIP_WITHOUT_KVM();
+  if (!fs::exists(guest_elf("ticks"))) GTEST_SKIP() << "test guests not built";
+  const fs::path rec = ticks_recording();
+  const uint64_t trap_dispatch = kernel_symbol("ticks", "trap_dispatch");
+  Breakpoints breakpoints;
+  breakpoints.code.insert(trap_dispatch);
+
+  TimeTraveler traveler(rec, frequent_checkpoints());
+  std::vector<Hit> hits;
+  const auto started = std::chrono::steady_clock::now();
+  constexpr size_t kHits = 8;
+  while (hits.size() < kHits) {
+    const StopReason stop = traveler.continue_forward(breakpoints);
+    ASSERT_EQ(stop.kind, StopReason::Kind::kBreakpoint) << "after " << hits.size() << " hits";
+    EXPECT_EQ(stop.address, trap_dispatch);
+    ASSERT_EQ(traveler.vcpu().regs.rip, trap_dispatch) << traveler.position().to_string();
+    EXPECT_EQ(traveler.vcpu().sregs.cs.selector & 3, 0);
+    if (!hits.empty()) {
+      EXPECT_GT(traveler.position(), hits.back().position);
+    }
+    hits.push_back({traveler.position(), traveler.vcpu().regs});
+    // The trap frame is trap_dispatch's first argument: a real trap vector.
+    const auto vector = traveler.address_space().read_obj<uint64_t>(traveler.vcpu().regs.rdi +
+                                                                    kTrapFrameVectorOffset);
+    ASSERT_TRUE(vector) << "trap frame not mapped at " << traveler.position().to_string();
+    EXPECT_TRUE(*vector == 6 || *vector >= kIrqBase) << *vector;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf("[ info ] %zu hits of trap_dispatch in %.2f s\n", hits.size(), seconds);
+
+  // The positions are exact: a fresh replay seeking there has the same registers.
+  TimeTraveler fresh(rec, {});
+  for (const Hit& hit : hits) {
+    fresh.seek(hit.position);
+    EXPECT_EQ(std::memcmp(&fresh.vcpu().regs, &hit.regs, sizeof hit.regs), 0)
+        << "registers differ at " << hit.position.to_string();
+  }
+
+  // Backward: the hit before, then the one before that.
+  for (size_t back = 2; back <= 3; ++back) {
+    const StopReason stop = traveler.reverse_continue(breakpoints);
+    ASSERT_EQ(stop.kind, StopReason::Kind::kBreakpoint);
+    const Hit& expected = hits[hits.size() - back];
+    EXPECT_EQ(traveler.position(), expected.position);
+    EXPECT_EQ(std::memcmp(&traveler.vcpu().regs, &expected.regs, sizeof expected.regs), 0);
+  }
+  // And forward again onto the next one.
+  ASSERT_EQ(traveler.continue_forward(breakpoints).kind, StopReason::Kind::kBreakpoint);
+  EXPECT_EQ(traveler.position(), hits[hits.size() - 2].position);
+}
+
+}  // namespace

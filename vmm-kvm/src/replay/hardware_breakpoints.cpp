@@ -1,0 +1,55 @@
+#include "replay/hardware_breakpoints.h"
+
+#include <fmt/format.h>
+
+#include "librr/error.h"
+#include "probe/probe.h"
+
+namespace vmm {
+namespace {
+
+// DR7: global-enable bit G<i> (bit 2i+1) per slot, R/W and LEN 0 (instruction
+// fetch, one byte), plus GE (bit 9) and the reserved-one bit 10, as QEMU's
+// gdbstub and the probe set it.
+constexpr uint64_t kDr7Base = 0x600;
+constexpr uint64_t dr7_enable(size_t slot) { return 1ull << (2 * slot + 1); }
+
+}  // namespace
+
+HardwareBreakpointSupport HardwareBreakpointSupport::from_probe() {
+  const probe::ProbeResult result = probe::load_or_run_probe();
+  HardwareBreakpointSupport support;
+  for (const int cpl : {0, 3}) {
+    const probe::HwBreakpointCheck* check = result.hw_breakpoint_at(cpl);
+    const bool honoured = check && check->ok() && check->honoured;
+    (cpl == 0 ? support.honoured_at_cpl0 : support.honoured_at_cpl3) = honoured;
+  }
+  return support;
+}
+
+void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                              bool single_step) {
+  if (addresses.size() > kHardwareBreakpointSlots)
+    throw librr::Error(fmt::format("{} hardware breakpoints asked for, the CPU has {} slots",
+                                   addresses.size(), kHardwareBreakpointSlots));
+  kvm_guest_debug debug{};
+  if (single_step) debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+  if (!addresses.empty()) {
+    debug.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+    uint64_t dr7 = kDr7Base;
+    for (size_t slot = 0; slot < addresses.size(); ++slot) {
+      debug.arch.debugreg[slot] = addresses[slot];
+      dr7 |= dr7_enable(slot);
+    }
+    debug.arch.debugreg[7] = dr7;
+  }
+  machine.vcpu().set_guest_debug(debug);
+}
+
+bool stopped_at_hardware_breakpoint(Machine& machine) {
+  // Only the exit reason: kvm_pvm's emulator is not known to fill in DR6, and
+  // the caller compares RIP with its addresses anyway.
+  return machine.run_state().exit_reason == KVM_EXIT_DEBUG;
+}
+
+}  // namespace vmm

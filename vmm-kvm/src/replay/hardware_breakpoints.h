@@ -1,0 +1,39 @@
+#pragma once
+// Code breakpoints in the vCPU's debug registers (DR0-DR3), set through
+// KVM_SET_GUEST_DEBUG with KVM_GUESTDBG_USE_HW_BP so that the guest's own
+// debug registers are untouched and a hit is a KVM DEBUG exit, not a #DB in
+// the guest. Whether the host honours them at a privilege level is measured
+// by `rr-vmm probe` (HOST-KVM-NOTES.md: kvm_pvm honours them at CPL0, where
+// its emulator runs the guest, and not at CPL3, where the guest runs natively).
+//
+// A breakpoint stops the vCPU before the instruction at its address
+// executes; resuming there re-triggers it, so the caller steps over it with
+// the breakpoints off (InstructionStepper does exactly that: it replaces the
+// guest-debug setting for one instruction).
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "machine/machine.h"
+
+namespace vmm {
+
+inline constexpr size_t kHardwareBreakpointSlots = 4;
+
+struct HardwareBreakpointSupport {
+  bool honoured_at_cpl0 = false;
+  bool honoured_at_cpl3 = false;
+  // Reads the cached probe result (measuring it the first time).
+  static HardwareBreakpointSupport from_probe();
+};
+
+// Arms up to kHardwareBreakpointSlots guest-virtual code addresses (an empty
+// span and no single step disarms), single-stepping too if asked. Throws
+// librr::Error with more addresses than slots.
+void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                              bool single_step = false);
+
+// True if the last exit was a DEBUG exit (with breakpoints armed: one of them).
+bool stopped_at_hardware_breakpoint(Machine& machine);
+
+}  // namespace vmm
