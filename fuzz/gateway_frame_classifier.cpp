@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "classifier.h"
-#include "frame_parser.h"
-#include "net_address.h"
-#include "reference_resolver.h"
+#include "librr/coop_reference.h"
+#include "librr/ethernet_frame.h"
+#include "librr/net_address.h"
 
 namespace {
 
@@ -29,8 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto link = (data[3] & 1) ? gateway::LinkDirection::kSent : gateway::LinkDirection::kReceived;
   std::vector<uint8_t> frame(data + 4, data + size);
   auto wire_length = static_cast<uint32_t>(frame.size() + extra_wire_length);
-  auto parsed = gateway::parse_frame(frame, wire_length);
-  if (parsed.status == gateway::FrameStatus::kIp && (!parsed.source_ip || !parsed.destination_ip))
+  auto parsed = librr::parse_ethernet_frame(frame, wire_length);
+  if (parsed.status == librr::EthernetFrameStatus::kIp &&
+      (!parsed.source_ip || !parsed.destination_ip))
     __builtin_trap();
   if (parsed.capture_truncated != (extra_wire_length != 0)) __builtin_trap();
   auto classification = classifier().classify(parsed, role, link);

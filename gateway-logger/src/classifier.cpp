@@ -20,13 +20,14 @@ std::string_view to_string(InterfaceRole role) {
   return role == InterfaceRole::kLan ? "lan" : "wan";
 }
 
-bool Classifier::in_lan(const IpAddress& address) const {
+bool Classifier::in_lan(const librr::IpAddress& address) const {
   for (const auto& prefix : lan_prefixes_)
     if (prefix.contains(address)) return true;
   return false;
 }
 
-Direction Classifier::direction_of_ip(const ParsedFrame& frame, InterfaceRole role) const {
+Direction Classifier::direction_of_ip(const librr::ParsedEthernetFrame& frame,
+                                      InterfaceRole role) const {
   bool source_inside = in_lan(*frame.source_ip);
   // A broadcast or multicast destination reaches the segment the frame is on.
   bool destination_inside = frame.destination_ip->is_multicast_or_broadcast()
@@ -47,11 +48,12 @@ Direction Classifier::direction_by_role(InterfaceRole role, LinkDirection link) 
   return Direction::kExternal;
 }
 
-Classification Classifier::classify(const ParsedFrame& frame, InterfaceRole role,
+Classification Classifier::classify(const librr::ParsedEthernetFrame& frame, InterfaceRole role,
                                     LinkDirection link) const {
   Classification result;
-  result.direction = frame.status == FrameStatus::kIp ? direction_of_ip(frame, role)
-                                                      : direction_by_role(role, link);
+  result.direction = frame.status == librr::EthernetFrameStatus::kIp
+                         ? direction_of_ip(frame, role)
+                         : direction_by_role(role, link);
   if (result.direction != Direction::kIncoming) return result;
   if (role == InterfaceRole::kLan)
     result.log = link == LinkDirection::kSent;

@@ -6,8 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "frame_parser.h"
-#include "net_address.h"
+#include "ip_prefix.h"
+#include "librr/ethernet_frame.h"
+#include "librr/net_address.h"
 
 namespace gateway {
 
@@ -39,11 +40,12 @@ class Classifier {
   Classifier(std::vector<Prefix> lan_prefixes, bool lan_interface_captured)
       : lan_prefixes_(std::move(lan_prefixes)), lan_interface_captured_(lan_interface_captured) {}
 
-  Classification classify(const ParsedFrame& frame, InterfaceRole role, LinkDirection link) const;
-  bool in_lan(const IpAddress& address) const;
+  Classification classify(const librr::ParsedEthernetFrame& frame, InterfaceRole role,
+                          LinkDirection link) const;
+  bool in_lan(const librr::IpAddress& address) const;
 
  private:
-  Direction direction_of_ip(const ParsedFrame& frame, InterfaceRole role) const;
+  Direction direction_of_ip(const librr::ParsedEthernetFrame& frame, InterfaceRole role) const;
   Direction direction_by_role(InterfaceRole role, LinkDirection link) const;
 
   std::vector<Prefix> lan_prefixes_;

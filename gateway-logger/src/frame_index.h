@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "librr/crypto.h"
+#include "librr/gateway_log_reader.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -26,7 +27,7 @@ struct IndexedFrame {
   std::string direction;
 };
 
-inline constexpr const char* kIndexFileName = "index.sqlite";
+inline constexpr const char* kIndexFileName = librr::kGatewayIndexFileName;
 
 class FrameIndex {
  public:

@@ -12,14 +12,14 @@
 #include <optional>
 #include <thread>
 
-#include "announcement.h"
 #include "asio.h"
 #include "classifier.h"
 #include "frame_log.h"
+#include "librr/coop_announcement.h"
+#include "librr/coop_reference.h"
+#include "librr/coop_registry.h"
 #include "log_writer.h"
 #include "packet_ring.h"
-#include "reference_resolver.h"
-#include "registry.h"
 
 namespace gateway {
 
@@ -76,7 +76,7 @@ struct Counters {
   uint64_t unwritten_after_stop = 0;
   uint64_t queue_full_drops = 0;  // frames dropped because the writer fell too far behind
   uint64_t unauthenticated_cooperating_sources = 0;
-  uint64_t announcements[6] = {};  // by Verdict
+  uint64_t announcements[6] = {};  // by librr::AnnouncementVerdict
 };
 
 }  // namespace
@@ -111,13 +111,13 @@ struct GatewayDaemon::State {
   int exit_code = kExitOk;
 
   // Cooperating hosts (optional).
-  std::unique_ptr<Registry> registry;
-  std::unique_ptr<AnnouncementVerifier> verifier;
-  std::unique_ptr<FrameReferenceResolver> resolver;
-  std::unique_ptr<AnnouncementSender> publisher;
+  std::unique_ptr<librr::CoopRegistry> registry;
+  std::unique_ptr<librr::AnnouncementVerifier> verifier;
+  std::unique_ptr<librr::FrameReferenceResolver> resolver;
+  std::unique_ptr<librr::AnnouncementSender> publisher;
   std::optional<asio::ip::udp::socket> announce_socket;
   std::vector<asio::ip::udp::endpoint> publish_to;
-  std::vector<AnnouncedFrame> to_publish;
+  std::vector<librr::AnnouncedFrame> to_publish;
   std::array<uint8_t, 2048> datagram{};
   asio::ip::udp::endpoint datagram_from;
 
@@ -221,12 +221,12 @@ void GatewayDaemon::State::configure_cooperation() {
   publisher.reset();
   publish_to.clear();
   if (config.registry.empty()) return;
-  registry = std::make_unique<Registry>(Registry::load_file(config.registry));
-  verifier = std::make_unique<AnnouncementVerifier>(*registry);
-  resolver = std::make_unique<FrameReferenceResolver>(*registry);
-  publisher = std::make_unique<AnnouncementSender>(AnnouncementKind::kGatewayFrames,
-                                                   registry->gateway_name(),
-                                                   registry->gateway_key(), realtime_ns());
+  registry = std::make_unique<librr::CoopRegistry>(librr::CoopRegistry::load_file(config.registry));
+  verifier = std::make_unique<librr::AnnouncementVerifier>(*registry);
+  resolver = std::make_unique<librr::FrameReferenceResolver>(*registry);
+  publisher = std::make_unique<librr::AnnouncementSender>(librr::AnnouncementKind::kGatewayFrames,
+                                                          registry->gateway_name(),
+                                                          registry->gateway_key(), realtime_ns());
   for (const auto& text : config.announce_publish) publish_to.push_back(parse_endpoint(text));
   if (!announce_socket) {
     announce_socket.emplace(io, asio::ip::udp::v6());
@@ -274,9 +274,10 @@ void GatewayDaemon::State::drain(Capture& capture) {
 
 void GatewayDaemon::State::handle_frame(Capture& capture, const CapturedFrame& frame) {
   ++counters.frames_seen;
-  auto parsed = parse_frame(frame.bytes, frame.wire_length);
-  if (parsed.status == FrameStatus::kRunt || parsed.status == FrameStatus::kTruncatedIp ||
-      parsed.status == FrameStatus::kMalformedIp)
+  auto parsed = librr::parse_ethernet_frame(frame.bytes, frame.wire_length);
+  if (parsed.status == librr::EthernetFrameStatus::kRunt ||
+      parsed.status == librr::EthernetFrameStatus::kTruncatedIp ||
+      parsed.status == librr::EthernetFrameStatus::kMalformedIp)
     ++counters.malformed;
   counters.oversized += parsed.oversized;
   counters.capture_truncated += parsed.capture_truncated;
@@ -355,10 +356,10 @@ void GatewayDaemon::State::receive_announcement() {
       [this](const boost::system::error_code& ec, size_t length) {
         if (stopping || ec == asio::error::operation_aborted) return;
         if (!ec && verifier) {
-          Announcement message;
+          librr::Announcement message;
           auto verdict = verifier->verify({datagram.data(), length}, &message);
           ++counters.announcements[static_cast<int>(verdict)];
-          if (verdict == Verdict::kAccepted)
+          if (verdict == librr::AnnouncementVerdict::kAccepted)
             resolver->add(message);
           else if (counters.announcements[static_cast<int>(verdict)] <= 10)
             log("rejected announcement from {}: {}", datagram_from.address().to_string(),

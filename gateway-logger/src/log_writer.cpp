@@ -95,7 +95,7 @@ uint64_t LogWriter::current_segment() const {
   return segment_;
 }
 
-std::vector<AnnouncedFrame> LogWriter::take_written() {
+std::vector<librr::AnnouncedFrame> LogWriter::take_written() {
   std::lock_guard lock(mutex_);
   return std::exchange(written_, {});
 }

@@ -16,8 +16,8 @@
 #include <variant>
 #include <vector>
 
-#include "announcement.h"
 #include "frame_log.h"
+#include "librr/coop_announcement.h"
 
 namespace gateway {
 
@@ -61,7 +61,7 @@ class LogWriter {
   uint64_t frames_logged() const;
   uint64_t current_segment() const;
   // (gateway sequence, digest) of frames durably written since the last call.
-  std::vector<AnnouncedFrame> take_written();
+  std::vector<librr::AnnouncedFrame> take_written();
   void update_limits(uint64_t segment_max_bytes, uint64_t segment_max_seconds);
 
  private:
@@ -93,8 +93,8 @@ class LogWriter {
   uint64_t logged_ = 0;
   uint64_t segment_ = 0;
   uint64_t log_unwritten_ = 0;
-  std::vector<AnnouncedFrame> recorded_;  // writer thread only: not yet flushed
-  std::vector<AnnouncedFrame> written_;   // guarded by mutex_
+  std::vector<librr::AnnouncedFrame> recorded_;  // writer thread only: not yet flushed
+  std::vector<librr::AnnouncedFrame> written_;   // guarded by mutex_
   std::thread thread_;
 };
 

@@ -8,15 +8,16 @@
 #include <cstring>
 #include <regex>
 
+#include "librr/gateway_log_reader.h"
+
 namespace gateway {
 
 namespace fs = std::filesystem;
 
-std::string segment_file_name(uint64_t number) {
-  return fmt::format("seg-{:06d}.pcapng.zst", number);
-}
+// The names are part of the log format that librr's GatewayLogReader reads.
+std::string segment_file_name(uint64_t number) { return librr::gateway_segment_file_name(number); }
 std::string segment_partial_file_name(uint64_t number) {
-  return segment_file_name(number) + ".part";
+  return librr::gateway_segment_partial_file_name(number);
 }
 
 uint64_t next_segment_number(const fs::path& directory) {

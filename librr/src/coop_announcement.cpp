@@ -1,16 +1,16 @@
-#include "announcement.h"
+#include "librr/coop_announcement.h"
 
 #include <fmt/format.h>
 
 #include "librr/bytes.h"
 #include "librr/error.h"
 
-namespace gateway {
+namespace librr {
 namespace {
 
 // magic u32, version u8, kind u8, name length u8, counter u64, frame count u16
 constexpr size_t kFixedHeader = 4 + 1 + 1 + 1 + 8 + 2;
-constexpr size_t kFrameEntry = 8 + sizeof(librr::Digest);
+constexpr size_t kFrameEntry = 8 + sizeof(Digest);
 
 }  // namespace
 
@@ -19,15 +19,14 @@ size_t max_frames_per_announcement(size_t sender_name_length) {
          kFrameEntry;
 }
 
-std::vector<uint8_t> encode_announcement(const Announcement& message, const librr::Key& key) {
+std::vector<uint8_t> encode_announcement(const Announcement& message, const Key& key) {
   if (message.sender.empty() || message.sender.size() > 255)
-    throw librr::Error(
+    throw Error(
         fmt::format("announcement sender name '{}' must be 1 to 255 bytes", message.sender));
   if (message.frames.size() > max_frames_per_announcement(message.sender.size()))
-    throw librr::Error(fmt::format("{} frames do not fit one announcement (max {})",
-                                   message.frames.size(),
-                                   max_frames_per_announcement(message.sender.size())));
-  librr::ByteWriter w;
+    throw Error(fmt::format("{} frames do not fit one announcement (max {})", message.frames.size(),
+                            max_frames_per_announcement(message.sender.size())));
+  ByteWriter w;
   w.u32(kAnnouncementMagic);
   w.u8(kAnnouncementVersion);
   w.u8(static_cast<uint8_t>(message.kind));
@@ -39,38 +38,38 @@ std::vector<uint8_t> encode_announcement(const Announcement& message, const libr
     w.u64(frame.sequence);
     w.raw(frame.digest.data(), frame.digest.size());
   }
-  auto tag = librr::mac256(key, w.data());
+  auto tag = mac256(key, w.data());
   w.raw(tag.data(), tag.size());
   return w.take();
 }
 
 DecodedAnnouncement decode_announcement(std::span<const uint8_t> datagram) {
   if (datagram.size() > kMaxAnnouncementSize)
-    throw librr::FormatError(
+    throw FormatError(
         fmt::format("announcement of {} bytes exceeds {}", datagram.size(), kMaxAnnouncementSize));
   if (datagram.size() < kAnnouncementTagSize)
-    throw librr::FormatError("announcement shorter than its tag", 0);
+    throw FormatError("announcement shorter than its tag", 0);
   auto body = datagram.first(datagram.size() - kAnnouncementTagSize);
-  librr::ByteReader r(body, "announcement");
-  if (r.u32() != kAnnouncementMagic) throw librr::FormatError("announcement: bad magic", 0);
+  ByteReader r(body, "announcement");
+  if (r.u32() != kAnnouncementMagic) throw FormatError("announcement: bad magic", 0);
   if (uint8_t version = r.u8(); version != kAnnouncementVersion)
-    throw librr::FormatError(fmt::format("announcement: unsupported version {}", version), 4);
+    throw FormatError(fmt::format("announcement: unsupported version {}", version), 4);
   DecodedAnnouncement decoded;
   uint8_t kind = r.u8();
   if (kind != static_cast<uint8_t>(AnnouncementKind::kHostFrames) &&
       kind != static_cast<uint8_t>(AnnouncementKind::kGatewayFrames))
-    throw librr::FormatError(fmt::format("announcement: unknown kind {}", kind), 5);
+    throw FormatError(fmt::format("announcement: unknown kind {}", kind), 5);
   decoded.message.kind = static_cast<AnnouncementKind>(kind);
   uint8_t name_length = r.u8();
-  if (name_length == 0) throw librr::FormatError("announcement: empty sender name", 6);
+  if (name_length == 0) throw FormatError("announcement: empty sender name", 6);
   auto name = r.raw(name_length);
   decoded.message.sender.assign(name.begin(), name.end());
   decoded.message.counter = r.u64();
   uint16_t count = r.u16();
   if (size_t{count} * kFrameEntry != r.remaining())
-    throw librr::FormatError(fmt::format("announcement: {} frames need {} bytes, {} present", count,
-                                         size_t{count} * kFrameEntry, r.remaining()),
-                             static_cast<int64_t>(r.position()));
+    throw FormatError(fmt::format("announcement: {} frames need {} bytes, {} present", count,
+                                  size_t{count} * kFrameEntry, r.remaining()),
+                      static_cast<int64_t>(r.position()));
   decoded.message.frames.resize(count);
   for (auto& frame : decoded.message.frames) {
     frame.sequence = r.u64();
@@ -82,13 +81,13 @@ DecodedAnnouncement decode_announcement(std::span<const uint8_t> datagram) {
   return decoded;
 }
 
-bool ReplayWindow::fresh(uint64_t counter) const {
+bool AnnouncementReplayWindow::fresh(uint64_t counter) const {
   if (!any_ || counter > highest_) return true;
   uint64_t age = highest_ - counter;
   return age < 64 && (seen_ & (uint64_t{1} << age)) == 0;
 }
 
-bool ReplayWindow::accept(uint64_t counter) {
+bool AnnouncementReplayWindow::accept(uint64_t counter) {
   if (!fresh(counter)) return false;
   if (!any_) {
     any_ = true;
@@ -105,52 +104,53 @@ bool ReplayWindow::accept(uint64_t counter) {
   return true;
 }
 
-std::string_view to_string(Verdict verdict) {
+std::string_view to_string(AnnouncementVerdict verdict) {
   switch (verdict) {
-    case Verdict::kAccepted:
+    case AnnouncementVerdict::kAccepted:
       return "accepted";
-    case Verdict::kMalformed:
+    case AnnouncementVerdict::kMalformed:
       return "malformed";
-    case Verdict::kUnknownSender:
+    case AnnouncementVerdict::kUnknownSender:
       return "unknown sender";
-    case Verdict::kBadTag:
+    case AnnouncementVerdict::kBadTag:
       return "bad authentication tag";
-    case Verdict::kReplayed:
+    case AnnouncementVerdict::kReplayed:
       return "replayed or too old";
-    case Verdict::kWrongKind:
+    case AnnouncementVerdict::kWrongKind:
       return "wrong kind for sender";
   }
   return "?";
 }
 
-Verdict AnnouncementVerifier::verify(std::span<const uint8_t> datagram, Announcement* accepted) {
+AnnouncementVerdict AnnouncementVerifier::verify(std::span<const uint8_t> datagram,
+                                                 Announcement* accepted) {
   DecodedAnnouncement decoded;
   try {
     decoded = decode_announcement(datagram);
-  } catch (const librr::FormatError&) {
-    return Verdict::kMalformed;
+  } catch (const FormatError&) {
+    return AnnouncementVerdict::kMalformed;
   }
   const auto& sender = decoded.message.sender;
-  const librr::Key* key = nullptr;
+  const Key* key = nullptr;
   bool from_gateway = sender == registry_->gateway_name();
   if (from_gateway) {
     key = &registry_->gateway_key();
   } else if (const auto* host = registry_->find(sender)) {
     key = &host->key;
   } else {
-    return Verdict::kUnknownSender;
+    return AnnouncementVerdict::kUnknownSender;
   }
   // Authenticate before looking at anything else the sender claims.
-  if (!librr::digests_equal(librr::mac256(*key, decoded.authenticated), decoded.tag))
-    return Verdict::kBadTag;
+  if (!digests_equal(mac256(*key, decoded.authenticated), decoded.tag))
+    return AnnouncementVerdict::kBadTag;
   bool gateway_kind = decoded.message.kind == AnnouncementKind::kGatewayFrames;
-  if (gateway_kind != from_gateway) return Verdict::kWrongKind;
-  if (!windows_[sender].accept(decoded.message.counter)) return Verdict::kReplayed;
+  if (gateway_kind != from_gateway) return AnnouncementVerdict::kWrongKind;
+  if (!windows_[sender].accept(decoded.message.counter)) return AnnouncementVerdict::kReplayed;
   if (accepted) *accepted = std::move(decoded.message);
-  return Verdict::kAccepted;
+  return AnnouncementVerdict::kAccepted;
 }
 
-AnnouncementSender::AnnouncementSender(AnnouncementKind kind, std::string name, librr::Key key,
+AnnouncementSender::AnnouncementSender(AnnouncementKind kind, std::string name, Key key,
                                        uint64_t first_counter)
     : kind_(kind), name_(std::move(name)), key_(std::move(key)), counter_(first_counter) {}
 
@@ -166,4 +166,4 @@ std::vector<std::vector<uint8_t>> AnnouncementSender::encode(
   return datagrams;
 }
 
-}  // namespace gateway
+}  // namespace librr

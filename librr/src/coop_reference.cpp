@@ -1,21 +1,21 @@
-#include "reference_resolver.h"
+#include "librr/coop_reference.h"
 
-namespace gateway {
+namespace librr {
 
-std::string_view to_string(ReferenceKind kind) {
+std::string_view to_string(FrameReferenceKind kind) {
   switch (kind) {
-    case ReferenceKind::kSenderSequence:
+    case FrameReferenceKind::kSenderSequence:
       return "sender-sequence";
-    case ReferenceKind::kGatewayDigest:
+    case FrameReferenceKind::kGatewayDigest:
       return "gateway-digest";
-    case ReferenceKind::kLogInFull:
+    case FrameReferenceKind::kLogInFull:
       return "log-in-full";
   }
   return "?";
 }
 
-void FrameReferenceResolver::remember(Table& table, std::deque<librr::Digest>& order,
-                                      const librr::Digest& digest, Origin origin) {
+void FrameReferenceResolver::remember(Table& table, std::deque<Digest>& order, const Digest& digest,
+                                      Origin origin) {
   // The first announcement of a digest wins: identical frames sent twice keep
   // referring to the earliest copy, which is still valid for replay.
   if (!table.emplace(digest, std::move(origin)).second) return;
@@ -35,17 +35,17 @@ void FrameReferenceResolver::add(const Announcement& verified) {
 
 FrameReference FrameReferenceResolver::resolve(std::span<const uint8_t> frame) const {
   FrameReference reference;
-  reference.digest = librr::hash256(frame);
-  auto parsed = parse_frame(frame, static_cast<uint32_t>(frame.size()));
+  reference.digest = hash256(frame);
+  auto parsed = parse_ethernet_frame(frame, static_cast<uint32_t>(frame.size()));
   const CooperatingHost* claimed = nullptr;
-  if (parsed.status != FrameStatus::kRunt) claimed = registry_->owner_of(parsed.source_mac);
+  if (parsed.status != EthernetFrameStatus::kRunt) claimed = registry_->owner_of(parsed.source_mac);
   if (!claimed && parsed.source_ip) claimed = registry_->owner_of(*parsed.source_ip);
   if (claimed) reference.claimed_host = claimed->name;
 
   if (auto it = host_frames_.find(reference.digest); it != host_frames_.end()) {
     // Announced, but by a different host than the one whose address it carries.
     if (!claimed || claimed->name == it->second.sender) {
-      reference.kind = ReferenceKind::kSenderSequence;
+      reference.kind = FrameReferenceKind::kSenderSequence;
       reference.sender = it->second.sender;
       reference.sequence = it->second.sequence;
       return reference;
@@ -56,11 +56,11 @@ FrameReference FrameReferenceResolver::resolve(std::span<const uint8_t> frame) c
     return reference;  // log in full: never trust a claimed cooperating source blindly
   }
   if (auto it = gateway_frames_.find(reference.digest); it != gateway_frames_.end()) {
-    reference.kind = ReferenceKind::kGatewayDigest;
+    reference.kind = FrameReferenceKind::kGatewayDigest;
     reference.sender = it->second.sender;
     reference.sequence = it->second.sequence;
   }
   return reference;
 }
 
-}  // namespace gateway
+}  // namespace librr

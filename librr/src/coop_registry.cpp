@@ -1,4 +1,4 @@
-#include "registry.h"
+#include "librr/coop_registry.h"
 
 #include <fmt/format.h>
 
@@ -8,48 +8,46 @@
 
 #include "librr/error.h"
 
-namespace gateway {
+namespace librr {
 namespace {
 
 constexpr size_t kMaxNameLength = 32;
 
 // A key given inline ("key": 64 hex digits) or as a key file relative to the registry.
-librr::Key key_of(const nlohmann::json& entry, const std::filesystem::path& base,
-                  const std::string& where) {
+Key key_of(const nlohmann::json& entry, const std::filesystem::path& base,
+           const std::string& where) {
   if (entry.contains("key")) {
-    auto bytes = librr::from_hex(entry.at("key").get<std::string>());
-    if (bytes.size() != 32)
-      throw librr::FormatError(fmt::format("{}: key must be 64 hex digits", where));
-    return librr::Key::from_bytes(bytes);
+    auto bytes = from_hex(entry.at("key").get<std::string>());
+    if (bytes.size() != 32) throw FormatError(fmt::format("{}: key must be 64 hex digits", where));
+    return Key::from_bytes(bytes);
   }
   if (entry.contains("key_file")) {
     std::filesystem::path file = entry.at("key_file").get<std::string>();
-    return librr::Key::load_file(file.is_absolute() ? file : base / file);
+    return Key::load_file(file.is_absolute() ? file : base / file);
   }
-  throw librr::FormatError(fmt::format("{}: needs \"key\" or \"key_file\"", where));
+  throw FormatError(fmt::format("{}: needs \"key\" or \"key_file\"", where));
 }
 
 std::string name_of(const nlohmann::json& entry, const std::string& where) {
   auto name = entry.at("name").get<std::string>();
   if (name.empty() || name.size() > kMaxNameLength)
-    throw librr::FormatError(
-        fmt::format("{}: name must be 1 to {} characters", where, kMaxNameLength));
+    throw FormatError(fmt::format("{}: name must be 1 to {} characters", where, kMaxNameLength));
   return name;
 }
 
 }  // namespace
 
-Registry Registry::load_file(const std::filesystem::path& path) {
+CoopRegistry CoopRegistry::load_file(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) librr::throw_errno(fmt::format("cannot open registry {}", path.string()));
+  if (!in) throw_errno(fmt::format("cannot open registry {}", path.string()));
   std::stringstream text;
   text << in.rdbuf();
   return parse(text.str(), path.parent_path(), path.string());
 }
 
-Registry Registry::parse(std::string_view json_text, const std::filesystem::path& base,
-                         std::string_view origin) {
-  Registry registry;
+CoopRegistry CoopRegistry::parse(std::string_view json_text, const std::filesystem::path& base,
+                                 std::string_view origin) {
+  CoopRegistry registry;
   try {
     auto root = nlohmann::json::parse(json_text);
     const auto& gateway = root.at("gateway");
@@ -64,33 +62,33 @@ Registry Registry::parse(std::string_view json_text, const std::filesystem::path
       for (const auto& ip : entry.value("ips", nlohmann::json::array()))
         host.ips.push_back(IpAddress::parse(ip.get<std::string>()));
       if (host.name == registry.gateway_name_ || registry.find(host.name))
-        throw librr::FormatError(fmt::format("{}: name '{}' is used twice", where, host.name));
+        throw FormatError(fmt::format("{}: name '{}' is used twice", where, host.name));
       registry.hosts_.push_back(std::move(host));
     }
   } catch (const nlohmann::json::exception& e) {
-    throw librr::FormatError(fmt::format("{}: {}", origin, e.what()));
+    throw FormatError(fmt::format("{}: {}", origin, e.what()));
   }
   return registry;
 }
 
-const CooperatingHost* Registry::find(std::string_view name) const {
+const CooperatingHost* CoopRegistry::find(std::string_view name) const {
   for (const auto& host : hosts_)
     if (host.name == name) return &host;
   return nullptr;
 }
 
-const CooperatingHost* Registry::owner_of(const MacAddress& mac) const {
+const CooperatingHost* CoopRegistry::owner_of(const MacAddress& mac) const {
   for (const auto& host : hosts_)
     for (const auto& candidate : host.macs)
       if (candidate == mac) return &host;
   return nullptr;
 }
 
-const CooperatingHost* Registry::owner_of(const IpAddress& ip) const {
+const CooperatingHost* CoopRegistry::owner_of(const IpAddress& ip) const {
   for (const auto& host : hosts_)
     for (const auto& candidate : host.ips)
       if (candidate == ip) return &host;
   return nullptr;
 }
 
-}  // namespace gateway
+}  // namespace librr

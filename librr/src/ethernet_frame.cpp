@@ -1,8 +1,8 @@
-#include "frame_parser.h"
+#include "librr/ethernet_frame.h"
 
 #include <algorithm>
 
-namespace gateway {
+namespace librr {
 namespace {
 
 constexpr uint16_t kEtherTypeIpv4 = 0x0800;
@@ -18,38 +18,38 @@ uint16_t be16(std::span<const uint8_t> b, size_t at) {
   return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
 }
 
-void parse_ipv4(std::span<const uint8_t> ip, ParsedFrame& frame) {
+void parse_ipv4(std::span<const uint8_t> ip, ParsedEthernetFrame& frame) {
   if (ip.size() < kIpv4MinHeader) {
-    frame.status = FrameStatus::kTruncatedIp;
+    frame.status = EthernetFrameStatus::kTruncatedIp;
     return;
   }
   unsigned version = ip[0] >> 4;
   size_t header_length = size_t{ip[0] & 0x0fu} * 4;
   uint16_t total_length = be16(ip, 2);
   if (version != 4 || header_length < kIpv4MinHeader || total_length < header_length) {
-    frame.status = FrameStatus::kMalformedIp;
+    frame.status = EthernetFrameStatus::kMalformedIp;
     return;
   }
   if (ip.size() < header_length) {
-    frame.status = FrameStatus::kTruncatedIp;
+    frame.status = EthernetFrameStatus::kTruncatedIp;
     return;
   }
-  frame.status = FrameStatus::kIp;
+  frame.status = EthernetFrameStatus::kIp;
   frame.ip_protocol = ip[9];
   frame.source_ip = IpAddress::v4(ip.subspan<12, 4>());
   frame.destination_ip = IpAddress::v4(ip.subspan<16, 4>());
 }
 
-void parse_ipv6(std::span<const uint8_t> ip, ParsedFrame& frame) {
+void parse_ipv6(std::span<const uint8_t> ip, ParsedEthernetFrame& frame) {
   if (ip.size() < kIpv6Header) {
-    frame.status = FrameStatus::kTruncatedIp;
+    frame.status = EthernetFrameStatus::kTruncatedIp;
     return;
   }
   if ((ip[0] >> 4) != 6) {
-    frame.status = FrameStatus::kMalformedIp;
+    frame.status = EthernetFrameStatus::kMalformedIp;
     return;
   }
-  frame.status = FrameStatus::kIp;
+  frame.status = EthernetFrameStatus::kIp;
   frame.ip_protocol = ip[6];  // next header; extension headers are not followed
   frame.source_ip = IpAddress::v6(ip.subspan<8, 16>());
   frame.destination_ip = IpAddress::v6(ip.subspan<24, 16>());
@@ -57,27 +57,27 @@ void parse_ipv6(std::span<const uint8_t> ip, ParsedFrame& frame) {
 
 }  // namespace
 
-std::string_view to_string(FrameStatus status) {
+std::string_view to_string(EthernetFrameStatus status) {
   switch (status) {
-    case FrameStatus::kIp:
+    case EthernetFrameStatus::kIp:
       return "ip";
-    case FrameStatus::kNonIp:
+    case EthernetFrameStatus::kNonIp:
       return "non-ip";
-    case FrameStatus::kRunt:
+    case EthernetFrameStatus::kRunt:
       return "runt";
-    case FrameStatus::kTruncatedIp:
+    case EthernetFrameStatus::kTruncatedIp:
       return "truncated-ip";
-    case FrameStatus::kMalformedIp:
+    case EthernetFrameStatus::kMalformedIp:
       return "malformed-ip";
   }
   return "unknown";
 }
 
-ParsedFrame parse_frame(std::span<const uint8_t> captured, uint32_t wire_length) {
-  ParsedFrame frame;
+ParsedEthernetFrame parse_ethernet_frame(std::span<const uint8_t> captured, uint32_t wire_length) {
+  ParsedEthernetFrame frame;
   frame.capture_truncated = captured.size() < wire_length;
-  frame.oversized =
-      wire_length > kMaxExpectedFrameLength || captured.size() > kMaxExpectedFrameLength;
+  frame.oversized = wire_length > kMaxExpectedEthernetFrameLength ||
+                    captured.size() > kMaxExpectedEthernetFrameLength;
   if (captured.size() < kEthernetHeader) return frame;  // kRunt
   std::copy_n(captured.begin(), 6, frame.destination_mac.bytes.begin());
   std::copy_n(captured.begin() + 6, 6, frame.source_mac.bytes.begin());
@@ -91,7 +91,7 @@ ParsedFrame parse_frame(std::span<const uint8_t> captured, uint32_t wire_length)
   }
   frame.ethertype = ethertype;
   auto payload = captured.subspan(offset + 2);
-  frame.status = FrameStatus::kNonIp;
+  frame.status = EthernetFrameStatus::kNonIp;
   if (ethertype == kEtherTypeIpv4)
     parse_ipv4(payload, frame);
   else if (ethertype == kEtherTypeIpv6)
@@ -99,4 +99,4 @@ ParsedFrame parse_frame(std::span<const uint8_t> captured, uint32_t wire_length)
   return frame;
 }
 
-}  // namespace gateway
+}  // namespace librr

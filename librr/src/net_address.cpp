@@ -1,4 +1,4 @@
-#include "net_address.h"
+#include "librr/net_address.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 
 #include "librr/error.h"
 
-namespace gateway {
+namespace librr {
 
 IpAddress IpAddress::v4(std::span<const uint8_t, 4> raw) {
   IpAddress a;
@@ -31,7 +31,7 @@ IpAddress IpAddress::parse(std::string_view text) {
   if (inet_pton(AF_INET, s.c_str(), buf.data()) == 1)
     return v4(std::span<const uint8_t, 4>(buf.data(), 4));
   if (inet_pton(AF_INET6, s.c_str(), buf.data()) == 1) return v6(buf);
-  throw librr::FormatError(fmt::format("'{}' is not an IPv4 or IPv6 address", text));
+  throw FormatError(fmt::format("'{}' is not an IPv4 or IPv6 address", text));
 }
 
 std::string IpAddress::to_string() const {
@@ -51,51 +51,17 @@ bool IpAddress::is_multicast_or_broadcast() const {
   return bytes[0] == 0xff;
 }
 
-Prefix Prefix::parse(std::string_view text) {
-  auto slash = text.find('/');
-  Prefix p;
-  p.network_ = IpAddress::parse(text.substr(0, slash));
-  unsigned max_len = p.network_.is_v4 ? 32 : 128;
-  unsigned len = max_len;
-  if (slash != std::string_view::npos) {
-    auto digits = text.substr(slash + 1);
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), len);
-    if (ec != std::errc() || end != digits.data() + digits.size() || len > max_len)
-      throw librr::FormatError(
-          fmt::format("'{}': prefix length must be a number from 0 to {}", text, max_len));
-  }
-  p.length_ = p.network_.is_v4 ? len + 96 : len;
-  // Clear host bits so that contains() compares networks only.
-  for (unsigned bit = p.length_; bit < 128; ++bit)
-    p.network_.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
-  return p;
-}
-
-bool Prefix::contains(const IpAddress& address) const {
-  if (address.is_v4 != network_.is_v4) return false;
-  unsigned full = length_ / 8;
-  if (std::memcmp(address.bytes.data(), network_.bytes.data(), full) != 0) return false;
-  unsigned rest = length_ % 8;
-  if (rest == 0) return true;
-  auto mask = static_cast<uint8_t>(0xff00u >> rest);
-  return (address.bytes[full] & mask) == network_.bytes[full];
-}
-
-std::string Prefix::to_string() const {
-  return fmt::format("{}/{}", network_.to_string(), network_.is_v4 ? length_ - 96 : length_);
-}
-
 MacAddress MacAddress::parse(std::string_view text) {
   MacAddress m;
   if (text.size() != 17)
-    throw librr::FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
+    throw FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
   for (size_t i = 0; i < 6; ++i) {
     auto part = text.substr(i * 3, 2);
     if (i < 5 && text[i * 3 + 2] != ':')
-      throw librr::FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
+      throw FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
     auto [end, ec] = std::from_chars(part.data(), part.data() + 2, m.bytes[i], 16);
     if (ec != std::errc() || end != part.data() + 2)
-      throw librr::FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
+      throw FormatError(fmt::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text));
   }
   return m;
 }
@@ -105,4 +71,4 @@ std::string MacAddress::to_string() const {
                      bytes[3], bytes[4], bytes[5]);
 }
 
-}  // namespace gateway
+}  // namespace librr

@@ -1,27 +1,20 @@
-// Frame parser, prefixes and the direction classifier.
+// Prefixes and the direction classifier (the Ethernet parser is tested in
+// tests/librr/test_ethernet_frame.cpp).
 #include "classifier.h"
 
 #include <gtest/gtest.h>
 
-#include "frame_parser.h"
 #include "librr/error.h"
-#include "net_address.h"
+#include "librr/ethernet_frame.h"
+#include "librr/net_address.h"
 #include "test_support.h"
 
 using namespace gateway;
+using namespace librr;
 using gateway_test::ipv4_udp_frame;
+using gateway_test::ipv6_udp_frame;
 
 namespace {
-
-std::vector<uint8_t> ipv6_frame(const IpAddress& source, const IpAddress& destination) {
-  std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd};
-  std::vector<uint8_t> ip = {0x60, 0, 0, 0, 0, 8, 17, 64};
-  ip.insert(ip.end(), source.bytes.begin(), source.bytes.end());
-  ip.insert(ip.end(), destination.bytes.begin(), destination.bytes.end());
-  f.insert(f.end(), ip.begin(), ip.end());
-  f.resize(f.size() + 8);
-  return f;
-}
 
 Classifier lan_classifier(bool lan_captured = true) {
   return Classifier({Prefix::parse("10.1.0.0/16"), Prefix::parse("fd00:1::/64")}, lan_captured);
@@ -50,82 +43,12 @@ TEST(Prefix, MatchesIpv4AndIpv6) {
   EXPECT_THROW(Prefix::parse("10.0.0.0/x"), librr::FormatError);
 }
 
-TEST(MacAddress, ParsesAndFormats) {
-  auto mac = MacAddress::parse("02:AB:cd:00:01:ff");
-  EXPECT_EQ(mac.to_string(), "02:ab:cd:00:01:ff");
-  EXPECT_THROW(MacAddress::parse("02:ab:cd:00:01"), librr::FormatError);
-  EXPECT_THROW(MacAddress::parse("02-ab-cd-00-01-ff"), librr::FormatError);
-  EXPECT_THROW(MacAddress::parse("02:ab:cd:00:01:fg"), librr::FormatError);
-}
-
-TEST(FrameParser, ParsesIpv4AndIpv6Addresses) {
-  auto v4 = ipv4_udp_frame({192, 0, 2, 1}, {10, 1, 0, 2}, {1, 2, 3});
-  auto parsed = parse_frame(v4, static_cast<uint32_t>(v4.size()));
-  ASSERT_EQ(parsed.status, FrameStatus::kIp);
-  EXPECT_EQ(parsed.source_ip->to_string(), "192.0.2.1");
-  EXPECT_EQ(parsed.destination_ip->to_string(), "10.1.0.2");
-  EXPECT_EQ(parsed.ip_protocol, 17);
-  EXPECT_EQ(parsed.source_mac.to_string(), "02:00:00:00:00:01");
-  EXPECT_FALSE(parsed.capture_truncated);
-
-  auto v6 = ipv6_frame(IpAddress::parse("2001:db8::1"), IpAddress::parse("fd00:1::5"));
-  parsed = parse_frame(v6, static_cast<uint32_t>(v6.size()));
-  ASSERT_EQ(parsed.status, FrameStatus::kIp);
-  EXPECT_EQ(parsed.destination_ip->to_string(), "fd00:1::5");
-}
-
-TEST(FrameParser, FollowsVlanTags) {
-  auto frame = ipv4_udp_frame({192, 0, 2, 1}, {10, 1, 0, 2}, {});
-  std::vector<uint8_t> tag = {0x81, 0x00, 0x00, 0x05};
-  frame.insert(frame.begin() + 12, tag.begin(), tag.end());
-  auto parsed = parse_frame(frame, static_cast<uint32_t>(frame.size()));
-  EXPECT_EQ(parsed.vlan_tags, 1u);
-  ASSERT_EQ(parsed.status, FrameStatus::kIp);
-  EXPECT_EQ(parsed.destination_ip->to_string(), "10.1.0.2");
-}
-
-TEST(FrameParser, NeverReadsPastTheCapture) {
-  auto frame = ipv4_udp_frame({192, 0, 2, 1}, {10, 1, 0, 2}, {9, 9, 9, 9});
-  // Every prefix of a valid frame is classified without reading beyond it (ASan checks
-  // the copy on the heap, sized exactly).
-  for (size_t n = 0; n <= frame.size(); ++n) {
-    std::vector<uint8_t> cut(frame.begin(), frame.begin() + static_cast<long>(n));
-    auto parsed = parse_frame(cut, static_cast<uint32_t>(frame.size()));
-    if (n < 14)
-      EXPECT_EQ(parsed.status, FrameStatus::kRunt) << n;
-    else if (n < 34)
-      EXPECT_EQ(parsed.status, FrameStatus::kTruncatedIp) << n;
-    else
-      EXPECT_EQ(parsed.status, FrameStatus::kIp) << n;
-    EXPECT_EQ(parsed.capture_truncated, n < frame.size());
-  }
-}
-
-TEST(FrameParser, FlagsMalformedAndOversizedFrames) {
-  auto frame = ipv4_udp_frame({192, 0, 2, 1}, {10, 1, 0, 2}, {});
-  frame[14] = 0x43;  // IHL 3 < 5
-  EXPECT_EQ(parse_frame(frame, 100).status, FrameStatus::kMalformedIp);
-  frame[14] = 0x65;  // version 6 in an IPv4 EtherType
-  EXPECT_EQ(parse_frame(frame, 100).status, FrameStatus::kMalformedIp);
-  frame[14] = 0x4f;  // IHL 15 = 60 bytes: header longer than the capture
-  frame[16] = 0xff;
-  EXPECT_EQ(parse_frame(frame, 100).status, FrameStatus::kTruncatedIp);
-  std::vector<uint8_t> arp(60, 0);
-  arp[12] = 0x08;
-  arp[13] = 0x06;
-  EXPECT_EQ(parse_frame(arp, 60).status, FrameStatus::kNonIp);
-  EXPECT_TRUE(parse_frame(arp, 65535).oversized);
-  EXPECT_TRUE(parse_frame(arp, 65535).capture_truncated);
-  std::vector<uint8_t> jumbo(kMaxExpectedFrameLength + 1, 0);
-  EXPECT_TRUE(parse_frame(jumbo, static_cast<uint32_t>(jumbo.size())).oversized);
-}
-
 TEST(Classifier, DirectionFromAddresses) {
   auto c = lan_classifier();
   auto classify = [&](std::array<uint8_t, 4> s, std::array<uint8_t, 4> d, InterfaceRole role,
                       LinkDirection link) {
     auto f = ipv4_udp_frame(s, d, {});
-    return c.classify(parse_frame(f, static_cast<uint32_t>(f.size())), role, link);
+    return c.classify(parse_ethernet_frame(f, static_cast<uint32_t>(f.size())), role, link);
   };
   auto in_lan_out =
       classify({192, 0, 2, 1}, {10, 1, 0, 2}, InterfaceRole::kLan, LinkDirection::kSent);
@@ -155,9 +78,9 @@ TEST(Classifier, DirectionFromAddresses) {
                 .direction,
             Direction::kExternal);
   // IPv6.
-  auto v6 = ipv6_frame(IpAddress::parse("2001:db8::1"), IpAddress::parse("fd00:1::5"));
-  auto r = c.classify(parse_frame(v6, static_cast<uint32_t>(v6.size())), InterfaceRole::kLan,
-                      LinkDirection::kSent);
+  auto v6 = ipv6_udp_frame(IpAddress::parse("2001:db8::1"), IpAddress::parse("fd00:1::5"));
+  auto r = c.classify(parse_ethernet_frame(v6, static_cast<uint32_t>(v6.size())),
+                      InterfaceRole::kLan, LinkDirection::kSent);
   EXPECT_EQ(r.direction, Direction::kIncoming);
   EXPECT_TRUE(r.log);
 }
@@ -165,7 +88,7 @@ TEST(Classifier, DirectionFromAddresses) {
 TEST(Classifier, WanOnlyCaptureLogsAtWanIngress) {
   auto c = lan_classifier(/*lan_captured=*/false);
   auto f = ipv4_udp_frame({192, 0, 2, 1}, {10, 1, 0, 2}, {});
-  auto parsed = parse_frame(f, static_cast<uint32_t>(f.size()));
+  auto parsed = parse_ethernet_frame(f, static_cast<uint32_t>(f.size()));
   EXPECT_TRUE(c.classify(parsed, InterfaceRole::kWan, LinkDirection::kReceived).log);
   EXPECT_FALSE(c.classify(parsed, InterfaceRole::kWan, LinkDirection::kSent).log);
 }
@@ -175,7 +98,7 @@ TEST(Classifier, NonIpAndBrokenFramesByInterfaceRole) {
   std::vector<uint8_t> arp(42, 0);
   arp[12] = 0x08;
   arp[13] = 0x06;
-  auto parsed = parse_frame(arp, 42);
+  auto parsed = parse_ethernet_frame(arp, 42);
   auto sent_into_lan = c.classify(parsed, InterfaceRole::kLan, LinkDirection::kSent);
   EXPECT_EQ(sent_into_lan.direction, Direction::kIncoming);
   EXPECT_TRUE(sent_into_lan.log) << "the gateway's ARP replies are input to LAN hosts";
@@ -184,7 +107,8 @@ TEST(Classifier, NonIpAndBrokenFramesByInterfaceRole) {
   EXPECT_EQ(c.classify(parsed, InterfaceRole::kWan, LinkDirection::kReceived).direction,
             Direction::kExternal);
   std::vector<uint8_t> runt = {1, 2, 3};
-  auto r = c.classify(parse_frame(runt, 3), InterfaceRole::kLan, LinkDirection::kSent);
+  auto r = c.classify(parse_ethernet_frame(runt, 3), InterfaceRole::kLan, LinkDirection::kSent);
   EXPECT_TRUE(r.log) << "whatever the gateway transmits into the LAN is logged, even garbage";
-  EXPECT_FALSE(c.classify(parse_frame(runt, 3), InterfaceRole::kWan, LinkDirection::kReceived).log);
+  EXPECT_FALSE(
+      c.classify(parse_ethernet_frame(runt, 3), InterfaceRole::kWan, LinkDirection::kReceived).log);
 }

@@ -1,15 +1,15 @@
-// LoggedFrameReader: frames read back by digest from a real FrameLog directory
+// GatewayLogReader: frames read back by digest from a real FrameLog directory
 // (closed segments, the open .part segment after a flush, several segments),
 // and refusals when the index points at something else.
-#include "logged_frame_reader.h"
-
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include "frame_log.h"
+#include "librr/gateway_log_reader.h"
 #include "test_support.h"
 
 using namespace gateway;
+using namespace librr;
 using namespace gateway_test;
 
 namespace {
@@ -50,7 +50,7 @@ std::vector<std::vector<uint8_t>> some_frames(size_t count) {
 
 }  // namespace
 
-TEST(LoggedFrameReader, FindsEveryFrameAcrossSegments) {
+TEST(GatewayLogReader, FindsEveryFrameAcrossSegments) {
   TempDir dir;
   auto frames = some_frames(200);
   {
@@ -59,7 +59,7 @@ TEST(LoggedFrameReader, FindsEveryFrameAcrossSegments) {
     ASSERT_GT(log->current_segment(), 2u);
     log->close(kStart + 1'000'000);
   }
-  LoggedFrameReader reader(dir.path());
+  GatewayLogReader reader(dir.path());
   for (size_t i = 0; i < frames.size(); i += 7) {
     auto found = reader.find(librr::hash256(frames[i]));
     ASSERT_TRUE(found) << "frame " << i;
@@ -68,19 +68,19 @@ TEST(LoggedFrameReader, FindsEveryFrameAcrossSegments) {
   EXPECT_FALSE(reader.find(librr::hash256(std::vector<uint8_t>{1, 2, 3})));
 }
 
-TEST(LoggedFrameReader, ReadsTheSegmentStillBeingWritten) {
+TEST(GatewayLogReader, ReadsTheSegmentStillBeingWritten) {
   TempDir dir;
   auto frames = some_frames(20);
   auto log = make_log(dir.path(), 64 << 20);
   for (size_t i = 0; i < frames.size(); ++i) log->record(entry(frames[i], i));
   log->flush();  // bytes and index rows on disk, segment still .part
-  LoggedFrameReader reader(dir.path());
+  GatewayLogReader reader(dir.path());
   auto found = reader.find(librr::hash256(frames[13]));
   ASSERT_TRUE(found);
   EXPECT_EQ(*found, frames[13]);
 }
 
-TEST(LoggedFrameReader, RefusesAnIndexThatPointsElsewhere) {
+TEST(GatewayLogReader, RefusesAnIndexThatPointsElsewhere) {
   TempDir dir;
   auto frames = some_frames(10);
   {
@@ -98,12 +98,12 @@ TEST(LoggedFrameReader, RefusesAnIndexThatPointsElsewhere) {
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  LoggedFrameReader reader(dir.path());
+  GatewayLogReader reader(dir.path());
   EXPECT_THROW(reader.find(librr::hash256(frames[3])), librr::FormatError);
   EXPECT_EQ(*reader.find(librr::hash256(frames[5])), frames[5]);
 }
 
-TEST(LoggedFrameReader, NeedsAnIndex) {
+TEST(GatewayLogReader, NeedsAnIndex) {
   TempDir dir;
-  EXPECT_THROW(LoggedFrameReader reader(dir.path()), librr::Error);
+  EXPECT_THROW(GatewayLogReader reader(dir.path()), librr::Error);
 }

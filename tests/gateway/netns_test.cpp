@@ -12,13 +12,13 @@
 #include <map>
 #include <set>
 
-#include "announcement.h"
 #include "frame_index.h"
 #include "gateway_daemon.h"
+#include "librr/coop_announcement.h"
+#include "librr/coop_registry.h"
 #include "librr/crypto.h"
 #include "netns_topology.h"
 #include "pcapng_reader.h"
-#include "registry.h"
 #include "segment_file.h"
 #include "test_support.h"
 
@@ -375,7 +375,7 @@ TEST_F(GatewayNetnsTest, VerifiesHostAnnouncementsAndPublishesLoggedDigests) {
                                << R"("}, "hosts": [{"name": "lan1", "macs": [")"
                                << Topology::kLan1Mac << R"("], "ips": ["10.77.0.2"], "key": ")"
                                << host_key << R"("}]})";
-  auto registry = gateway::Registry::load_file(registry_path);
+  auto registry = librr::CoopRegistry::load_file(registry_path);
   GatewayProcess gateway(net,
                          write_config("registry = " + registry_path.string() +
                                       "\nannounce_port = 9500\nannounce_publish = " +
@@ -395,9 +395,9 @@ TEST_F(GatewayNetnsTest, VerifiesHostAnnouncementsAndPublishesLoggedDigests) {
   gw.sin_family = AF_INET;
   gw.sin_port = htons(9500);
   inet_pton(AF_INET, "10.77.0.1", &gw.sin_addr);
-  gateway::AnnouncementSender sender(gateway::AnnouncementKind::kHostFrames, "lan1",
-                                     librr::Key::from_bytes(librr::from_hex(host_key)), 1);
-  std::vector<gateway::AnnouncedFrame> announced = {{1, librr::hash256(std::vector<uint8_t>{1})}};
+  librr::AnnouncementSender sender(librr::AnnouncementKind::kHostFrames, "lan1",
+                                   librr::Key::from_bytes(librr::from_hex(host_key)), 1);
+  std::vector<librr::AnnouncedFrame> announced = {{1, librr::hash256(std::vector<uint8_t>{1})}};
   auto datagram = sender.encode(announced).at(0);
   auto forged = datagram;
   forged[forged.size() - 1] ^= 1;
@@ -415,16 +415,16 @@ TEST_F(GatewayNetnsTest, VerifiesHostAnnouncementsAndPublishesLoggedDigests) {
   EXPECT_EQ(summary["announcements_rejected"], 2u) << "a replay and a forged tag";
 
   // Every published digest verifies under the gateway key and matches the index.
-  gateway::AnnouncementVerifier verifier(registry);
+  librr::AnnouncementVerifier verifier(registry);
   std::set<librr::Digest> published;
   std::vector<uint8_t> buffer(2048);
   for (;;) {
     ssize_t n = recv(subscriber.get(), buffer.data(), buffer.size(), 0);
     if (n <= 0) break;
-    gateway::Announcement message;
+    librr::Announcement message;
     ASSERT_EQ(verifier.verify({buffer.data(), static_cast<size_t>(n)}, &message),
-              gateway::Verdict::kAccepted);
-    EXPECT_EQ(message.kind, gateway::AnnouncementKind::kGatewayFrames);
+              librr::AnnouncementVerdict::kAccepted);
+    EXPECT_EQ(message.kind, librr::AnnouncementKind::kGatewayFrames);
     for (const auto& frame : message.frames) published.insert(frame.digest);
   }
   gateway::FrameIndex index(out_dir_ / gateway::kIndexFileName);

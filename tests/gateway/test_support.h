@@ -12,7 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "../librr/ethernet_test_frames.h"
+
 namespace gateway_test {
+
+// Frame builders shared with librr's tests of the Ethernet parser and the
+// cooperative protocol.
+using librr_test::ipv4_udp_frame;
+using librr_test::ipv6_udp_frame;
 
 class TempDir {
  public:
@@ -61,26 +68,6 @@ inline std::string run_command(const std::string& command, int* status = nullptr
   int rc = ::pclose(pipe);
   if (status) *status = rc;
   return output;
-}
-
-// An Ethernet frame carrying IPv4/UDP between the given addresses, padded with
-// `payload` (not a valid checksum: the gateway does not check them).
-inline std::vector<uint8_t> ipv4_udp_frame(std::array<uint8_t, 4> source,
-                                           std::array<uint8_t, 4> destination,
-                                           const std::vector<uint8_t>& payload) {
-  std::vector<uint8_t> f = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
-  uint16_t total = static_cast<uint16_t>(20 + 8 + payload.size());
-  std::vector<uint8_t> ip = {0x45, 0, uint8_t(total >> 8), uint8_t(total), 0, 0, 0, 0, 64, 17,
-                             0,    0};
-  ip.insert(ip.end(), source.begin(), source.end());
-  ip.insert(ip.end(), destination.begin(), destination.end());
-  f.insert(f.end(), ip.begin(), ip.end());
-  uint16_t udp_length = static_cast<uint16_t>(8 + payload.size());
-  std::vector<uint8_t> udp = {0x30, 0x39, 0x27, 0x0f, uint8_t(udp_length >> 8), uint8_t(udp_length),
-                              0,    0};
-  f.insert(f.end(), udp.begin(), udp.end());
-  f.insert(f.end(), payload.begin(), payload.end());
-  return f;
 }
 
 inline std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {

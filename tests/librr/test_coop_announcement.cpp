@@ -1,17 +1,16 @@
 // Announcement protocol: encoding, authentication, replay protection, the
 // registry and the FrameReferenceResolver.
-#include "announcement.h"
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "ethernet_test_frames.h"
+#include "librr/coop_announcement.h"
+#include "librr/coop_reference.h"
+#include "librr/coop_registry.h"
 #include "librr/error.h"
-#include "reference_resolver.h"
-#include "registry.h"
-#include "test_support.h"
 
-using namespace gateway;
-using gateway_test::ipv4_udp_frame;
+using namespace librr;
+using librr_test::ipv4_udp_frame;
 
 namespace {
 
@@ -19,16 +18,16 @@ const char* kHostKey = "11111111111111111111111111111111111111111111111111111111
 const char* kOtherKey = "2222222222222222222222222222222222222222222222222222222222222222";
 const char* kGatewayKey = "3333333333333333333333333333333333333333333333333333333333333333";
 
-Registry test_registry() {
-  return Registry::parse(fmt::format(R"({{
+CoopRegistry test_registry() {
+  return CoopRegistry::parse(fmt::format(R"({{
     "gateway": {{"name": "gw", "key": "{}"}},
     "hosts": [
       {{"name": "vm1", "macs": ["02:00:00:00:00:01"], "ips": ["10.1.0.1"], "key": "{}"}},
       {{"name": "vm2", "macs": ["02:00:00:00:00:07"], "ips": ["10.1.0.7", "fd00:1::7"],
         "key": "{}"}}
     ]}})",
-                                     kGatewayKey, kHostKey, kOtherKey),
-                         ".");
+                                         kGatewayKey, kHostKey, kOtherKey),
+                             ".");
 }
 
 librr::Key key(const char* hex) { return librr::Key::from_bytes(librr::from_hex(hex)); }
@@ -84,44 +83,45 @@ TEST(Announcement, VerifierChecksSenderTagKindAndReplay) {
   Announcement message{AnnouncementKind::kHostFrames, "vm1", 10, {{1, {}}}};
   auto datagram = encode_announcement(message, key(kHostKey));
   Announcement accepted;
-  EXPECT_EQ(verifier.verify(datagram, &accepted), Verdict::kAccepted);
+  EXPECT_EQ(verifier.verify(datagram, &accepted), AnnouncementVerdict::kAccepted);
   EXPECT_EQ(accepted.counter, 10u);
-  EXPECT_EQ(verifier.verify(datagram, nullptr), Verdict::kReplayed) << "same datagram twice";
+  EXPECT_EQ(verifier.verify(datagram, nullptr), AnnouncementVerdict::kReplayed)
+      << "same datagram twice";
 
   auto tampered =
       encode_announcement({AnnouncementKind::kHostFrames, "vm1", 11, {{2, {}}}}, key(kHostKey));
   tampered[20] ^= 0x40;  // flip a bit of the sequence number
-  EXPECT_EQ(verifier.verify(tampered, nullptr), Verdict::kBadTag);
+  EXPECT_EQ(verifier.verify(tampered, nullptr), AnnouncementVerdict::kBadTag);
   // vm2 cannot speak for vm1: wrong key.
   EXPECT_EQ(verifier.verify(
                 encode_announcement({AnnouncementKind::kHostFrames, "vm1", 12, {}}, key(kOtherKey)),
                 nullptr),
-            Verdict::kBadTag);
+            AnnouncementVerdict::kBadTag);
   EXPECT_EQ(verifier.verify(
                 encode_announcement({AnnouncementKind::kHostFrames, "vm9", 12, {}}, key(kHostKey)),
                 nullptr),
-            Verdict::kUnknownSender);
+            AnnouncementVerdict::kUnknownSender);
   EXPECT_EQ(verifier.verify(encode_announcement({AnnouncementKind::kGatewayFrames, "vm1", 13, {}},
                                                 key(kHostKey)),
                             nullptr),
-            Verdict::kWrongKind)
+            AnnouncementVerdict::kWrongKind)
       << "a host cannot publish gateway digests";
   EXPECT_EQ(verifier.verify(encode_announcement({AnnouncementKind::kGatewayFrames, "gw", 1, {}},
                                                 key(kGatewayKey)),
                             nullptr),
-            Verdict::kAccepted);
+            AnnouncementVerdict::kAccepted);
   std::vector<uint8_t> garbage = {1, 2, 3};
-  EXPECT_EQ(verifier.verify(garbage, nullptr), Verdict::kMalformed);
+  EXPECT_EQ(verifier.verify(garbage, nullptr), AnnouncementVerdict::kMalformed);
   // Reordered but fresh counters are accepted once; stale ones are not.
   auto later = encode_announcement({AnnouncementKind::kHostFrames, "vm1", 30, {}}, key(kHostKey));
   auto earlier = encode_announcement({AnnouncementKind::kHostFrames, "vm1", 20, {}}, key(kHostKey));
-  EXPECT_EQ(verifier.verify(later, nullptr), Verdict::kAccepted);
-  EXPECT_EQ(verifier.verify(earlier, nullptr), Verdict::kAccepted);
-  EXPECT_EQ(verifier.verify(earlier, nullptr), Verdict::kReplayed);
+  EXPECT_EQ(verifier.verify(later, nullptr), AnnouncementVerdict::kAccepted);
+  EXPECT_EQ(verifier.verify(earlier, nullptr), AnnouncementVerdict::kAccepted);
+  EXPECT_EQ(verifier.verify(earlier, nullptr), AnnouncementVerdict::kReplayed);
 }
 
-TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindow) {
-  ReplayWindow window;
+TEST(AnnouncementReplayWindow, AcceptsEachCounterOnceWithinTheWindow) {
+  AnnouncementReplayWindow window;
   EXPECT_TRUE(window.accept(100));
   EXPECT_FALSE(window.accept(100));
   EXPECT_TRUE(window.accept(102));
@@ -135,19 +135,19 @@ TEST(ReplayWindow, AcceptsEachCounterOnceWithinTheWindow) {
   EXPECT_FALSE(window.accept(200));
 }
 
-TEST(Registry, RejectsBadEntries) {
-  EXPECT_THROW(Registry::parse("{}", "."), librr::FormatError);
-  EXPECT_THROW(Registry::parse(R"({"gateway": {"name": "gw"}})", "."), librr::FormatError);
-  EXPECT_THROW(Registry::parse(R"({"gateway": {"name": "gw", "key": "00"}})", "."),
+TEST(CoopRegistry, RejectsBadEntries) {
+  EXPECT_THROW(CoopRegistry::parse("{}", "."), librr::FormatError);
+  EXPECT_THROW(CoopRegistry::parse(R"({"gateway": {"name": "gw"}})", "."), librr::FormatError);
+  EXPECT_THROW(CoopRegistry::parse(R"({"gateway": {"name": "gw", "key": "00"}})", "."),
                librr::FormatError);
   auto dup = fmt::format(R"({{"gateway": {{"name": "gw", "key": "{0}"}},
     "hosts": [{{"name": "a", "key": "{0}"}}, {{"name": "a", "key": "{0}"}}]}})",
                          kHostKey);
-  EXPECT_THROW(Registry::parse(dup, "."), librr::FormatError);
+  EXPECT_THROW(CoopRegistry::parse(dup, "."), librr::FormatError);
   auto bad_mac = fmt::format(R"({{"gateway": {{"name": "gw", "key": "{0}"}},
     "hosts": [{{"name": "a", "key": "{0}", "macs": ["zz"]}}]}})",
                              kHostKey);
-  EXPECT_THROW(Registry::parse(bad_mac, "."), librr::FormatError);
+  EXPECT_THROW(CoopRegistry::parse(bad_mac, "."), librr::FormatError);
   auto registry = test_registry();
   EXPECT_EQ(registry.owner_of(IpAddress::parse("fd00:1::7"))->name, "vm2");
   EXPECT_EQ(registry.owner_of(MacAddress::parse("02:00:00:00:00:01"))->name, "vm1");
@@ -166,36 +166,36 @@ TEST(FrameReferenceResolver, ResolvesAnnouncedGatewayAndUnknownFrames) {
 
   // Before any announcement: a frame claiming vm1's address is flagged.
   auto r = resolver.resolve(from_vm1);
-  EXPECT_EQ(r.kind, ReferenceKind::kLogInFull);
+  EXPECT_EQ(r.kind, FrameReferenceKind::kLogInFull);
   EXPECT_TRUE(r.unauthenticated_cooperating_source);
   EXPECT_EQ(r.claimed_host, "vm1");
 
   resolver.add({AnnouncementKind::kHostFrames, "vm1", 1, {entry(42, from_vm1)}});
   resolver.add({AnnouncementKind::kGatewayFrames, "gw", 1, {entry(7ull << 32 | 3, from_outside)}});
   r = resolver.resolve(from_vm1);
-  EXPECT_EQ(r.kind, ReferenceKind::kSenderSequence);
+  EXPECT_EQ(r.kind, FrameReferenceKind::kSenderSequence);
   EXPECT_EQ(r.sender, "vm1");
   EXPECT_EQ(r.sequence, 42u);
   EXPECT_FALSE(r.unauthenticated_cooperating_source);
   EXPECT_EQ(r.digest, librr::hash256(from_vm1));
 
   r = resolver.resolve(from_outside);
-  EXPECT_EQ(r.kind, ReferenceKind::kGatewayDigest);
+  EXPECT_EQ(r.kind, FrameReferenceKind::kGatewayDigest);
   EXPECT_EQ(r.sequence, 7ull << 32 | 3);
   r = resolver.resolve(unknown);
-  EXPECT_EQ(r.kind, ReferenceKind::kLogInFull);
+  EXPECT_EQ(r.kind, FrameReferenceKind::kLogInFull);
   EXPECT_FALSE(r.unauthenticated_cooperating_source);
 
   // vm2 announces a frame that carries vm1's source address: not trusted.
   auto forged = ipv4_udp_frame({10, 1, 0, 1}, {10, 1, 0, 7}, {6, 6, 6});
   resolver.add({AnnouncementKind::kHostFrames, "vm2", 1, {entry(1, forged)}});
   r = resolver.resolve(forged);
-  EXPECT_EQ(r.kind, ReferenceKind::kLogInFull);
+  EXPECT_EQ(r.kind, FrameReferenceKind::kLogInFull);
   EXPECT_TRUE(r.unauthenticated_cooperating_source);
   EXPECT_EQ(r.claimed_host, "vm1");
   // A 5-byte runt cannot claim anything and is logged in full.
   std::vector<uint8_t> runt = {1, 2, 3, 4, 5};
-  EXPECT_EQ(resolver.resolve(runt).kind, ReferenceKind::kLogInFull);
+  EXPECT_EQ(resolver.resolve(runt).kind, FrameReferenceKind::kLogInFull);
 }
 
 TEST(FrameReferenceResolver, ForgetsOldestDigestsBeyondCapacity) {
@@ -206,7 +206,7 @@ TEST(FrameReferenceResolver, ForgetsOldestDigestsBeyondCapacity) {
     frames.push_back(ipv4_udp_frame({10, 1, 0, 1}, {10, 1, 0, 7}, {i}));
     resolver.add({AnnouncementKind::kHostFrames, "vm1", i, {entry(i, frames.back())}});
   }
-  EXPECT_EQ(resolver.resolve(frames[0]).kind, ReferenceKind::kLogInFull);
-  EXPECT_EQ(resolver.resolve(frames[1]).kind, ReferenceKind::kSenderSequence);
+  EXPECT_EQ(resolver.resolve(frames[0]).kind, FrameReferenceKind::kLogInFull);
+  EXPECT_EQ(resolver.resolve(frames[1]).kind, FrameReferenceKind::kSenderSequence);
   EXPECT_EQ(resolver.resolve(frames[2]).sequence, 2u);
 }

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "librr/coop_registry.h"
 #include "librr/crypto.h"
-#include "registry.h"
 
-namespace gateway {
+namespace librr {
 
 inline constexpr uint32_t kAnnouncementMagic = 0x4e415252;  // "RRAN" little-endian
 inline constexpr uint8_t kAnnouncementVersion = 1;
@@ -28,7 +28,7 @@ enum class AnnouncementKind : uint8_t {
 
 struct AnnouncedFrame {
   uint64_t sequence = 0;
-  librr::Digest digest{};
+  Digest digest{};
   bool operator==(const AnnouncedFrame&) const = default;
 };
 
@@ -41,20 +41,20 @@ struct Announcement {
 
 size_t max_frames_per_announcement(size_t sender_name_length);
 
-// Encodes and MACs one message. Throws librr::Error if it would not fit a datagram.
-std::vector<uint8_t> encode_announcement(const Announcement& message, const librr::Key& key);
+// Encodes and MACs one message. Throws Error if it would not fit a datagram.
+std::vector<uint8_t> encode_announcement(const Announcement& message, const Key& key);
 
-// Parses a datagram without checking the MAC. Throws librr::FormatError.
+// Parses a datagram without checking the MAC. Throws FormatError.
 struct DecodedAnnouncement {
   Announcement message;
   std::span<const uint8_t> authenticated;  // bytes covered by the tag
-  librr::Digest tag{};
+  Digest tag{};
 };
 DecodedAnnouncement decode_announcement(std::span<const uint8_t> datagram);
 
 // Sliding-window replay check (as in IPsec/DTLS): accepts each counter once,
 // tolerating reordering of up to 64 messages.
-class ReplayWindow {
+class AnnouncementReplayWindow {
  public:
   // Records and returns true if `counter` was not seen and is not too old.
   bool accept(uint64_t counter);
@@ -67,7 +67,7 @@ class ReplayWindow {
   bool any_ = false;
 };
 
-enum class Verdict : uint8_t {
+enum class AnnouncementVerdict : uint8_t {
   kAccepted,
   kMalformed,
   kUnknownSender,
@@ -75,19 +75,19 @@ enum class Verdict : uint8_t {
   kReplayed,
   kWrongKind
 };
-std::string_view to_string(Verdict verdict);
+std::string_view to_string(AnnouncementVerdict verdict);
 
 // Checks datagrams against the registry: known sender, valid MAC under that
 // sender's key, fresh counter. Host messages must come from hosts, gateway
 // messages from the gateway.
 class AnnouncementVerifier {
  public:
-  explicit AnnouncementVerifier(const Registry& registry) : registry_(&registry) {}
-  Verdict verify(std::span<const uint8_t> datagram, Announcement* accepted);
+  explicit AnnouncementVerifier(const CoopRegistry& registry) : registry_(&registry) {}
+  AnnouncementVerdict verify(std::span<const uint8_t> datagram, Announcement* accepted);
 
  private:
-  const Registry* registry_;
-  std::map<std::string, ReplayWindow, std::less<>> windows_;
+  const CoopRegistry* registry_;
+  std::map<std::string, AnnouncementReplayWindow, std::less<>> windows_;
 };
 
 // Builds authenticated messages for one sender with a counter that starts at
@@ -95,16 +95,15 @@ class AnnouncementVerifier {
 // without having to persist it.
 class AnnouncementSender {
  public:
-  AnnouncementSender(AnnouncementKind kind, std::string name, librr::Key key,
-                     uint64_t first_counter);
+  AnnouncementSender(AnnouncementKind kind, std::string name, Key key, uint64_t first_counter);
   // Splits `frames` into as many datagrams as needed.
   std::vector<std::vector<uint8_t>> encode(std::span<const AnnouncedFrame> frames);
 
  private:
   AnnouncementKind kind_;
   std::string name_;
-  librr::Key key_;
+  Key key_;
   uint64_t counter_;
 };
 
-}  // namespace gateway
+}  // namespace librr

@@ -11,20 +11,20 @@
 #include <string>
 #include <unordered_map>
 
-#include "announcement.h"
-#include "frame_parser.h"
-#include "registry.h"
+#include "librr/coop_announcement.h"
+#include "librr/coop_registry.h"
+#include "librr/ethernet_frame.h"
 
-namespace gateway {
+namespace librr {
 
-enum class ReferenceKind : uint8_t { kSenderSequence, kGatewayDigest, kLogInFull };
-std::string_view to_string(ReferenceKind kind);
+enum class FrameReferenceKind : uint8_t { kSenderSequence, kGatewayDigest, kLogInFull };
+std::string_view to_string(FrameReferenceKind kind);
 
 struct FrameReference {
-  ReferenceKind kind = ReferenceKind::kLogInFull;
+  FrameReferenceKind kind = FrameReferenceKind::kLogInFull;
   std::string sender;     // kSenderSequence: the cooperating host; kGatewayDigest: the gateway
   uint64_t sequence = 0;  // the sender's frame sequence number or the gateway's log sequence
-  librr::Digest digest{};
+  Digest digest{};
   // The frame's source MAC or IP belongs to a cooperating host, yet no
   // authenticated announcement by that host matches it.
   bool unauthenticated_cooperating_source = false;
@@ -34,7 +34,7 @@ struct FrameReference {
 class FrameReferenceResolver {
  public:
   // Remembers at most `capacity` announced digests per kind (oldest forgotten first).
-  FrameReferenceResolver(const Registry& registry, size_t capacity = 1 << 20)
+  FrameReferenceResolver(const CoopRegistry& registry, size_t capacity = 1 << 20)
       : registry_(&registry), capacity_(capacity) {}
 
   // Only announcements that passed AnnouncementVerifier may be added.
@@ -47,22 +47,21 @@ class FrameReferenceResolver {
     uint64_t sequence = 0;
   };
   struct DigestHash {
-    size_t operator()(const librr::Digest& d) const {
+    size_t operator()(const Digest& d) const {
       size_t h;
       std::memcpy(&h, d.data(), sizeof h);  // BLAKE2b output is uniformly distributed
       return h;
     }
   };
-  using Table = std::unordered_map<librr::Digest, Origin, DigestHash>;
-  void remember(Table& table, std::deque<librr::Digest>& order, const librr::Digest& digest,
-                Origin origin);
+  using Table = std::unordered_map<Digest, Origin, DigestHash>;
+  void remember(Table& table, std::deque<Digest>& order, const Digest& digest, Origin origin);
 
-  const Registry* registry_;
+  const CoopRegistry* registry_;
   size_t capacity_;
   Table host_frames_;
-  std::deque<librr::Digest> host_order_;
+  std::deque<Digest> host_order_;
   Table gateway_frames_;
-  std::deque<librr::Digest> gateway_order_;
+  std::deque<Digest> gateway_order_;
 };
 
-}  // namespace gateway
+}  // namespace librr

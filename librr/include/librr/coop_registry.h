@@ -8,26 +8,26 @@
 #include <vector>
 
 #include "librr/crypto.h"
-#include "net_address.h"
+#include "librr/net_address.h"
 
-namespace gateway {
+namespace librr {
 
 struct CooperatingHost {
   std::string name;
   std::vector<MacAddress> macs;
   std::vector<IpAddress> ips;
-  librr::Key key;
+  Key key;
 };
 
-class Registry {
+class CoopRegistry {
  public:
-  // Throws librr::FormatError naming the file and the entry on any problem.
-  static Registry load_file(const std::filesystem::path& path);
-  static Registry parse(std::string_view json_text, const std::filesystem::path& base_directory,
-                        std::string_view origin = "registry");
+  // Throws FormatError naming the file and the entry on any problem.
+  static CoopRegistry load_file(const std::filesystem::path& path);
+  static CoopRegistry parse(std::string_view json_text, const std::filesystem::path& base_directory,
+                            std::string_view origin = "registry");
 
   const std::string& gateway_name() const { return gateway_name_; }
-  const librr::Key& gateway_key() const { return *gateway_key_; }
+  const Key& gateway_key() const { return *gateway_key_; }
   const std::vector<CooperatingHost>& hosts() const { return hosts_; }
   const CooperatingHost* find(std::string_view name) const;
   // The cooperating host whose MAC or IP address the frame claims as its source.
@@ -36,8 +36,8 @@ class Registry {
 
  private:
   std::string gateway_name_ = "gateway";
-  std::optional<librr::Key> gateway_key_;
+  std::optional<Key> gateway_key_;
   std::vector<CooperatingHost> hosts_;
 };
 
-}  // namespace gateway
+}  // namespace librr

@@ -7,11 +7,11 @@
 #include <span>
 #include <string_view>
 
-#include "net_address.h"
+#include "librr/net_address.h"
 
-namespace gateway {
+namespace librr {
 
-enum class FrameStatus : uint8_t {
+enum class EthernetFrameStatus : uint8_t {
   kIp,           // IPv4 or IPv6 with a complete, consistent network header
   kNonIp,        // ARP, LLDP, ...: classified by interface role
   kRunt,         // shorter than an Ethernet header
@@ -19,10 +19,10 @@ enum class FrameStatus : uint8_t {
   kMalformedIp,  // IP header fields are inconsistent (version, IHL, ...)
 };
 
-std::string_view to_string(FrameStatus status);
+std::string_view to_string(EthernetFrameStatus status);
 
-struct ParsedFrame {
-  FrameStatus status = FrameStatus::kRunt;
+struct ParsedEthernetFrame {
+  EthernetFrameStatus status = EthernetFrameStatus::kRunt;
   MacAddress destination_mac;
   MacAddress source_mac;
   uint16_t ethertype = 0;  // after VLAN tags
@@ -37,9 +37,9 @@ struct ParsedFrame {
 };
 
 // Largest frame not flagged as oversized: 9000-byte jumbo MTU plus Ethernet and two VLAN tags.
-inline constexpr uint32_t kMaxExpectedFrameLength = 9000 + 14 + 8;
+inline constexpr uint32_t kMaxExpectedEthernetFrameLength = 9000 + 14 + 8;
 
 // `captured` are the bytes we have; `wire_length` is the frame's length on the wire.
-ParsedFrame parse_frame(std::span<const uint8_t> captured, uint32_t wire_length);
+ParsedEthernetFrame parse_ethernet_frame(std::span<const uint8_t> captured, uint32_t wire_length);
 
-}  // namespace gateway
+}  // namespace librr

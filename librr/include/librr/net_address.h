@@ -1,6 +1,7 @@
 #pragma once
-// IPv4/IPv6 addresses, CIDR prefixes and MAC addresses as the gateway needs
-// them: parsed from configuration text and compared against raw frame bytes.
+// IPv4/IPv6 and MAC addresses as rr-gateway and rr-vmm's cooperative logging
+// need them: parsed from registry/configuration text and compared against raw
+// frame bytes.
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -8,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace gateway {
+namespace librr {
 
 // An IPv4 address is stored as an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
 // so that one prefix type covers both families.
@@ -18,25 +19,13 @@ struct IpAddress {
 
   static IpAddress v4(std::span<const uint8_t, 4> raw);
   static IpAddress v6(std::span<const uint8_t, 16> raw);
-  // Throws librr::FormatError naming the text if it is not an address.
+  // Throws FormatError naming the text if it is not an address.
   static IpAddress parse(std::string_view text);
   std::string to_string() const;
   // Broadcast (255.255.255.255) or multicast (224/4, ff00::/8).
   bool is_multicast_or_broadcast() const;
   bool operator==(const IpAddress&) const = default;
   auto operator<=>(const IpAddress&) const = default;
-};
-
-// A CIDR prefix such as 10.0.0.0/8 or fd00::/64.
-class Prefix {
- public:
-  static Prefix parse(std::string_view text);
-  bool contains(const IpAddress& address) const;
-  std::string to_string() const;
-
- private:
-  IpAddress network_;
-  unsigned length_ = 0;  // in bits of the 128-bit (mapped) form
 };
 
 struct MacAddress {
@@ -47,4 +36,4 @@ struct MacAddress {
   auto operator<=>(const MacAddress&) const = default;
 };
 
-}  // namespace gateway
+}  // namespace librr

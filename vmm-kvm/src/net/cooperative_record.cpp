@@ -11,11 +11,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "announcement.h"
+#include "devices/virtio_fd.h"
+#include "librr/coop_announcement.h"
+#include "librr/coop_reference.h"
+#include "librr/coop_registry.h"
 #include "librr/error.h"
-#include "reference_resolver.h"
-#include "registry.h"
-#include "unique_fd.h"
 
 namespace vmm::net {
 namespace {
@@ -57,32 +57,32 @@ sockaddr_in6 parse_endpoint(const std::string& text) {
 
 struct CooperativeRecorder::State {
   CooperativeRecordSettings settings;
-  gateway::Registry registry;
-  gateway::AnnouncementVerifier verifier{registry};
-  gateway::FrameReferenceResolver resolver{registry};
-  std::unique_ptr<gateway::AnnouncementSender> sender;
-  gateway::UniqueFd socket;
+  librr::CoopRegistry registry;
+  librr::AnnouncementVerifier verifier{registry};
+  librr::FrameReferenceResolver resolver{registry};
+  std::unique_ptr<librr::AnnouncementSender> sender;
+  virtio::UniqueFd socket;
   std::vector<sockaddr_in6> receivers;
   uint64_t sequence = 0;  // of the last transmitted frame; the first is 1
   uint16_t bound_port = 0;
 
   explicit State(const CooperativeRecordSettings& s)
-      : settings(s), registry(gateway::Registry::load_file(s.registry)) {}
+      : settings(s), registry(librr::CoopRegistry::load_file(s.registry)) {}
 };
 
 CooperativeRecorder::CooperativeRecorder(const CooperativeRecordSettings& settings)
     : state_(std::make_unique<State>(settings)) {
   State& s = *state_;
-  const gateway::CooperatingHost* self = s.registry.find(settings.name);
+  const librr::CooperatingHost* self = s.registry.find(settings.name);
   if (!self)
     throw librr::Error(fmt::format("cooperative logging: host '{}' is not in the registry {}",
                                    settings.name, settings.registry.string()));
   // The counter starts at the wall clock: a restarted recorder never reuses one.
-  s.sender = std::make_unique<gateway::AnnouncementSender>(gateway::AnnouncementKind::kHostFrames,
-                                                           settings.name, self->key, realtime_ns());
+  s.sender = std::make_unique<librr::AnnouncementSender>(librr::AnnouncementKind::kHostFrames,
+                                                         settings.name, self->key, realtime_ns());
   for (const auto& text : settings.announce_to) s.receivers.push_back(parse_endpoint(text));
   s.socket.reset(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!s.socket.valid()) librr::throw_errno("cooperative logging: UDP socket");
+  if (!s.socket) librr::throw_errno("cooperative logging: UDP socket");
   int off = 0;
   setsockopt(s.socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   if (settings.listen_port != 0) {
@@ -108,7 +108,7 @@ uint16_t CooperativeRecorder::listen_port() const { return state_->bound_port; }
 
 void CooperativeRecorder::on_transmit(std::span<const uint8_t> frame) {
   State& s = *state_;
-  gateway::AnnouncedFrame announced{++s.sequence, librr::hash256(frame)};
+  librr::AnnouncedFrame announced{++s.sequence, librr::hash256(frame)};
   ++stats_.transmitted;
   for (const auto& datagram : s.sender->encode({&announced, 1}))
     for (const auto& receiver : s.receivers)
@@ -127,9 +127,9 @@ void CooperativeRecorder::poll_announcements() {
       if (errno == EINTR) continue;
       return;  // EAGAIN: nothing more (other errors: ICMP feedback of our own sends)
     }
-    gateway::Announcement message;
+    librr::Announcement message;
     auto verdict = s.verifier.verify({datagram.data(), static_cast<size_t>(length)}, &message);
-    if (verdict == gateway::Verdict::kAccepted) {
+    if (verdict == librr::AnnouncementVerdict::kAccepted) {
       s.resolver.add(message);
       ++stats_.announcements_accepted;
     } else {
@@ -141,13 +141,13 @@ void CooperativeRecorder::poll_announcements() {
 LoggedFrame CooperativeRecorder::log_received(std::span<const uint8_t> frame) {
   State& s = *state_;
   poll_announcements();
-  gateway::FrameReference found = s.resolver.resolve(frame);
-  if (found.kind == gateway::ReferenceKind::kLogInFull && s.bound_port != 0) {
+  librr::FrameReference found = s.resolver.resolve(frame);
+  if (found.kind == librr::FrameReferenceKind::kLogInFull && s.bound_port != 0) {
     auto wait = found.claimed_host.empty() ? s.settings.gateway_wait : s.settings.host_wait;
     if (wait.count() > 0) {
       ++stats_.waits;
       const auto deadline = Clock::now() + wait;
-      while (found.kind == gateway::ReferenceKind::kLogInFull) {
+      while (found.kind == librr::FrameReferenceKind::kLogInFull) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) {
           ++stats_.waits_timed_out;
@@ -162,9 +162,9 @@ LoggedFrame CooperativeRecorder::log_received(std::span<const uint8_t> frame) {
   }
   LoggedFrame logged;
   switch (found.kind) {
-    case gateway::ReferenceKind::kSenderSequence:
-    case gateway::ReferenceKind::kGatewayDigest: {
-      bool from_gateway = found.kind == gateway::ReferenceKind::kGatewayDigest;
+    case librr::FrameReferenceKind::kSenderSequence:
+    case librr::FrameReferenceKind::kGatewayDigest: {
+      bool from_gateway = found.kind == librr::FrameReferenceKind::kGatewayDigest;
       ++(from_gateway ? stats_.gateway_references : stats_.host_references);
       FrameReference reference{from_gateway ? FrameOrigin::kGateway : FrameOrigin::kHost,
                                found.sender, found.sequence, found.digest,
@@ -173,7 +173,7 @@ LoggedFrame CooperativeRecorder::log_received(std::span<const uint8_t> frame) {
       logged.data = encode_frame_reference(reference);
       return logged;
     }
-    case gateway::ReferenceKind::kLogInFull:
+    case librr::FrameReferenceKind::kLogInFull:
       break;
   }
   if (found.unauthenticated_cooperating_source) {

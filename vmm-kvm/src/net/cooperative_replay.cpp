@@ -11,7 +11,7 @@
 #include "devices/serial_backends.h"
 #include "devices/virtio_net.h"
 #include "librr/error.h"
-#include "logged_frame_reader.h"
+#include "librr/gateway_log_reader.h"
 #include "replay/replay_machine.h"
 
 namespace vmm::net {
@@ -30,7 +30,7 @@ struct SenderReplay {
 
 struct CooperativeReplayer::Shared {
   CooperativeReplaySettings settings;
-  std::vector<std::unique_ptr<gateway::LoggedFrameReader>> gateway_logs;
+  std::vector<std::unique_ptr<librr::GatewayLogReader>> gateway_logs;
   std::mutex mutex;
   std::condition_variable changed;
   // Every frame transmitted so far by every replayed guest, by (host, sequence).
@@ -85,7 +85,7 @@ CooperativeReplayer::CooperativeReplayer(const CooperativeReplaySettings& settin
   shared_->settings = settings;
   shared_->top_level = settings.self;
   for (const auto& directory : settings.gateway_logs)
-    shared_->gateway_logs.push_back(std::make_unique<gateway::LoggedFrameReader>(directory));
+    shared_->gateway_logs.push_back(std::make_unique<librr::GatewayLogReader>(directory));
 }
 
 CooperativeReplayer::CooperativeReplayer(std::shared_ptr<Shared> shared, std::string self)
