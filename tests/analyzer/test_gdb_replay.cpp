@@ -267,6 +267,33 @@ TEST_F(GdbReplay, SigintShutsDownCleanly) {
   EXPECT_NE(server.rest_of_output().find("interrupted"), std::string::npos);
 }
 
+// gdb's Ctrl-C while a long `continue` runs: gdb sends 0x03, the server
+// stops the replay where it is and reports SIGINT, and the session goes on.
+// The continue watches a word of kernel code, which nothing writes, so it
+// single-steps through the whole recording (minutes); timeout sends gdb the
+// SIGINT a user's Ctrl-C would.
+TEST_F(GdbReplay, CtrlCStopsALongContinue) {
+  GdbServerProcess server(recording_, dir_ / "server.log");
+  ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
+  const auto started = std::chrono::steady_clock::now();
+  const std::string output = run_and_capture(fmt::format(
+      "timeout -s INT 4 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' "
+      "-ex 'file {}' -ex 'target remote :{}' -ex 'watch *(long *)trap_dispatch' -ex 'continue' "
+      "-ex 'echo @@stopped\\n' -ex 'stepi' -ex 'echo @@stepped\\n' -ex 'kill'",
+      guest_elf("hello").string(), server.port()));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::string server_log = read_file(dir_ / "server.log");
+  SCOPED_TRACE(output + "\nserver log:\n" + server_log);
+  EXPECT_EQ(server_log.find("replay failed"), std::string::npos);
+  EXPECT_NE(output.find("Program received signal SIGINT"), std::string::npos);
+  EXPECT_EQ(output.find("No more reverse-execution history."), std::string::npos)
+      << "the continue reached the end before the interrupt: the test needs a longer recording";
+  EXPECT_NE(output.find("@@stepped"), std::string::npos) << "the session went on after the stop";
+  EXPECT_LT(seconds, 30) << "the interrupt did not stop the continue promptly";
+  EXPECT_TRUE(server.wait_exit(std::chrono::seconds(30)).has_value());
+}
+
 TEST_F(GdbReplay, ReverseStepAtTheStartReportsTheBeginningOfTheLog) {
   GdbServerProcess server(recording_, dir_ / "server.log");
   ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
