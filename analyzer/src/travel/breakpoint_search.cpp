@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -73,6 +74,18 @@ TimeTraveler::Impl::StretchPlan TimeTraveler::Impl::plan_stretch(const std::set<
   return plan;
 }
 
+AddressSpace TimeTraveler::Impl::current_address_space() const {
+  const kvm_sregs& sregs = current_vcpu().sregs;
+  constexpr uint64_t kCr0Paging = 1ull << 31;
+  return AddressSpace(*memory, sregs.cr3, (sregs.cr0 & kCr0Paging) != 0);
+}
+
+// The instruction at rip is iretq (REX.W CF): the kernel returns to user mode.
+static bool at_iretq(const AddressSpace& space, uint64_t rip) {
+  const auto bytes = space.read_obj<std::array<uint8_t, 2>>(rip);
+  return bytes && (*bytes)[0] == 0x48 && (*bytes)[1] == 0xcf;
+}
+
 TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeSearch& search, CodeHit& hit) {
   for (;;) {
     if (search.in_stretch) {
@@ -96,8 +109,11 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeSearch& searc
     // Single steps to the end of the stretch, each one an exact position.
     do {
       if (plan.next_stop_at_cpl3 && position.steps > 0 &&
-          (current_vcpu().sregs.cs.selector & 3) == 3) {
-        // Back in user mode before an async stop this host cannot stop the
+          ((current_vcpu().sregs.cs.selector & 3) == 3 ||
+           at_iretq(current_address_space(), read_rip()))) {
+        // Back in user mode (or about to return there: stepping over the
+        // iretq lets one user instruction run, which may trap straight back
+        // into the kernel) before an async stop this host cannot stop the
         // vCPU at (native CPL3 loops run ~10^9 instructions/s, steps ~10^4):
         // install the stop as replay does. Kernel code entered from user
         // mode before it without I/O (a system call, a page fault) is not
@@ -154,9 +170,9 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeSearch& searc
       }
       if (outcome == Outcome::kDebugExit &&
           std::find(search.armed.begin(), search.armed.end(), now_at) == search.armed.end())
-        throw librr::Error(fmt::format(
-            "a debug exit at {:#x}, which is none of the armed breakpoints (after {})", now_at,
-            search.anchor.to_string()));
+        throw librr::Error(
+            fmt::format("a debug exit at {:#x}, which is none of the armed breakpoints (after {})",
+                        now_at, search.anchor.to_string()));
       continue;  // the async stop's rip: the next call compares the registers
     }
     search.in_stretch = false;

@@ -86,6 +86,7 @@ struct TimeTraveler::Impl {
   // TimeTraveler::seek.
   void seek_exact(const librr::Position& target);
   const vmm::VcpuState& current_vcpu() const;
+  AddressSpace current_address_space() const;
 
   // ---- Code breakpoints by running (breakpoint_search.cpp) ----
   // Forward from the current exact position to the first arrival at one of
