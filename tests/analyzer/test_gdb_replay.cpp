@@ -273,14 +273,22 @@ TEST_F(GdbReplay, SigintShutsDownCleanly) {
 // single-steps through the whole recording (minutes); timeout sends gdb the
 // SIGINT a user's Ctrl-C would.
 TEST_F(GdbReplay, CtrlCStopsALongContinue) {
-  GdbServerProcess server(recording_, dir_ / "server.log");
+  // ticks (default phases) is long enough that stepping through it takes
+  // far more than the 4 s before the interrupt; hello is not.
+  const fs::path ticks = dir_ / "ticks.rec";
+  const std::string record = fmt::format(
+      "RR_GUEST_DIR={}/guests {} record --out {} --guest ticks --serial-in none >{} 2>&1 "
+      "</dev/null",
+      RR_BINARY_DIR, binary("rr-vmm"), ticks.string(), (dir_ / "record-ticks.log").string());
+  ASSERT_EQ(std::system(record.c_str()), 0) << read_file(dir_ / "record-ticks.log");
+  GdbServerProcess server(ticks, dir_ / "server.log");
   ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
   const auto started = std::chrono::steady_clock::now();
   const std::string output = run_and_capture(fmt::format(
       "timeout -s INT 4 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' "
       "-ex 'file {}' -ex 'target remote :{}' -ex 'watch *(long *)trap_dispatch' -ex 'continue' "
       "-ex 'echo @@stopped\\n' -ex 'stepi' -ex 'echo @@stepped\\n' -ex 'kill'",
-      guest_elf("hello").string(), server.port()));
+      guest_elf("ticks").string(), server.port()));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::string server_log = read_file(dir_ / "server.log");
