@@ -118,6 +118,17 @@ Profile load_profile(const librr::RecordingDir& dir, const std::string& explicit
   }
 }
 
+// Where a range bound lies. Only names found by replaying (pc hits,
+// interrupts, inputs) are sought here: `end` or an exact position costs no
+// replay before the passes.
+librr::Position resolve_bound(TimeTraveler& traveler, const PositionSpec& spec,
+                              const librr::RecordingDir& dir,
+                              const std::optional<librr::Key>& key) {
+  if (spec.kind == PositionSpec::Kind::kEnd) return traveler.end();
+  if (spec.kind == PositionSpec::Kind::kExact) return spec.exact;
+  return seek_to(traveler, spec, dir.log_path(), key);
+}
+
 int run_timeline(const TimelineCommandOptions& options) {
   const std::optional<librr::Key> key = options.recording.key();
   const PositionSpec from_spec = PositionSpec::parse(options.from);
@@ -135,8 +146,8 @@ int run_timeline(const TimelineCommandOptions& options) {
 
   TimelineOptions timeline;
   timeline.kinds = parse_kinds(options.kinds);
-  timeline.from = seek_to(traveler, from_spec, dir.log_path(), key);
-  timeline.to = seek_to(traveler, to_spec, dir.log_path(), key);
+  timeline.from = resolve_bound(traveler, from_spec, dir, key);
+  timeline.to = resolve_bound(traveler, to_spec, dir, key);
   if (terminal) {
     timeline.on_pass = [&](const std::string& name) { pass_name = name; };
     timeline.progress = [&](double fraction) {

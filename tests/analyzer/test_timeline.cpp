@@ -1,0 +1,332 @@
+// The timeline by replay on a real recording of the demo test guest (three
+// workers and a main task that waits for them): the system-call trace found
+// with breakpoints on the guest kernel's trap dispatcher must say what the
+// guest itself says: its per-task system-call counters in memory where the
+// replayed range ends, the bytes its tasks wrote on the console, and the
+// values they printed (pid, tick count) as the results of the calls that
+// returned them.
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "machine/vcpu_state.h"
+#include "os/guest_session.h"
+#include "os/test_guest_model.h"
+#include "test_os_support.h"
+#include "timeline/timeline.h"
+#include "travel/time_traveler.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using analyzer::TimelineEvent;
+
+// work=0: the workers skip their computation (minutes of CPL3 loops when
+// breakpoints have to be found by single steps) but still make every call.
+struct DemoRecording {
+  fs::path dir, recording;
+  std::string console;
+  bool ok = false;
+  std::string error;
+
+  static DemoRecording& get() {
+    static DemoRecording instance;
+    return instance;
+  }
+
+ private:
+  DemoRecording() {
+    char pattern[] = "/tmp/rr-timeline-test-XXXXXX";
+    dir = mkdtemp(pattern);
+    recording = dir / "demo";
+    const auto result =
+        os_test::run_command("RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " +
+                             RR_BINARY_DIR + "/bin/rr-vmm record --out " + recording.string() +
+                             " --serial-in none --guest demo --append work=0 >" +
+                             (dir / "console.txt").string() + " </dev/null");
+    std::ifstream in(dir / "console.txt", std::ios::binary);
+    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    ok = result.exit_code == 0;
+    error = result.output;
+  }
+  ~DemoRecording() { fs::remove_all(dir); }
+};
+
+// The first landmarks of the recording: the boot and every task's first
+// round of calls (replaying the rest, where all tasks sleep and the idle
+// loop halts between timer ticks, takes the breakpoint search minutes here).
+constexpr const char* kFirstRound = "L400";
+
+// The timeline of the first round and the task table where it ends, built
+// once per test process.
+struct DemoTimeline {
+  std::vector<TimelineEvent> events;
+  std::vector<analyzer::Process> tasks_at_end;
+  std::string error;
+
+  static DemoTimeline& get() {
+    static DemoTimeline instance;
+    return instance;
+  }
+
+ private:
+  DemoTimeline() {
+    try {
+      analyzer::TimeTraveler traveler(DemoRecording::get().recording, {});
+      analyzer::TimelineOptions options;
+      options.to = librr::Position::parse(kFirstRound);
+      events = analyzer::build_timeline(traveler, profile(), options);
+      traveler.seek(*options.to);
+      tasks_at_end =
+          analyzer::TestGuestModel(profile(), analyzer::machine_view(traveler)).processes();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+
+ public:
+  static const analyzer::Profile& profile() {
+    return os_test::profile_of(os_test::guest_elf("demo"));
+  }
+};
+
+#define REQUIRE_DEMO_TIMELINE()                           \
+  SKIP_WITHOUT_KVM();                                     \
+  if (!fs::exists(os_test::guest_elf("demo")))            \
+    GTEST_SKIP() << "build the test-guests target first"; \
+  const DemoRecording& demo = DemoRecording::get();       \
+  ASSERT_TRUE(demo.ok) << demo.error;                     \
+  const DemoTimeline& timeline = DemoTimeline::get();     \
+  ASSERT_TRUE(timeline.error.empty()) << timeline.error;  \
+  const std::vector<TimelineEvent>& events = timeline.events
+
+std::vector<const TimelineEvent*> calls_named(const std::vector<TimelineEvent>& events,
+                                              const std::string& name, int64_t pid = -1) {
+  std::vector<const TimelineEvent*> calls;
+  for (const TimelineEvent& e : events)
+    if (e.syscall_name == name && (pid < 0 || e.pid == pid)) calls.push_back(&e);
+  return calls;
+}
+
+uint64_t console_number(const std::string& console, const std::string& pattern) {
+  std::smatch match;
+  if (!std::regex_search(console, match, std::regex(pattern)))
+    throw std::runtime_error("console lacks " + pattern);
+  return std::stoull(match[1].str(), nullptr, 0);
+}
+
+void SyscallCountsPerTaskEqualTheGuestsOwnCounters(const DemoRecording&,
+                                                   const DemoTimeline& timeline) {
+  const std::vector<TimelineEvent>& events = timeline.events;
+  ASSERT_FALSE(events.empty());
+  std::map<int64_t, std::map<std::string, int64_t>> counted;
+  std::map<int64_t, std::string> names;
+  for (const TimelineEvent& e : events) {
+    EXPECT_EQ(e.kind, analyzer::kEventSyscall);
+    EXPECT_TRUE(e.error.empty()) << e.error;
+    ASSERT_FALSE(e.syscall_name.empty()) << "number " << e.syscall_number;
+    counted[e.pid]["sys_" + e.syscall_name]++;
+    names[e.pid] = e.comm;
+  }
+  // The kernel counts restarted (blocked) calls again, and so does the trace.
+  ASSERT_EQ(timeline.tasks_at_end.size(), 5u);
+  for (const analyzer::Process& task : timeline.tasks_at_end) {
+    std::map<std::string, int64_t> expected;
+    for (const auto& [key, value] : task.details)
+      if (key.rfind("sys_", 0) == 0) expected[key] = value;
+    EXPECT_EQ(counted[task.pid], expected) << task.name;
+    if (!expected.empty()) {
+      EXPECT_EQ(names[task.pid], task.name);
+    }
+  }
+  // Positions come in replay order.
+  for (size_t i = 1; i < events.size(); ++i) EXPECT_LT(events[i - 1].position, events[i].position);
+}
+
+void WrittenBytesAreTheTasksConsoleOutput(const DemoRecording& demo, const DemoTimeline& timeline) {
+  const std::vector<TimelineEvent>& events = timeline.events;
+  std::string written;
+  for (const TimelineEvent* e : calls_named(events, "WRITE")) {
+    EXPECT_EQ(e->data.size(), e->length);
+    if (e->result) {
+      EXPECT_EQ(*e->result, static_cast<int64_t>(e->length));
+    }
+    written += e->data;
+  }
+  // The console minus what the kernel printed itself.
+  std::string from_tasks;
+  std::istringstream lines(demo.console);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("KERNEL ", 0) != 0) from_tasks += line + "\n";
+  // The range ends inside the first round: what was written so far.
+  ASSERT_GE(calls_named(events, "WRITE").size(), 3u);
+  EXPECT_EQ(written, from_tasks.substr(0, written.size()));
+  EXPECT_NE(written.find("demo: lcg round 1/8"), std::string::npos) << written;
+}
+
+void ResultsAreTheValuesTheGuestPrinted(const DemoRecording& demo, const DemoTimeline& timeline) {
+  const std::vector<TimelineEvent>& events = timeline.events;
+  const std::string& console = demo.console;
+  // "demo: main pid 1 starting workers"
+  const auto main_getpid = calls_named(events, "GETPID", 1);
+  ASSERT_FALSE(main_getpid.empty());
+  ASSERT_TRUE(main_getpid.front()->result.has_value());
+  EXPECT_EQ(static_cast<uint64_t>(*main_getpid.front()->result),
+            console_number(console, R"(main pid (\d+))"));
+  // "demo: lcg round 1/8 value=... tick=N": N is what lcg's first TICKS returned.
+  const auto lcg_ticks = calls_named(events, "TICKS", 2);
+  ASSERT_FALSE(lcg_ticks.empty());
+  ASSERT_TRUE(lcg_ticks.front()->result.has_value());
+  EXPECT_EQ(static_cast<uint64_t>(*lcg_ticks.front()->result),
+            console_number(console, R"(lcg round 1/8 value=\w+ tick=(\d+))"));
+  // "work=0%": the CMDLINE_INT each task made first returned 0 (default 100).
+  for (const TimelineEvent* call : calls_named(events, "CMDLINE_INT")) {
+    EXPECT_EQ(call->args[1], 100u);
+    if (call->result) {
+      EXPECT_EQ(*call->result, 0);
+    }
+  }
+  // main waits for worker 2, which is still running: the WAIT blocks, and a
+  // blocked call has no result (the kernel restarts it when woken).
+  const auto waits = calls_named(events, "WAIT", 1);
+  ASSERT_FALSE(waits.empty());
+  EXPECT_EQ(waits.front()->args[0], 2u);
+  EXPECT_FALSE(waits.front()->result.has_value());
+  EXPECT_TRUE(waits.front()->result_position == std::nullopt);
+}
+
+void SeekingToAnEventShowsTheCallAtTheDispatcher(const DemoRecording& demo,
+                                                 const DemoTimeline& timeline) {
+  const std::vector<TimelineEvent>& events = timeline.events;
+  const analyzer::Profile& profile = DemoTimeline::profile();
+  const uint64_t dispatcher = profile.symbol("trap_dispatch");
+  analyzer::TimeTraveler traveler(demo.recording, {});
+  // Backward then forward: checkpoints and replay must land on the same instructions.
+  for (size_t index : {events.size() - 1, events.size() / 2, size_t{0}}) {
+    const TimelineEvent& e = events[index];
+    SCOPED_TRACE(e.position.to_string() + " " + e.syscall_name);
+    traveler.seek(e.position);
+    EXPECT_EQ(traveler.vcpu().regs.rip, dispatcher);
+    EXPECT_EQ(e.function, "trap_dispatch");
+    // rdi is the trap frame; its rax the system-call number.
+    const auto number = traveler.address_space().read_obj<uint64_t>(
+        traveler.vcpu().regs.rdi + profile.offset_of("rr_trap_frame", "rax"));
+    ASSERT_TRUE(number.has_value());
+    EXPECT_EQ(static_cast<int64_t>(*number), e.syscall_number);
+    if (e.result_position) {
+      traveler.seek(*e.result_position);
+      EXPECT_GT(*e.result_position, e.position);
+      EXPECT_NE(traveler.vcpu().regs.rip, dispatcher) << "at the return address";
+    }
+  }
+}
+
+// One test for the whole trace: ctest runs each TEST in a process of its
+// own, and each would replay the recording again.
+TEST(Timeline, DemoSyscallTraceEqualsWhatTheGuestSays) {
+  REQUIRE_DEMO_TIMELINE();
+  ASSERT_FALSE(events.empty());
+  {
+    SCOPED_TRACE("counts per task and number");
+    SyscallCountsPerTaskEqualTheGuestsOwnCounters(demo, timeline);
+  }
+  {
+    SCOPED_TRACE("written bytes");
+    WrittenBytesAreTheTasksConsoleOutput(demo, timeline);
+  }
+  {
+    SCOPED_TRACE("results");
+    ResultsAreTheValuesTheGuestPrinted(demo, timeline);
+  }
+  {
+    SCOPED_TRACE("seeking to events");
+    SeekingToAnEventShowsTheCallAtTheDispatcher(demo, timeline);
+  }
+}
+
+// The command and the range options, on the start of the recording only (the
+// boot and the first round of calls: a few seconds of replay).
+TEST(Timeline, CommandAndRangesOnTheFirstCalls) {
+  SKIP_WITHOUT_KVM();
+  if (!fs::exists(os_test::guest_elf("demo"))) GTEST_SKIP() << "build the test-guests target first";
+  const DemoRecording& demo = DemoRecording::get();
+  ASSERT_TRUE(demo.ok) << demo.error;
+  const std::string end_of_range = "L400";
+  const fs::path cache = demo.dir / "cache";
+  const std::string command = "RR_CACHE_DIR=" + cache.string() + " " + RR_BINARY_DIR +
+                              "/bin/rr-analyze timeline " + demo.recording.string();
+  const auto json = os_test::run_command(command + " --json --to " + end_of_range + " 2>/dev/null");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  const auto out = nlohmann::json::parse(json.output);
+  EXPECT_EQ(out["from"], "L0");
+  EXPECT_EQ(out["to"], end_of_range);
+  const auto& listed = out["events"];
+  ASSERT_GE(listed.size(), 4u) << json.output;
+  EXPECT_EQ(listed[0]["pid"], 1);
+  EXPECT_EQ(listed[0]["comm"], "main");
+  EXPECT_EQ(listed[0]["function"], "trap_dispatch");
+
+  // The API over a sub-range gives the same events.
+  const size_t middle = listed.size() / 2;
+  const librr::Position middle_position =
+      librr::Position::parse(listed[middle]["position"].get<std::string>());
+  analyzer::TimeTraveler traveler(demo.recording, {});
+  analyzer::TimelineOptions options;
+  options.from = middle_position;
+  options.to = librr::Position::parse(end_of_range);
+  std::vector<double> progress;
+  options.progress = [&](double f) { progress.push_back(f); };
+  const auto tail = analyzer::build_timeline(traveler, DemoTimeline::profile(), options);
+  ASSERT_EQ(tail.size(), listed.size() - middle);
+  for (size_t i = 0; i < tail.size(); ++i) {
+    EXPECT_EQ(tail[i].position.to_string(), listed[middle + i]["position"]);
+    EXPECT_EQ(tail[i].syscall_name, listed[middle + i]["name"]);
+  }
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back(), 1.0);
+  EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
+  options = {};
+  options.to = middle_position;
+  const auto head = analyzer::build_timeline(traveler, DemoTimeline::profile(), options);
+  ASSERT_EQ(head.size(), middle + 1);
+  EXPECT_EQ(head.back().position, middle_position);
+
+  // The text form: a header, then one line per event starting with its position.
+  const auto text = os_test::run_command(command + " --to " +
+                                         listed[1]["position"].get<std::string>() + " 2>/dev/null");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  std::istringstream lines(text.output);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line.rfind("POSITION", 0), 0u) << line;
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(std::getline(lines, line));
+    EXPECT_EQ(line.rfind(listed[i]["position"].get<std::string>() + " ", 0), 0u) << line;
+  }
+  EXPECT_FALSE(std::getline(lines, line)) << "after --to: " << line;
+
+  // `ps --at` the position of a call: its task is the running one there.
+  const nlohmann::json& last = listed.back();
+  const auto ps = os_test::run_command("RR_CACHE_DIR=" + cache.string() + " " + RR_BINARY_DIR +
+                                       "/bin/rr-analyze ps " + demo.recording.string() + " --at " +
+                                       last["position"].get<std::string>() + " --json 2>/dev/null");
+  ASSERT_EQ(ps.exit_code, 0) << ps.output;
+  std::string running;
+  const auto tasks = nlohmann::json::parse(ps.output);
+  for (const auto& p : tasks["processes"])
+    if (p["state"] == "running") running = p["name"];
+  EXPECT_EQ(running, last["comm"]) << ps.output;
+
+  // Usage errors: exit code 2 with the reason, before any replay.
+  const auto bad_kind = os_test::run_command(command + " --kinds exec");
+  EXPECT_EQ(bad_kind.exit_code, 2);
+  EXPECT_NE(bad_kind.output.find("unknown event kind \"exec\" for this guest (known: syscall)"),
+            std::string::npos)
+      << bad_kind.output;
+  const auto past_end = os_test::run_command(command + " --to L99999999");
+  EXPECT_EQ(past_end.exit_code, 2) << past_end.output;
+  EXPECT_NE(past_end.output.find("past the end of the recording"), std::string::npos)
+      << past_end.output;
+}
+
+}  // namespace

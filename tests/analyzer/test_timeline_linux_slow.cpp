@@ -1,0 +1,124 @@
+// Slow (ctest -L slow): the timeline of a recorded Linux boot (recorded
+// here, ~60 s idle), every pass of it: the exec of /init with its
+// arguments, the creation of kthreadd and of its kernel threads, the
+// kernel unpacking the initramfs (opens and writes of /init), each event at
+// a position before the end where the replay shows rip at the function.
+// Prints the cost of each pass (docs/forensics.md, "Timeline").
+#include <chrono>
+#include <fstream>
+
+#include "machine/vcpu_state.h"
+#include "test_os_support.h"
+#include "timeline/timeline.h"
+#include "travel/time_traveler.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using analyzer::TimelineEvent;
+
+struct LinuxRecording {
+  fs::path dir, recording, guest;
+  std::string skip, error;
+
+  LinuxRecording() {
+    const auto guest_dir = os_test::linux_guest_dir();
+    if (!guest_dir) {
+      skip = "the Linux guest is not built here (examples/linux-guest/build.sh)";
+      return;
+    }
+    guest = *guest_dir;
+    char pattern[] = "/tmp/rr-timeline-linux-XXXXXX";
+    dir = mkdtemp(pattern);
+    recording = dir / "linux";
+    const auto result = os_test::run_command("RR_LINUX_GUEST_DIR=" + guest.string() + " " +
+                                             RR_BINARY_DIR + "/bin/rr-vmm record --linux --out " +
+                                             recording.string() + " --serial-in none >" +
+                                             (dir / "console.txt").string() + " </dev/null");
+    if (result.exit_code != 0) error = "rr-vmm record --linux failed: " + result.output;
+  }
+  ~LinuxRecording() {
+    if (!dir.empty()) fs::remove_all(dir);
+  }
+};
+
+const TimelineEvent* find_event(const std::vector<TimelineEvent>& events,
+                                const std::function<bool(const TimelineEvent&)>& match) {
+  for (const TimelineEvent& e : events)
+    if (match(e)) return &e;
+  return nullptr;
+}
+
+// One test: ctest runs every TEST in a process of its own, and each would
+// record the boot again.
+TEST(TimelineLinux, RecordedBootHasTheExecOfInitAndKthreadd) {
+  SKIP_WITHOUT_KVM();
+  const LinuxRecording rec;
+  if (!rec.skip.empty()) GTEST_SKIP() << rec.skip;
+  ASSERT_TRUE(rec.error.empty()) << rec.error;
+  const analyzer::Profile& profile = os_test::profile_of(rec.guest / "vmlinux");
+
+  analyzer::TimeTraveler traveler(rec.recording, {});
+  analyzer::TimelineOptions options;
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<std::string, Clock::time_point>> passes;
+  options.on_pass = [&](const std::string& pass) { passes.emplace_back(pass, Clock::now()); };
+  const std::vector<TimelineEvent> events = analyzer::build_timeline(traveler, profile, options);
+  passes.emplace_back("done", Clock::now());
+  for (size_t i = 0; i + 1 < passes.size(); ++i) {
+    const double seconds =
+        std::chrono::duration<double>(passes[i + 1].second - passes[i].second).count();
+    std::printf("timeline %s: %.1f s\n", passes[i].first.c_str(), seconds);
+  }
+  std::map<std::string, size_t> per_kind;
+  for (const TimelineEvent& e : events) per_kind[e.kind]++;
+  for (const auto& [kind, count] : per_kind) std::printf("  %s: %zu events\n", kind.c_str(), count);
+  EXPECT_EQ(passes.size(), 4u) << "three passes by default";
+
+  // The kernel's own kernel_execve of /init, as pid 1, succeeding.
+  const TimelineEvent* exec = find_event(events, [](const TimelineEvent& e) {
+    return e.kind == analyzer::kEventExec && e.path == "/init";
+  });
+  ASSERT_NE(exec, nullptr);
+  EXPECT_EQ(exec->pid, 1);
+  ASSERT_FALSE(exec->argv.empty());
+  EXPECT_EQ(exec->argv[0], "/init");
+  EXPECT_EQ(exec->result, 0);
+  EXPECT_LT(exec->position, traveler.end());
+
+  // swapper (pid 0) creates init (1) and kthreadd (2); kthreadd creates the kernel threads.
+  const TimelineEvent* kthreadd = find_event(events, [](const TimelineEvent& e) {
+    return e.kind == analyzer::kEventProcessCreate && e.child_pid == 2;
+  });
+  ASSERT_NE(kthreadd, nullptr);
+  EXPECT_EQ(kthreadd->pid, 0);
+  EXPECT_LT(kthreadd->position, exec->position);
+  size_t by_kthreadd = 0;
+  for (const TimelineEvent& e : events)
+    by_kthreadd += e.kind == analyzer::kEventProcessCreate && e.pid == 2 && e.comm == "kthreadd";
+  EXPECT_GT(by_kthreadd, 3u);
+
+  // Unpacking the initramfs: /init is created and written by the kernel.
+  EXPECT_NE(find_event(events,
+                       [](const TimelineEvent& e) {
+                         return e.kind == analyzer::kEventFileOpen && e.path == "/init" &&
+                                e.result == 0;
+                       }),
+            nullptr);
+  EXPECT_NE(find_event(events,
+                       [](const TimelineEvent& e) {
+                         return e.kind == analyzer::kEventFileWrite && e.path == "/init" &&
+                                e.length > 0;
+                       }),
+            nullptr);
+  for (const TimelineEvent& e : events)
+    EXPECT_TRUE(e.error.empty()) << e.function << ": " << e.error;
+
+  // Replaying to an event's position shows the machine entering its function.
+  for (const TimelineEvent* e : {kthreadd, exec}) {
+    traveler.seek(e->position);
+    EXPECT_EQ(traveler.vcpu().regs.rip, profile.symbol(e->function)) << e->function;
+  }
+}
+
+}  // namespace
