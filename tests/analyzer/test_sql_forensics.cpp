@@ -70,7 +70,7 @@ class SqlForensics : public ::testing::Test {
     const auto start = std::chrono::steady_clock::now();
     export_ =
         new CommandResult(run_shell(env() + rr_analyze() + " export " + demo_->recording.string() +
-                                    " --db " + db_path_->string()));
+                                    " --db " + db_path_->string() + " --timeline"));
     export_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -291,8 +291,8 @@ TEST_F(SqlForensics, NoForensicsAndNoTimelineSkipWhatTheySay) {
   EXPECT_EQ(query_text(db, "SELECT replay_status FROM recording"), "faithful");
 
   const fs::path sampled = dir_->path() / "no-timeline.sqlite";
-  const CommandResult t = analyze_here("export " + demo_->recording.string() + " --db " +
-                                       sampled.string() + " --no-timeline");
+  const CommandResult t =
+      analyze_here("export " + demo_->recording.string() + " --db " + sampled.string());
   ASSERT_EQ(t.exit_code, 0) << t.err;
   Database db2(sampled, Database::Mode::kReadOnly);
   EXPECT_EQ(query_text(db2, "SELECT forensics_status FROM recording"), "no_timeline");
@@ -306,12 +306,12 @@ TEST_F(SqlForensics, QueryCacheFollowsTheForensicOptions) {
   const std::string rec = demo_->recording.string();
   const CommandResult first = analyze_here("query " + rec +
                                            " 'SELECT COUNT(*) FROM processes' "
-                                           "--format csv --no-timeline");
+                                           "--format csv");
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(first.out, "COUNT(*)\r\n5\r\n");
   const CommandResult same = analyze_here("query " + rec +
                                           " 'SELECT forensics_status FROM "
-                                          "recording' --format csv --no-timeline");
+                                          "recording' --format csv");
   ASSERT_EQ(same.exit_code, 0) << same.err;
   EXPECT_EQ(same.err.find("exported to"), std::string::npos) << "the cache was not reused";
   EXPECT_EQ(same.out, "forensics_status\r\nno_timeline\r\n");
@@ -338,9 +338,8 @@ TEST_F(SqlForensics, WrongOrMissingProfile) {
   const fs::path moved_profile = dir_->path() / "moved-table.json";
   std::ofstream(moved_profile) << isf.dump();
   const fs::path wrong = dir_->path() / "wrong-profile.sqlite";
-  const CommandResult r =
-      analyze_here("export " + demo_->recording.string() + " --db " + wrong.string() +
-                   " --no-timeline --profile " + moved_profile.string());
+  const CommandResult r = analyze_here("export " + demo_->recording.string() + " --db " +
+                                       wrong.string() + "  --profile " + moved_profile.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Database db(wrong, Database::Mode::kReadOnly);
   EXPECT_EQ(query_text(db, "SELECT forensics_status FROM recording"), "partial");

@@ -73,9 +73,9 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
 
   const fs::path db_path = dir / "linux.sqlite";
   start = std::chrono::steady_clock::now();
-  const auto exported = os_test::run_command("RR_CACHE_DIR=" + (dir / "cache").string() + " " +
-                                             RR_BINARY_DIR + "/bin/rr-analyze export " +
-                                             recording.string() + " --db " + db_path.string());
+  const auto exported = os_test::run_command(
+      "RR_CACHE_DIR=" + (dir / "cache").string() + " " + RR_BINARY_DIR + "/bin/rr-analyze export " +
+      recording.string() + " --db " + db_path.string() + " --timeline");
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   std::printf("export with forensics: %.0f s\n%s", seconds_since(start), exported.output.c_str());
   Database db(db_path, Database::Mode::kReadOnly);

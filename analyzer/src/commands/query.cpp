@@ -19,7 +19,7 @@ struct QueryCommandOptions {
   sql::OutputFormat format = sql::OutputFormat::kTable;
   bool no_replay = false;
   bool no_forensics = false;
-  bool no_timeline = false;
+  bool timeline = false;
   std::string profile;
   bool rebuild = false;
 };
@@ -29,7 +29,7 @@ int run_query_command(const QueryCommandOptions& options) {
   export_options.key = options.recording.key();
   export_options.replay = !options.no_replay;
   export_options.forensics.enabled = !options.no_forensics;
-  export_options.forensics.timeline = !options.no_timeline;
+  export_options.forensics.timeline = options.timeline;
   export_options.forensics.profile = options.profile;
   sql::CachedExport cached;
   try {
@@ -77,9 +77,9 @@ void add_query_command(CLI::App& app, CommandAction& action) {
   command->add_flag("--no-forensics", options->no_forensics,
                     "skip the forensic tables (processes, kernel_log, mounts, net_devices, "
                     "process_events, syscalls, file_events) and their replay passes");
-  command->add_flag("--no-timeline", options->no_timeline,
-                    "forensic tables from the one replay only: skip the timeline passes "
-                    "(process_events, syscalls, file_events stay empty)");
+  command->add_flag("--timeline", options->timeline,
+                    "also run the timeline passes (one more replay per group of kernel "
+                    "functions) for process_events, syscalls, file_events");
   command->add_option("--profile", options->profile,
                       "ISF profile of the guest kernel (default: generated from the recorded "
                       "kernel ELF and cached, as for ps/dmesg)");

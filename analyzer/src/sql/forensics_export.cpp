@@ -97,7 +97,7 @@ ForensicsOutcome ExportForensics::finish(Database& db, const std::string& replay
   outcome_.status = "complete";
   if (!options_.timeline) {
     outcome_.status = "no_timeline";
-    problems.push_back("export --no-timeline: process_events, syscalls, file_events not made");
+    problems.push_back("no --timeline: process_events, syscalls, file_events not made");
   } else if (replay_status != "diverged") {
     try {
       const TimelineTablesResult timeline = export_timeline_tables(db, recording_, key, *profile_);

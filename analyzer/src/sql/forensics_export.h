@@ -22,9 +22,9 @@
 namespace analyzer::sql {
 
 struct ForensicsOptions {
-  bool enabled = true;   // false: --no-forensics (or --no-replay)
-  bool timeline = true;  // false: --no-timeline (no extra replay passes)
-  std::string profile;   // ISF file; "" = generated from the recorded kernel and cached
+  bool enabled = true;    // false: --no-forensics (or --no-replay)
+  bool timeline = false;  // --timeline: the extra replay passes for the event tables
+  std::string profile;    // ISF file; "" = generated from the recorded kernel and cached
 };
 
 // The recording row's forensics_* columns.

@@ -104,9 +104,9 @@ TimelineTablesResult export_timeline_tables(Database& db, const std::filesystem:
                                             const Profile& profile) {
   TravelOptions travel;
   travel.key = key;
-  // Each pass replays forward from the start, which is always kept; more
-  // checkpoints would only cost memory.
-  travel.checkpoint_memory_budget = 0;
+  // The default checkpoint budget, as `rr-analyze timeline` uses: the
+  // traveler places each breakpoint hit by replaying from the checkpoint
+  // before it, so without checkpoints every hit would replay from the start.
   TimeTraveler traveler(recording, travel);
 
   ProgressBar progress("export: timeline", 1000, "/1000");
