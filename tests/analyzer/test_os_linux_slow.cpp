@@ -18,37 +18,11 @@ namespace {
 using analyzer::Process;
 namespace fs = std::filesystem;
 
-struct LinuxRecording {
-  fs::path dir, recording, guest;
-  std::string console;  // what the serial console printed during record
-  std::string skip, error;
-
+// One recording shared by the tests of this process.
+struct LinuxRecording : os_test::LinuxBootRecording {
   static LinuxRecording& get() {
     static LinuxRecording instance;
     return instance;
-  }
-
- private:
-  LinuxRecording() {
-    const auto guest_dir = os_test::linux_guest_dir();
-    if (!guest_dir) {
-      skip = "the Linux guest is not built here (examples/linux-guest/build.sh)";
-      return;
-    }
-    guest = *guest_dir;
-    char pattern[] = "/tmp/rr-os-linux-XXXXXX";
-    dir = mkdtemp(pattern);
-    recording = dir / "linux";
-    const auto result = os_test::run_command("RR_LINUX_GUEST_DIR=" + guest.string() + " " +
-                                             RR_BINARY_DIR + "/bin/rr-vmm record --linux --out " +
-                                             recording.string() + " --serial-in none >" +
-                                             (dir / "console.txt").string() + " </dev/null");
-    if (result.exit_code != 0) error = "rr-vmm record --linux failed: " + result.output;
-    std::ifstream in(dir / "console.txt", std::ios::binary);
-    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  ~LinuxRecording() {
-    if (!dir.empty()) fs::remove_all(dir);
   }
 };
 

@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +45,40 @@ inline std::optional<fs::path> linux_guest_dir() {
   if (!fs::exists(dir / "manifest.txt") || !fs::exists(dir / "vmlinux")) return std::nullopt;
   return dir;
 }
+
+// The real Linux guest recorded booting (minutes under load), with what its
+// console printed. ctest runs each slow TEST in a process of its own, so
+// each test that needs the boot records it once. `skip` says why the guest
+// is missing here, `error` why recording failed.
+struct LinuxBootRecording {
+  fs::path dir, recording, guest;
+  std::string console;
+  std::string skip, error;
+
+  LinuxBootRecording() {
+    const auto guest_dir = linux_guest_dir();
+    if (!guest_dir) {
+      skip = "the Linux guest is not built here (examples/linux-guest/build.sh)";
+      return;
+    }
+    guest = *guest_dir;
+    char pattern[] = "/tmp/rr-linux-boot-XXXXXX";
+    dir = mkdtemp(pattern);
+    recording = dir / "linux";
+    const auto result =
+        run_command("RR_LINUX_GUEST_DIR=" + guest.string() + " " + RR_BINARY_DIR +
+                    "/bin/rr-vmm record --linux --out " + recording.string() +
+                    " --serial-in none >" + (dir / "console.txt").string() + " </dev/null");
+    if (result.exit_code != 0) error = "rr-vmm record --linux failed: " + result.output;
+    std::ifstream in(dir / "console.txt", std::ios::binary);
+    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ~LinuxBootRecording() {
+    if (!dir.empty()) fs::remove_all(dir);
+  }
+  LinuxBootRecording(const LinuxBootRecording&) = delete;
+  LinuxBootRecording& operator=(const LinuxBootRecording&) = delete;
+};
 
 // Profiles generated once per test binary (the vmlinux one takes seconds).
 inline const analyzer::Profile& profile_of(const fs::path& elf) {

@@ -51,31 +51,20 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // record the boot again.
 TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
   SKIP_WITHOUT_KVM();
-  const auto guest = os_test::linux_guest_dir();
-  if (!guest) GTEST_SKIP() << "the Linux guest is not built here (examples/linux-guest/build.sh)";
-  char pattern[] = "/tmp/rr-sql-linux-XXXXXX";
-  const fs::path dir = mkdtemp(pattern);
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() { fs::remove_all(dir); }
-  } cleanup{dir};
-  const fs::path recording = dir / "linux";
+  const bool with_timeline = std::getenv("RR_SLOW_TIMELINE") != nullptr;
   auto start = std::chrono::steady_clock::now();
-  const auto recorded =
-      os_test::run_command("RR_LINUX_GUEST_DIR=" + guest->string() + " " + RR_BINARY_DIR +
-                           "/bin/rr-vmm record --linux --out " + recording.string() +
-                           " --serial-in none >" + (dir / "console.txt").string() + " </dev/null");
-  ASSERT_EQ(recorded.exit_code, 0) << recorded.output;
+  const os_test::LinuxBootRecording rec;
+  if (!rec.skip.empty()) GTEST_SKIP() << rec.skip;
+  ASSERT_TRUE(rec.error.empty()) << rec.error;
   std::printf("record: %.0f s\n", seconds_since(start));
-  std::ifstream console_file(dir / "console.txt", std::ios::binary);
-  std::stringstream console_text;
-  console_text << console_file.rdbuf();
+  const fs::path& dir = rec.dir;
+  const fs::path& recording = rec.recording;
 
   const fs::path db_path = dir / "linux.sqlite";
   start = std::chrono::steady_clock::now();
   const auto exported = os_test::run_command(
       "RR_CACHE_DIR=" + (dir / "cache").string() + " " + RR_BINARY_DIR + "/bin/rr-analyze export " +
-      recording.string() + " --db " + db_path.string() + " --timeline");
+      recording.string() + " --db " + db_path.string() + (with_timeline ? " --timeline" : ""));
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   std::printf("export with forensics: %.0f s\n%s", seconds_since(start), exported.output.c_str());
   Database db(db_path, Database::Mode::kReadOnly);
@@ -105,7 +94,7 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
   }
   {
     SCOPED_TRACE("kernel_log against the console");
-    const std::vector<std::string> console = lines_of(console_text.str());
+    const std::vector<std::string> console = lines_of(rec.console);
     auto records = db.prepare("SELECT sequence, level, line FROM kernel_log ORDER BY sequence");
     size_t at = 0, matched = 0, rows = 0;
     int64_t previous = -1;
@@ -144,6 +133,11 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
                          "'lo'"),
               "1 65536");
   }
+  // The timeline passes do not yet get through the whole boot in reasonable
+  // time (docs/forensics.md, "Timeline"): opt in explicitly.
+  if (!with_timeline)
+    GTEST_SKIP() << "process_events not checked: the Linux timeline takes longer than CI allows "
+                    "(set RR_SLOW_TIMELINE=1 to run it)";
   if (status != "complete" && message.find("timeline") != std::string::npos)
     GTEST_SKIP() << "the Linux timeline is not available: " << message;
   {
