@@ -53,7 +53,17 @@ TEST(LogKill, SigkillMidRecordingLeavesARecoverablePrefix) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) child_write_forever(path, m);
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 250));
+    // Kill at a random moment after the first chunk reached the file: on a
+    // loaded machine the child may get no CPU for the first few hundred ms.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    auto written = [&] {
+      std::error_code missing;  // file_size is uintmax_t(-1) then
+      const auto size = std::filesystem::file_size(path, missing);
+      return !missing && size >= 32 * 1024;
+    };
+    while (!written() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
