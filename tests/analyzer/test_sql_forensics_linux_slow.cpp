@@ -9,23 +9,14 @@
 
 #include "sql/sqlite.h"
 #include "test_os_support.h"
+#include "test_sql_queries.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using analyzer::sql::Database;
-
-int64_t query_int(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return statement.column_int(0);
-}
-
-std::string query_text(Database& db, const std::string& sql) {
-  auto statement = db.prepare(sql);
-  EXPECT_TRUE(statement.step()) << sql;
-  return statement.column_type(0) == SQLITE_NULL ? "NULL" : std::string(statement.column_text(0));
-}
+using sql_test::query_int;
+using sql_test::query_text;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
