@@ -46,6 +46,32 @@ inline std::optional<fs::path> linux_guest_dir() {
   return dir;
 }
 
+// A test guest recorded with `rr-vmm record`, with what its console
+// printed; removed with the object.
+struct GuestRecording {
+  fs::path dir, recording;
+  std::string console;
+  bool ok = false;
+  std::string error;
+
+  GuestRecording(const std::string& guest, const std::string& append) {
+    char pattern[] = "/tmp/rr-guest-test-XXXXXX";
+    dir = mkdtemp(pattern);
+    recording = dir / guest;
+    const auto result = run_command(
+        "RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " + RR_BINARY_DIR +
+        "/bin/rr-vmm record --out " + recording.string() + " --serial-in none --guest " + guest +
+        " --append " + append + " >" + (dir / "console.txt").string() + " </dev/null");
+    std::ifstream in(dir / "console.txt", std::ios::binary);
+    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    ok = result.exit_code == 0;
+    error = result.output;
+  }
+  ~GuestRecording() { fs::remove_all(dir); }
+  GuestRecording(const GuestRecording&) = delete;
+  GuestRecording& operator=(const GuestRecording&) = delete;
+};
+
 // The real Linux guest recorded booting (minutes under load), with what its
 // console printed. ctest runs each slow TEST in a process of its own, so
 // each test that needs the boot records it once. `skip` says why the guest

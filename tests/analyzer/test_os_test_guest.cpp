@@ -15,38 +15,14 @@ using analyzer::Process;
 namespace fs = std::filesystem;
 
 // The demo guest recorded once per test binary, with its console output.
-struct DemoRecording {
-  fs::path dir;
-  fs::path recording;
-  std::string console;
-  bool ok = false;
-  std::string error;
-
+struct DemoRecording : os_test::GuestRecording {
   static DemoRecording& get() {
     static DemoRecording instance;
     return instance;
   }
 
  private:
-  DemoRecording() {
-    char pattern[] = "/tmp/rr-os-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    recording = dir / "demo";
-    const fs::path console_file = dir / "console.txt";
-    const auto result =
-        run_command("RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " +
-                    std::string(RR_BINARY_DIR) + "/bin/rr-vmm record --out " + recording.string() +
-                    " --serial-in none --guest demo --append work=20 >" + console_file.string() +
-                    " </dev/null");
-    std::ifstream in(console_file);
-    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    ok = result.exit_code == 0;
-    error = result.output;
-  }
-  ~DemoRecording() { fs::remove_all(dir); }
-  static os_test::CommandResult run_command(const std::string& c) {
-    return os_test::run_command(c);
-  }
+  DemoRecording() : GuestRecording("demo", "work=20") {}
 };
 
 #define REQUIRE_DEMO_RECORDING()                          \

@@ -23,33 +23,14 @@ using analyzer::TimelineEvent;
 
 // work=0: the workers skip their computation (minutes of CPL3 loops when
 // breakpoints have to be found by single steps) but still make every call.
-struct DemoRecording {
-  fs::path dir, recording;
-  std::string console;
-  bool ok = false;
-  std::string error;
-
+struct DemoRecording : os_test::GuestRecording {
   static DemoRecording& get() {
     static DemoRecording instance;
     return instance;
   }
 
  private:
-  DemoRecording() {
-    char pattern[] = "/tmp/rr-timeline-test-XXXXXX";
-    dir = mkdtemp(pattern);
-    recording = dir / "demo";
-    const auto result =
-        os_test::run_command("RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " +
-                             RR_BINARY_DIR + "/bin/rr-vmm record --out " + recording.string() +
-                             " --serial-in none --guest demo --append work=0 >" +
-                             (dir / "console.txt").string() + " </dev/null");
-    std::ifstream in(dir / "console.txt", std::ios::binary);
-    console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    ok = result.exit_code == 0;
-    error = result.output;
-  }
-  ~DemoRecording() { fs::remove_all(dir); }
+  DemoRecording() : GuestRecording("demo", "work=0") {}
 };
 
 // The first landmarks of the recording: the boot and every task's first

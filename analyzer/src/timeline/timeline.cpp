@@ -181,8 +181,8 @@ std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile&
     throw librr::Error(
         fmt::format("the range ends ({}) before it starts ({})", to.to_string(), from.to_string()));
   if (to > traveler.end())
-    throw PositionPastEnd(fmt::format("{} is after the end of the recording ({})", to.to_string(),
-                                      traveler.end().to_string()));
+    throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
+                                      to.to_string(), traveler.end().to_string()));
   // Refuse a profile of another kernel before replaying anything.
   traveler.seek(from);
   make_os_model(profile, machine_view(traveler));
