@@ -271,10 +271,12 @@ TEST_F(GdbReplay, SigintShutsDownCleanly) {
 // stops the replay where it is and reports SIGINT, and the session goes on.
 // The continue watches a word of kernel code, which nothing writes, so it
 // single-steps through the whole recording (minutes); timeout sends gdb the
-// SIGINT a user's Ctrl-C would.
+// SIGINT a user's Ctrl-C would. 10 s, not less: a SIGINT that reaches gdb
+// while it is still connecting (slow under load) makes it disconnect
+// instead of interrupting the continue.
 TEST_F(GdbReplay, CtrlCStopsALongContinue) {
   // ticks (default phases) is long enough that stepping through it takes
-  // far more than the 4 s before the interrupt; hello is not.
+  // far more than the 10 s before the interrupt; hello is not.
   const fs::path ticks = dir_ / "ticks.rec";
   const std::string record = fmt::format(
       "RR_GUEST_DIR={}/guests {} record --out {} --guest ticks --serial-in none >{} 2>&1 "
@@ -285,7 +287,7 @@ TEST_F(GdbReplay, CtrlCStopsALongContinue) {
   ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
   const auto started = std::chrono::steady_clock::now();
   const std::string output = run_and_capture(fmt::format(
-      "timeout -s INT 4 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' "
+      "timeout -s INT 10 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' "
       "-ex 'file {}' -ex 'target remote :{}' -ex 'watch *(long *)trap_dispatch' -ex 'continue' "
       "-ex 'echo @@stopped\\n' -ex 'stepi' -ex 'echo @@stepped\\n' -ex 'kill'",
       guest_elf("ticks").string(), server.port()));
