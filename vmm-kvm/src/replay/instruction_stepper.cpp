@@ -64,6 +64,10 @@ InstructionStepper::Result InstructionStepper::step() {
   throw librr::Error("single step failed: " + exit.result.message);
 }
 
+bool InstructionStepper::exact_here() const {
+  return !(support_.cpl3_caught_at_guest_handler && current_cpl(machine_) == 3);
+}
+
 // A step that crosses privilege levels (ud2 into the kernel, iretq to user)
 // may report either level's reason.
 bool InstructionStepper::completed_step(const std::set<uint32_t>& before_reasons) {

@@ -37,6 +37,10 @@ class InstructionStepper {
   // Throws librr::Error if the machine stopped otherwise (internal error),
   // or if single-stepping is unsupported at the current privilege level.
   Result step();
+  // False where a step at the current privilege level may run more than
+  // one instruction (CPL3 steps caught at the guest's #DB handler on
+  // kvm_pvm): such a step can pass a logged asynchronous stop.
+  bool exact_here() const;
 
  private:
   Result step_via_guest_handler(const std::set<uint32_t>& before_reasons);

@@ -240,6 +240,11 @@ ReplaySession::InstructionOutcome ReplaySession::handle_landmark_reached() {
 ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionStepper& stepper,
                                                                   bool first_since_position) {
   if (auto outcome = before_executing(first_since_position)) return *outcome;
+  // A step that may run several instructions could pass the logged stop;
+  // its state is in the log, so install it here instead (the stretch up to
+  // it is then not visited instruction by instruction).
+  if (!stepper.exact_here() && install_async_position_if_next())
+    return InstructionOutcome::kReachedAsyncStop;
   if (stepper.step() == InstructionStepper::Result::kStepped) return InstructionOutcome::kStepped;
   return handle_landmark_reached();
 }
