@@ -32,22 +32,6 @@ struct LinuxRecording : os_test::LinuxBootRecording {
   if (!rec.skip.empty()) GTEST_SKIP() << rec.skip;   \
   ASSERT_TRUE(rec.error.empty()) << rec.error
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::string line;
-  for (char c : text) {
-    if (c == '\r') continue;  // the 8250 console driver writes "\r\n"; the log holds "\n"
-    if (c == '\n') {
-      lines.push_back(line);
-      line.clear();
-    } else {
-      line += c;
-    }
-  }
-  if (!line.empty()) lines.push_back(line);
-  return lines;
-}
-
 // One replay to the end, shared by the in-process tests.
 struct EndOfBoot {
   std::unique_ptr<analyzer::TimeTraveler> traveler;
@@ -136,10 +120,10 @@ void KernelLogEqualsTheConsoleOutput(const LinuxRecording& rec) {
   // The console printed every record in order, except debug-level ones it
   // suppressed under the console_loglevel of that moment (the panic at the
   // end raises it, so the value in memory now does not tell which).
-  const std::vector<std::string> console = lines_of(rec.console);
+  const std::vector<std::string> console = os_test::console_lines(rec.console);
   size_t line = 0, matched = 0;
   for (const analyzer::LogRecord& record : records) {
-    const auto lines = lines_of(analyzer::LinuxModel::format_log({record}));
+    const auto lines = os_test::console_lines(analyzer::LinuxModel::format_log({record}));
     const bool printed =
         line + lines.size() <= console.size() &&
         std::equal(lines.begin(), lines.end(), console.begin() + static_cast<long>(line));
@@ -182,8 +166,8 @@ void PsAndDmesgCommands(const LinuxRecording& rec) {
       os_test::run_command("RR_CACHE_DIR=" + cache.string() + " " + RR_BINARY_DIR +
                            "/bin/rr-analyze dmesg " + rec.recording.string() + " 2>/dev/null");
   ASSERT_EQ(dmesg.exit_code, 0) << dmesg.output;
-  const auto log = lines_of(dmesg.output);
-  const auto console = lines_of(rec.console);
+  const auto log = os_test::console_lines(dmesg.output);
+  const auto console = os_test::console_lines(rec.console);
   ASSERT_GT(log.size(), 50u);
   // Every console line is in the log, in order (the log may hold more debug lines).
   size_t at = 0;

@@ -106,6 +106,24 @@ struct LinuxBootRecording {
   LinuxBootRecording& operator=(const LinuxBootRecording&) = delete;
 };
 
+// The lines of console or kernel-log text, without the "\r" the 8250
+// console driver writes before each "\n" (the kernel log holds "\n" only).
+inline std::vector<std::string> console_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (char c : text) {
+    if (c == '\r') continue;
+    if (c == '\n') {
+      lines.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
 // Profiles generated once per test binary (the vmlinux one takes seconds).
 inline const analyzer::Profile& profile_of(const fs::path& elf) {
   static std::map<fs::path, analyzer::Profile> profiles;

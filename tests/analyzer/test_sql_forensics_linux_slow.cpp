@@ -18,22 +18,6 @@ using analyzer::sql::Database;
 using sql_test::query_int;
 using sql_test::query_text;
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::string line;
-  for (char c : text) {
-    if (c == '\r') continue;  // the 8250 console driver writes "\r\n"; the log holds "\n"
-    if (c == '\n') {
-      lines.push_back(line);
-      line.clear();
-    } else {
-      line += c;
-    }
-  }
-  if (!line.empty()) lines.push_back(line);
-  return lines;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -85,7 +69,7 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
   }
   {
     SCOPED_TRACE("kernel_log against the console");
-    const std::vector<std::string> console = lines_of(rec.console);
+    const std::vector<std::string> console = os_test::console_lines(rec.console);
     auto records = db.prepare("SELECT sequence, level, line FROM kernel_log ORDER BY sequence");
     size_t at = 0, matched = 0, rows = 0;
     int64_t previous = -1;
@@ -93,7 +77,7 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
       ++rows;
       EXPECT_EQ(records.column_int(0), previous + 1) << "a gap in the ring buffer";
       previous = records.column_int(0);
-      const auto lines = lines_of(std::string(records.column_text(2)));
+      const auto lines = os_test::console_lines(std::string(records.column_text(2)));
       const bool printed =
           at + lines.size() <= console.size() &&
           std::equal(lines.begin(), lines.end(), console.begin() + static_cast<long>(at));
