@@ -17,6 +17,9 @@ SingleStepCheck measure_single_step(int cpl);
 HwBreakpointCheck measure_hw_breakpoint(int cpl);
 SwBreakpointCheck measure_sw_breakpoint(int cpl);
 
+// measure_step_edges.cpp
+StepEdgesCheck measure_step_edges();
+
 // measure_guest_features.cpp
 DirtyLogCheck measure_dirty_log(int cpl);
 CpuidCheck measure_cpuid();

@@ -16,7 +16,7 @@
 namespace vmm::probe {
 
 // Bumped whenever a measurement changes meaning, so old cache files are redone.
-inline constexpr int kProbeVersion = 1;
+inline constexpr int kProbeVersion = 2;
 // Above this a guest mode counts as running natively (an emulator manages ~1-20M).
 inline constexpr double kNativeInstructionsPerSecond = 100e6;
 
@@ -64,6 +64,25 @@ struct SingleStepCheck : Measured {
   std::string exit_reason_name;
   int steps_checked = 0;
   double steps_per_second = 0;  // of the exact method (direct, else caught at the handler)
+};
+
+// What a single step does at the edges an exact stepper must handle
+// (docs/analyzer.md, "Single steps"), measured on tiny 64-bit guests.
+struct StepEdgesCheck : Measured {
+  // A step over an iretq from CPL0 to CPL3 ran on into the user code
+  // instead of stopping right after the iretq (kvm_pvm: the step belongs to
+  // its CPL0 emulator), and how many user instructions it ran.
+  bool iretq_step_runs_user_code = false;
+  uint64_t user_instructions_run = 0;
+  // The trap flag the host sets for a step, found in the RFLAGS image the
+  // CPU stored: the frame of an interrupt delivered at the step's start
+  // (CPL0, CPL3), and the value pushf stores at CPL3.
+  bool trap_flag_in_event_frame_cpl0 = false;
+  bool trap_flag_in_event_frame_cpl3 = false;
+  bool trap_flag_in_pushf_cpl3 = false;
+  // Steps a 5-iteration `rep stosb` takes (5: one per iteration).
+  int rep_steps_cpl0 = 0;
+  int rep_steps_cpl3 = 0;
 };
 
 struct HwBreakpointCheck : Measured {
@@ -166,6 +185,7 @@ struct ProbeResult {
   HostInfo host;
   std::vector<ModeSpeed> execution;
   std::vector<SingleStepCheck> single_step;
+  StepEdgesCheck step_edges;
   std::vector<HwBreakpointCheck> hw_breakpoint;
   std::vector<SwBreakpointCheck> sw_breakpoint;
   std::vector<DirtyLogCheck> dirty_log;

@@ -25,7 +25,9 @@ fs::path default_cache_dir() {
 }
 
 fs::path cache_file(const fs::path& dir, const std::string& key) {
-  return dir / ("probe-" + key + ".json");
+  // The version is in the name: binaries of different probe versions on one
+  // host (several build trees) keep their own file instead of re-probing in turn.
+  return dir / ("probe-v" + std::to_string(kProbeVersion) + "-" + key + ".json");
 }
 
 namespace {

@@ -17,6 +17,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SingleStepCheck, RR_PROBE_MEASUR
                                                 caught_at_handler, one_instruction_per_run,
                                                 exit_reason, exit_reason_name, steps_checked,
                                                 steps_per_second)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StepEdgesCheck, RR_PROBE_MEASURED,
+                                                iretq_step_runs_user_code, user_instructions_run,
+                                                trap_flag_in_event_frame_cpl0,
+                                                trap_flag_in_event_frame_cpl3,
+                                                trap_flag_in_pushf_cpl3, rep_steps_cpl0,
+                                                rep_steps_cpl3)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HwBreakpointCheck, RR_PROBE_MEASURED, cpl, honoured,
                                                 outcome)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SwBreakpointCheck, RR_PROBE_MEASURED, cpl, delivery,
@@ -51,9 +57,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Strategy, positioning, positioni
                                                 dirty_tracking, system_calls)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProbeResult, probe_version, cache_key, measured_at,
                                                 total_seconds, from_cache, host, execution,
-                                                single_step, hw_breakpoint, sw_breakpoint,
-                                                dirty_log, cpuid, perf, pio_exit, stop, syscall,
-                                                ud2_exception, strategy)
+                                                single_step, step_edges, hw_breakpoint,
+                                                sw_breakpoint, dirty_log, cpuid, perf, pio_exit,
+                                                stop, syscall, ud2_exception, strategy)
 #undef RR_PROBE_MEASURED
 
 }  // namespace vmm::probe

@@ -70,6 +70,14 @@ std::string format_table(const ProbeResult& result) {
                 fmt::format("delivery {}, first exit {}, {:.0f} steps/s", step.delivery,
                             step.exit_reason_name, step.steps_per_second));
   }
+  if (const StepEdgesCheck& edges = result.step_edges; !table.unknown("single-step edges", edges))
+    table.row("single-step edges",
+              edges.iretq_step_runs_user_code ? "iretq runs on" : "iretq stops",
+              fmt::format("iretq to CPL3 ran {} user instructions; TF in event frames cpl0 {}, "
+                          "cpl3 {}, in pushf cpl3 {}; rep stosb x5: {} steps cpl0, {} cpl3",
+                          edges.user_instructions_run, edges.trap_flag_in_event_frame_cpl0,
+                          edges.trap_flag_in_event_frame_cpl3, edges.trap_flag_in_pushf_cpl3,
+                          edges.rep_steps_cpl0, edges.rep_steps_cpl3));
   for (const HwBreakpointCheck& hw : result.hw_breakpoint) {
     const std::string item = fmt::format("hw breakpoint cpl{}", hw.cpl);
     if (!table.unknown(item, hw)) table.row(item, hw.honoured ? "honoured" : "ignored", hw.outcome);

@@ -91,6 +91,7 @@ ProbeResult run_probe_for_host(const HostInfo& host, const ProbeOptions& options
     result.dirty_log.push_back(items.run("dirty log" + suffix, with_cpl<DirtyLogCheck>(cpl),
                                          [cpl] { return measure_dirty_log(cpl); }));
   }
+  result.step_edges = items.run("single-step edges", StepEdgesCheck{}, measure_step_edges);
   result.cpuid = items.run("cpuid", CpuidCheck{}, measure_cpuid);
   result.perf = items.run("perf", PerfCheck{}, measure_perf);
   result.pio_exit = items.run("pio exit", PioCost{}, measure_pio_cost);

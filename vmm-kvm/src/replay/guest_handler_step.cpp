@@ -126,10 +126,7 @@ GuestHandler GuestHandler::for_vector(Machine& machine, const kvm_sregs& sregs, 
   return handler;
 }
 
-// The segment register state `selector` loads from the guest's GDT, as the
-// CPU's iretq to CPL3 set it (selectors, not the descriptor caches, are
-// what an interrupt frame keeps).
-static kvm_segment segment_from_gdt(Machine& machine, const kvm_sregs& sregs, uint64_t selector) {
+kvm_segment segment_from_gdt(Machine& machine, const kvm_sregs& sregs, uint64_t selector) {
   const uint64_t index = selector & ~uint64_t{7};
   if ((selector & 4) || index + 7 > sregs.gdt.limit)
     throw librr::Error(fmt::format("selector {:#x} is not in the guest's GDT (limit {:#x})",

@@ -44,6 +44,11 @@ struct GuestHandler {
   static GuestHandler for_vector(Machine& machine, const kvm_sregs& sregs, uint8_t vector);
 };
 
+// The segment state `selector` loads from the guest's GDT, as the CPU's
+// iretq to CPL3 set it (an interrupt frame keeps selectors, not the
+// descriptor caches). Throws librr::Error for a selector outside the GDT.
+kvm_segment segment_from_gdt(Machine& machine, const kvm_sregs& sregs, uint64_t selector);
+
 enum class HandlerStepResult {
   kStepped,      // the step ended at CPL3 with a #DB, caught and undone
   kSynchronous,  // the instruction made a PIO/MMIO/HLT exit

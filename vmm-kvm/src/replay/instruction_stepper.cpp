@@ -5,6 +5,8 @@
 #include "librr/error.h"
 #include "probe/probe.h"
 #include "replay/guest_handler_step.h"
+#include "replay/return_to_user_step.h"
+#include "replay/trap_flag_traces.h"
 
 namespace vmm {
 namespace {
@@ -35,6 +37,8 @@ SingleStepSupport SingleStepSupport::from_probe() {
     if (!check->one_instruction_per_run) continue;
     (cpl == 0 ? support.cpl0_exit_reasons : support.cpl3_exit_reasons).insert(check->exit_reason);
   }
+  support.return_to_user_by_int3 = support.cpl3_caught_at_guest_handler && result.step_edges.ok() &&
+                                   result.step_edges.iretq_step_runs_user_code;
   return support;
 }
 
@@ -44,6 +48,18 @@ InstructionStepper::InstructionStepper(Machine& machine, SingleStepSupport suppo
     : machine_(machine), support_(std::move(support)) {}
 
 InstructionStepper::Result InstructionStepper::step() {
+  // On kvm_pvm the host's step over the kernel's iretq would run the user
+  // code on until it next enters the kernel (return_to_user_step.h).
+  if (support_.return_to_user_by_int3 && current_cpl(machine_) == 0 &&
+      at_return_to_user(machine_) && step_return_to_user(machine_))
+    return Result::kStepped;
+  TrapFlagTraces traces(machine_);
+  const Result result = step_with_host_single_step();
+  traces.remove();
+  return result;
+}
+
+InstructionStepper::Result InstructionStepper::step_with_host_single_step() {
   const int cpl_before = current_cpl(machine_);
   const std::set<uint32_t>& before =
       cpl_before == 3 ? support_.cpl3_exit_reasons : support_.cpl0_exit_reasons;
@@ -64,10 +80,6 @@ InstructionStepper::Result InstructionStepper::step() {
   throw librr::Error("single step failed: " + exit.result.message);
 }
 
-bool InstructionStepper::exact_here() const {
-  return !(support_.cpl3_caught_at_guest_handler && current_cpl(machine_) == 3);
-}
-
 // A step that crosses privilege levels (ud2 into the kernel, iretq to user)
 // may report either level's reason.
 bool InstructionStepper::completed_step(const std::set<uint32_t>& before_reasons) {
@@ -78,8 +90,9 @@ bool InstructionStepper::completed_step(const std::set<uint32_t>& before_reasons
   return before_reasons.count(reason) || after.count(reason);
 }
 
-// Every step, at CPL0 too: a CPL0 step over an iretq to user mode lets one
-// user instruction run and delivers its #DB to the guest as well.
+// Every step, at CPL0 too: an iretq whose frame has TF set (the guest's
+// own) returns to user mode, runs one user instruction and delivers its #DB
+// to the guest.
 InstructionStepper::Result InstructionStepper::step_via_guest_handler(
     const std::set<uint32_t>& before_reasons) {
   switch (step_caught_at_guest_handler(machine_)) {

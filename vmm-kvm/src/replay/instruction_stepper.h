@@ -7,7 +7,11 @@
 // No interrupt is injected while stepping: the caller delivers interrupts
 // only at logged positions. Where the host delivers a CPL3 step's #DB to the
 // guest instead (kvm_pvm), the step is caught at the guest's #DB handler and
-// the delivery undone (guest_handler_step.h).
+// the delivery undone (guest_handler_step.h), and a step over the kernel's
+// return to user mode stops with an int3 (return_to_user_step.h). Each step
+// is exactly one instruction (a rep-string instruction: what the host's
+// single step does, docs/analyzer.md) and leaves no trap flag behind in
+// guest memory (trap_flag_traces.h).
 #include <cstdint>
 #include <set>
 
@@ -23,6 +27,10 @@ struct SingleStepSupport {
   // CPL3 steps whose #DB goes to the guest's IDT, caught at its handler
   // (guest_handler_step.h); used when cpl3_exit_reasons is empty.
   bool cpl3_caught_at_guest_handler = false;
+  // A step over the kernel's iretq to CPL3 runs on into user code (probe:
+  // step_edges.iretq_step_runs_user_code): step it with an int3 at the
+  // return address instead (return_to_user_step.h; needs the catch above).
+  bool return_to_user_by_int3 = false;
   // Reads the cached probe result (measuring it the first time).
   static SingleStepSupport from_probe();
 };
@@ -37,12 +45,13 @@ class InstructionStepper {
   // Throws librr::Error if the machine stopped otherwise (internal error),
   // or if single-stepping is unsupported at the current privilege level.
   Result step();
-  // False where a step at the current privilege level may run more than
-  // one instruction (CPL3 steps caught at the guest's #DB handler on
-  // kvm_pvm): such a step can pass a logged asynchronous stop.
-  bool exact_here() const;
+  // Whether a step here executes exactly one instruction, so that stepping
+  // can reach every logged asynchronous stop: always, since steps at CPL3
+  // on kvm_pvm are exact too (tests/analyzer/test_travel_steps.cpp).
+  bool exact_here() const { return true; }
 
  private:
+  Result step_with_host_single_step();
   Result step_via_guest_handler(const std::set<uint32_t>& before_reasons);
   bool completed_step(const std::set<uint32_t>& before_reasons);
 
