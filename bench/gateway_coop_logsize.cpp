@@ -40,19 +40,10 @@ Sizes run(bool cooperative, int greetings, int outside_per_guest, size_t payload
   Topology net(9000);
   attach_guest_lan(net, "lan1", 2);
   attach_guest_lan(net, "lan2", 3);
-  auto registry = dir.path() / "registry.json";
-  std::ofstream(registry) << fmt::format(
-      R"({{"gateway": {{"name": "gw", "key": "{}"}},
-  "hosts": [{{"name": "vmA", "macs": ["{}"], "ips": ["10.77.0.2"], "key": "{}"}},
-            {{"name": "vmB", "macs": ["{}"], "ips": ["10.77.0.3"], "key": "{}"}}]}})",
-      hex_key(1), kGuestMacA, hex_key(2), kGuestMacB, hex_key(3));
-  auto gw_out = dir.path() / "gw";
-  auto config = dir.path() / "gw.conf";
-  std::ofstream(config) << "lan_if = lan0, lan1\nwan_if = wan0\nlan_prefix = 10.77.0.0/24\n"
-                        << "out = " << gw_out.string() << "\nflush_ms = 20\n"
-                        << "registry = " << registry.string() << "\nannounce_port = 9500\n"
-                        << "announce_publish = 10.88.2.2:9501, 10.88.3.2:9501\n";
-  GatewayProcess gateway(net, config, dir.path() / "gw.stderr");
+  const ScenarioFiles files = write_scenario_files(dir.path());
+  const fs::path& registry = files.registry;
+  const fs::path& gw_out = files.gateway_out;
+  GatewayProcess gateway(net, files.gateway_config, dir.path() / "gw.stderr");
   if (!gateway.wait_ready()) {
     fmt::print(stderr, "gateway did not start:\n{}\n", gateway.log());
     return sizes;

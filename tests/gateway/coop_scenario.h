@@ -138,6 +138,27 @@ inline std::string hex_key(uint8_t seed) {
   return key;
 }
 
+// The files of one scenario run in `dir`: the host registry (both guests and
+// the gateway with their keys), the gateway's configuration and its output.
+struct ScenarioFiles {
+  fs::path registry, gateway_config, gateway_out;
+};
+
+inline ScenarioFiles write_scenario_files(const fs::path& dir) {
+  ScenarioFiles files{dir / "registry.json", dir / "gw.conf", dir / "gw"};
+  std::ofstream(files.registry) << fmt::format(
+      R"({{"gateway": {{"name": "gw", "key": "{}"}},
+  "hosts": [{{"name": "vmA", "macs": ["{}"], "ips": ["10.77.0.2"], "key": "{}"}},
+            {{"name": "vmB", "macs": ["{}"], "ips": ["10.77.0.3"], "key": "{}"}}]}})",
+      hex_key(1), kGuestMacA, hex_key(2), kGuestMacB, hex_key(3));
+  std::ofstream(files.gateway_config)
+      << "lan_if = lan0, lan1\nwan_if = wan0\nlan_prefix = 10.77.0.0/24\n"
+      << "out = " << files.gateway_out.string() << "\nflush_ms = 20\n"
+      << "registry = " << files.registry.string() << "\nannounce_port = 9500\n"
+      << "announce_publish = 10.88.2.2:9501, 10.88.3.2:9501\n";
+  return files;
+}
+
 // `registry` empty: plain recording (no cooperative logging), same guest and network.
 inline std::vector<std::string> record_args(const fs::path& recording, const fs::path& registry,
                                             const std::string& name, int self, int peer, int kicks,
