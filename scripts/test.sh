@@ -39,9 +39,18 @@ run_ctest() {  # run_ctest BUILD_DIR [ctest args...]; appends "passed failed ski
   return "$rc"
 }
 
+# Compiler cache outside the checkout, shared by clean clones on the same
+# machine (paths are made relative to the checkout, so a clone elsewhere hits).
+launcher_args=()
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR=${CCACHE_DIR:-${RR_CACHE_DIR:-$HOME/.cache/rrkvm}/ccache}
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+  launcher_args=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+
 status=0
 build=build
-cmake_args=(-G Ninja -DRR_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+cmake_args=(-G Ninja -DRR_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher_args[@]}")
 if ((sanitize)); then build=build-asan; cmake_args+=(-DRR_SANITIZE=ON); fi
 cmake -S . -B "$build" "${cmake_args[@]}"
 cmake --build "$build" -j"$jobs"
@@ -51,7 +60,7 @@ run_ctest "$build" "${label_args[@]}" || status=1
 
 if ((fuzz)); then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DRR_FUZZ=ON -DRR_BUILD_TESTS=OFF \
-    -DRR_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -DRR_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher_args[@]}"
   cmake --build build-fuzz -j"$jobs" --target fuzzers
   run_ctest build-fuzz -L fuzz || status=1
 fi
