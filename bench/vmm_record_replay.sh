@@ -11,6 +11,9 @@
 #   env: RUNS=3, GUESTS="hello ticks spin3 demo", IDLE_SHORT=2, IDLE_LONG=12 (seconds),
 #        BASELINE=DIR: also measure the rr-vmm in DIR (bin/rr-vmm, guests/),
 #        e.g. a copy of an older build, in the same loop: rows "GUEST (baseline)".
+#        LINUX=1: table 3, the real Linux guest (examples/linux-guest, its cached build or
+#        $RR_LINUX_GUEST_DIR) booted to "Run /init" under rr-vmm and QEMU rr=record/replay,
+#        once each (several minutes: the kernel runs emulated at ~1M instr/s here).
 set -u
 [ $# -ge 1 ] && BUILD=$(cd "$1" && pwd)
 : "${RUNS:=3}"
@@ -19,6 +22,7 @@ set -u
 : "${IDLE_SHORT:=2}"
 : "${IDLE_LONG:=12}"
 : "${BASELINE:=}"
+: "${LINUX:=0}"
 check_tools
 [ -f "$RR_GUEST_DIR/serial-echo.elf" ] || die "$RR_GUEST_DIR/serial-echo.elf missing"
 if [ -n "$BASELINE" ]; then
@@ -168,4 +172,5 @@ done <"$work/idle_recorders"
 export RR_GUEST_DIR="$BUILD/guests"
 echo "== idle guest (serial-echo blocked on input, 100 Hz timer): marginal log rate =="
 print_table
+[ "$LINUX" = 1 ] && . "$(dirname "$0")/vmm_linux_boot.sh"
 [ ! -s "$work/failures" ] || { echo "$(wc -l <"$work/failures") failures" >&2; exit 1; }

@@ -13,7 +13,14 @@ namespace {
 // and must not drive an allocation.
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
 
-enum class MemoryKind : uint8_t { digest = 0, delta = 1 };
+// The wire byte after the vCPU state: a digest, or a delta with its base
+// (DeltaBase's values; previous_position since format 2.1).
+enum class MemoryKind : uint8_t { digest = 0, delta = 1, delta_from_previous_position = 2 };
+
+MemoryKind kind_of(DeltaBase base) {
+  return base == DeltaBase::previous_position ? MemoryKind::delta_from_previous_position
+                                              : MemoryKind::delta;
+}
 
 struct Encoder {
   ByteWriter& w;
@@ -31,7 +38,7 @@ struct Encoder {
       w.pod(digest->digest);
     } else {
       const auto& delta = std::get<MemoryDelta>(e.memory);
-      w.u8(static_cast<uint8_t>(MemoryKind::delta));
+      w.u8(static_cast<uint8_t>(kind_of(delta.base)));
       w.u64(delta.reset_landmark);
       w.u32(static_cast<uint32_t>(delta.pages.size()));
       for (const auto& page : delta.pages) {
@@ -143,8 +150,11 @@ void fields(Fields& f, AsyncPosition& e) {
   f.pod(kind);
   if (kind == static_cast<uint8_t>(MemoryKind::digest)) {
     f.pod(reuse_alternative<MemoryDigest>(e.memory).digest);
-  } else if (kind == static_cast<uint8_t>(MemoryKind::delta)) {
+  } else if (kind == static_cast<uint8_t>(MemoryKind::delta) ||
+             kind == static_cast<uint8_t>(MemoryKind::delta_from_previous_position)) {
     auto& delta = reuse_alternative<MemoryDelta>(e.memory);
+    delta.base = kind == static_cast<uint8_t>(MemoryKind::delta) ? DeltaBase::shadow
+                                                                 : DeltaBase::previous_position;
     f.pod(delta.reset_landmark);
     uint32_t count = 0;
     f.pod(count);
@@ -413,8 +423,8 @@ void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page) {
 }
 
 MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,
-                              UnchangedPages unchanged) {
-  MemoryDelta delta{reset_landmark, {}};
+                              UnchangedPages unchanged, DeltaBase base) {
+  MemoryDelta delta{reset_landmark, {}, base};
   for (const auto& change : pages)
     if (auto page = make_page_delta(change.gfn, change.shadow, change.current, unchanged))
       delta.pages.push_back(std::move(*page));

@@ -180,6 +180,7 @@ LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options
 
   logfmt::FileHeader header;
   header.version_major = o.format_version;
+  header.version_minor = o.format_version == logfmt::kVersionMajor ? logfmt::kVersionMinor : 0;
   if (o.key) {
     header.flags |= logfmt::kFlagMac;
     header.key_fingerprint = logfmt::fingerprint_bytes(*o.key);

@@ -28,6 +28,11 @@ std::vector<Event> one_of_each() {
       AsyncPosition{{11, 2, 0}, 7, random_bytes(rng, 1500), MemoryDigest{d1}},
       AsyncPosition{{11, 3, 0}, 7, random_bytes(rng, 300), make_memory_delta(5, {&change, 1})},
       AsyncPosition{{11, 4, 0}, 7, {}, MemoryDelta{9, {}}},
+      AsyncPosition{
+          {11, 5, 0},
+          7,
+          random_bytes(rng, 40),
+          make_memory_delta(11, {&change, 1}, UnchangedPages::kKeep, DeltaBase::previous_position)},
       Input{{12, 0, 0}, "serial0", {'h', 'i', '\n'}},
       Input{{12, 0, 0}, "net0", {}},
       StateDigest{{13, 0, 0}, d1, d2, std::nullopt},

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands/command.h"
+#include "librr/log_byte_report.h"
 #include "recording_check.h"
 
 namespace analyzer {
@@ -75,12 +76,20 @@ void print_info(const RecordingCheck& c) {
 
 void add_info_command(CLI::App& app, CommandAction& action) {
   auto options = std::make_shared<RecordingOptions>();
+  auto bytes = std::make_shared<bool>(false);
   CLI::App* command = app.add_subcommand(
       "info", "summarize a recording: manifest, record counts by type, chunks, duration");
   options->add_to(*command);
-  command->callback([options, &action] {
-    action = [options] {
+  command->add_flag("--bytes", *bytes,
+                    "also print where the log's bytes go, per record kind (raw and compressed)");
+  command->callback([options, bytes, &action] {
+    action = [options, bytes] {
       RecordingCheck check = check_recording(options->recording, options->key());
+      if (*bytes) {
+        fmt::print("{}",
+                   librr::measure_log_bytes(check.dir.log_path(), options->key()).to_string());
+        return kExitOk;
+      }
       if (options->json)
         fmt::print("{}\n", info_json(check).dump(2));
       else

@@ -48,9 +48,25 @@ struct PageDelta {
   friend bool operator==(const PageDelta&, const PageDelta&) = default;
 };
 
+// What a MemoryDelta's pages are XORed against (schemas/log-format.md, "Page deltas").
+enum class DeltaBase : uint8_t {
+  // The shadow copy both sides keep: memory as of each page's last listing in
+  // a delta (or the initial snapshot). Pages written since the reset point are
+  // all listed, even those equal to their shadow (UnchangedPages::kKeep).
+  shadow = 1,
+  // Guest memory as it is at the position just before this one on the
+  // timeline: landmark `reset_landmark` (== the async position's landmark)
+  // when the position is that landmark's first asynchronous stop, else the
+  // previous asynchronous stop after it. Replay holds exactly that memory
+  // when it installs the position, so only pages written in the skipped
+  // stretch are listed (since format 2.1).
+  previous_position = 2,
+};
+
 struct MemoryDelta {
   uint64_t reset_landmark = 0;  // landmark of the shadow copy the pages are XORed against
   std::vector<PageDelta> pages;
+  DeltaBase base = DeltaBase::shadow;
   friend bool operator==(const MemoryDelta&, const MemoryDelta&) = default;
 };
 
@@ -160,6 +176,7 @@ struct PageChange {
 };
 // Builds a delta from (shadow, current) pairs, leaving out unchanged pages.
 MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,
-                              UnchangedPages unchanged = UnchangedPages::kOmit);
+                              UnchangedPages unchanged = UnchangedPages::kOmit,
+                              DeltaBase base = DeltaBase::shadow);
 
 }  // namespace librr

@@ -118,6 +118,13 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.clock_samples),
       static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
+  std::fprintf(stderr,
+               "rr-vmm: %llu memory deltas based on the previous position (%llu landmark "
+               "copies), %llu unlogged stops, %llu stops at an interrupt window\n",
+               static_cast<unsigned long long>(s.previous_position_deltas),
+               static_cast<unsigned long long>(s.position_memory_syncs),
+               static_cast<unsigned long long>(s.unlogged_stops),
+               static_cast<unsigned long long>(s.interrupt_window_stops));
   if (s.net_frames > 0)
     std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",
                  static_cast<unsigned long long>(s.net_frames),

@@ -1,25 +1,29 @@
 #include "machine/vcpu_state.h"
 
+#include <vector>
+
 #include "librr/error.h"
 
 namespace vmm {
 namespace {
 constexpr uint32_t kFormatVersion = 1;
 
+constexpr uint32_t kTimeStampCounterMsr = 0x00000010;
+
 constexpr uint32_t kSavedMsrs[] = {
-    0x00000010,  // IA32_TIME_STAMP_COUNTER
-    0xc0000080,  // EFER
-    0xc0000081,  // STAR
-    0xc0000082,  // LSTAR
-    0xc0000083,  // CSTAR
-    0xc0000084,  // SFMASK
-    0xc0000100,  // FS_BASE
-    0xc0000101,  // GS_BASE
-    0xc0000102,  // KERNEL_GS_BASE
-    0x00000174,  // SYSENTER_CS
-    0x00000175,  // SYSENTER_ESP
-    0x00000176,  // SYSENTER_EIP
-    0x00000277,  // PAT
+    kTimeStampCounterMsr,  // IA32_TIME_STAMP_COUNTER
+    0xc0000080,            // EFER
+    0xc0000081,            // STAR
+    0xc0000082,            // LSTAR
+    0xc0000083,            // CSTAR
+    0xc0000084,            // SFMASK
+    0xc0000100,            // FS_BASE
+    0xc0000101,            // GS_BASE
+    0xc0000102,            // KERNEL_GS_BASE
+    0x00000174,            // SYSENTER_CS
+    0x00000175,            // SYSENTER_ESP
+    0x00000176,            // SYSENTER_EIP
+    0x00000277,            // PAT
 };
 
 // Each struct is stored with its size so a layout change in linux/kvm.h is
@@ -65,6 +69,10 @@ void VcpuState::restore(kvm::Vcpu& vcpu) const {
   vcpu.set_debugregs(debugregs);
   // KVM_GET_VCPU_EVENTS already set the VALID_* flags for what it filled in.
   vcpu.set_vcpu_events(events);
+}
+
+void VcpuState::drop_time_stamp_counter() {
+  std::erase_if(msrs, [](const kvm_msr_entry& msr) { return msr.index == kTimeStampCounterMsr; });
 }
 
 void VcpuState::save(librr::ByteWriter& out) const {

@@ -29,6 +29,13 @@ struct VcpuState {
   // state (EFER, CR0) is in place first.
   void restore(kvm::Vcpu& vcpu) const;
 
+  // Leaves the time-stamp counter out of `msrs`, so restore() does not touch
+  // it. For asynchronous positions: the TSC is host time (guests that replay
+  // never read it, docs/record-replay.md), it keeps running at host speed
+  // after a restore anyway, and its ~5 changing bytes were an eighth of each
+  // position's logged vCPU state.
+  void drop_time_stamp_counter();
+
   void save(librr::ByteWriter& out) const;
   // Throws librr::FormatError on a wrong version, sizes or truncation.
   static VcpuState load(librr::ByteReader& in);

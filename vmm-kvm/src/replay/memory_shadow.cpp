@@ -66,7 +66,7 @@ XXH128_hash_t hash_guest_memory(GuestMemory memory) {
 }
 
 MemoryShadow::MemoryShadow(GuestMemory memory)
-    : memory_(memory), shadow_(map_zeroed(memory.size())) {
+    : memory_(memory), shadow_(memory.size() ? map_zeroed(memory.size()) : kvm::Mapping()) {
   static_assert(kPageSize == librr::kHostPageSize);
   const uint64_t pages = memory.size() / kPageSize;
   const auto held = librr::held_pages(memory.host_base(), memory.size());
@@ -78,6 +78,21 @@ MemoryShadow::MemoryShadow(GuestMemory memory)
     if (std::all_of(page, page + kPageSize, [](uint8_t b) { return b == 0; })) continue;
     std::memcpy(data() + gfn * kPageSize, page, kPageSize);
   }
+}
+
+uint8_t* MemoryShadow::guest_page(uint64_t gfn) const {
+  uint8_t* guest =
+      gfn < (uint64_t{1} << 40) ? memory_.translate(gfn * kPageSize, kPageSize) : nullptr;
+  if (!guest)
+    throw librr::FormatError("memory delta names page " + std::to_string(gfn) +
+                             ", outside guest memory of " + std::to_string(memory_.size()) +
+                             " bytes");
+  return guest;
+}
+
+librr::Position previous_position_of(const librr::Position& async_position) {
+  if (async_position.async_seq <= 1) return {async_position.landmark, 0, 0};
+  return {async_position.landmark, async_position.async_seq - 1, 0};
 }
 
 librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
@@ -93,25 +108,81 @@ librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
   // replay may hold an intermediate value from the re-executed part.
   librr::MemoryDelta delta =
       librr::make_memory_delta(reset_landmark, changes, librr::UnchangedPages::kKeep);
-  for (const librr::PageDelta& page : delta.pages)
-    std::memcpy(data() + page.gfn * kPageSize, memory_.translate(page.gfn * kPageSize, kPageSize),
-                kPageSize);
+  refresh(delta);
   return delta;
 }
 
-void MemoryShadow::apply(const librr::MemoryDelta& delta) {
-  for (const librr::PageDelta& page : delta.pages) {
-    uint8_t* guest = page.gfn < (uint64_t{1} << 40)
-                         ? memory_.translate(page.gfn * kPageSize, kPageSize)
-                         : nullptr;
-    if (!guest)
-      throw librr::FormatError("memory delta names page " + std::to_string(page.gfn) +
-                               ", outside guest memory of " + std::to_string(memory_.size()) +
-                               " bytes");
-    std::span<uint8_t> shadow_page(data() + page.gfn * kPageSize, kPageSize);
-    librr::apply_page_delta(page, shadow_page);
-    std::memcpy(guest, shadow_page.data(), kPageSize);
+librr::MemoryDelta MemoryShadow::capture_since_previous_position(
+    uint64_t landmark, const std::vector<uint64_t>& dirty_gfns) {
+  std::vector<librr::PageChange> changes;
+  changes.reserve(dirty_gfns.size());
+  for (uint64_t gfn : dirty_gfns) {
+    const uint8_t* current = memory_.translate(gfn * kPageSize, kPageSize);
+    if (!current) continue;
+    changes.push_back({gfn, {data() + gfn * kPageSize, kPageSize}, {current, kPageSize}});
   }
+  // A page written back to its base value is listed too (empty delta): replay
+  // skips the stretch, but the analyzer may have stepped into it and written
+  // an intermediate value that the install must undo.
+  librr::MemoryDelta delta = librr::make_memory_delta(
+      landmark, changes, librr::UnchangedPages::kKeep, librr::DeltaBase::previous_position);
+  refresh(dirty_gfns);
+  return delta;
+}
+
+void MemoryShadow::refresh(const std::vector<uint64_t>& gfns) {
+  for (uint64_t gfn : gfns)
+    if (const uint8_t* current = memory_.translate(gfn * kPageSize, kPageSize))
+      std::memcpy(data() + gfn * kPageSize, current, kPageSize);
+}
+
+void MemoryShadow::refresh(const librr::MemoryDelta& delta) {
+  for (const librr::PageDelta& page : delta.pages)
+    std::memcpy(data() + page.gfn * kPageSize, guest_page(page.gfn), kPageSize);
+}
+
+void MemoryShadow::keep_preimages(const librr::AsyncPosition& next, const librr::Position& here) {
+  const auto* delta = std::get_if<librr::MemoryDelta>(&next.memory);
+  if (!delta || delta->base != librr::DeltaBase::previous_position ||
+      previous_position_of(next.pos) != here || preimages_at_ == here)
+    return;
+  preimages_.clear();
+  for (const librr::PageDelta& page : delta->pages) {
+    const uint8_t* guest = guest_page(page.gfn);
+    preimages_.emplace_back(page.gfn, std::vector<uint8_t>(guest, guest + kPageSize));
+  }
+  preimages_at_ = here;
+}
+
+void MemoryShadow::apply(const librr::MemoryDelta& delta, const librr::Position& at) {
+  if (delta.base == librr::DeltaBase::previous_position && delta.reset_landmark != at.landmark)
+    throw librr::FormatError("async position " + at.to_string() +
+                             ": its memory delta is based on landmark " +
+                             std::to_string(delta.reset_landmark) + ", not on the position before");
+  const bool use_preimages = delta.base == librr::DeltaBase::previous_position &&
+                             preimages_at_ == previous_position_of(at);
+  std::vector<uint8_t> page_bytes(kPageSize);
+  for (const librr::PageDelta& page : delta.pages) {
+    uint8_t* guest = guest_page(page.gfn);
+    std::span<uint8_t> shadow_page(data() + page.gfn * kPageSize, kPageSize);
+    if (delta.base == librr::DeltaBase::shadow) {
+      librr::apply_page_delta(page, shadow_page);
+      std::memcpy(guest, shadow_page.data(), kPageSize);
+      continue;
+    }
+    const uint8_t* base = guest;
+    if (use_preimages) {
+      auto it = std::find_if(preimages_.begin(), preimages_.end(),
+                             [&](const auto& kept) { return kept.first == page.gfn; });
+      if (it != preimages_.end()) base = it->second.data();
+    }
+    std::memcpy(page_bytes.data(), base, kPageSize);
+    librr::apply_page_delta(page, page_bytes);
+    std::memcpy(guest, page_bytes.data(), kPageSize);
+    std::memcpy(shadow_page.data(), page_bytes.data(), kPageSize);
+  }
+  preimages_.clear();
+  preimages_at_ = {UINT64_MAX, 0, 0};
 }
 
 }  // namespace vmm

@@ -41,22 +41,51 @@ class MemoryShadow {
   // zeros, and so does the shadow's fresh anonymous mapping. Copying all of a
   // 128 MiB guest faulted in every shadow page and took 0.3-0.7 s on these
   // hosts, most of a short recording's overhead.
+  // An empty `memory` makes an unused shadow (no mapping).
   explicit MemoryShadow(GuestMemory memory);
 
-  // Record: the delta of `dirty_gfns` against the shadow, which then takes the
-  // pages' current contents. Pages equal to their shadow are left out.
+  // Record: the delta of `dirty_gfns` against the shadow (DeltaBase::shadow),
+  // which then takes the pages' current contents. Every page is listed, even
+  // one equal to its shadow (replay may hold an intermediate value).
   librr::MemoryDelta capture(uint64_t reset_landmark, const std::vector<uint64_t>& dirty_gfns);
-  // Replay: writes shadow XOR delta into guest memory and the shadow. Throws
-  // librr::FormatError for a page outside guest memory or a bad delta.
-  void apply(const librr::MemoryDelta& delta);
+  // Record, when this shadow holds memory as of the previous position (the
+  // RecordSession keeps a second shadow for that): the delta of `dirty_gfns`
+  // with DeltaBase::previous_position; pages equal to it are listed with an
+  // empty delta, as capture() does. The shadow then takes the pages' contents.
+  librr::MemoryDelta capture_since_previous_position(uint64_t landmark,
+                                                     const std::vector<uint64_t>& dirty_gfns);
+  // Copies the current contents of `gfns` (or of the delta's pages) into the shadow.
+  void refresh(const std::vector<uint64_t>& gfns);
+  void refresh(const librr::MemoryDelta& delta);
+
+  // Replay: installs the delta of the asynchronous position `at` into guest
+  // memory and the shadow. DeltaBase::shadow: page = shadow XOR delta.
+  // DeltaBase::previous_position: page = (memory at the previous position)
+  // XOR delta, that memory being guest memory now unless keep_preimages()
+  // saved it before the guest ran on. Throws librr::FormatError for a page
+  // outside guest memory, a bad delta, or a reset landmark that is not `at`'s.
+  void apply(const librr::MemoryDelta& delta, const librr::Position& at);
+  // Replay, before executing instructions at `here` (stepping into the
+  // stretch an asynchronous position skips): saves the guest pages the next
+  // position's delta (`next`) is based on, if it is a previous_position delta.
+  void keep_preimages(const librr::AsyncPosition& next, const librr::Position& here);
   // The shadow itself (checkpoints copy it).
   std::span<uint8_t> bytes() { return {data(), memory_.size()}; }
 
  private:
   uint8_t* data() const { return static_cast<uint8_t*>(shadow_.get()); }
 
+  uint8_t* guest_page(uint64_t gfn) const;
+
   GuestMemory memory_;
   kvm::Mapping shadow_;  // anonymous, zero-filled on demand
+  // keep_preimages(): guest pages as they were at `preimages_at_`.
+  librr::Position preimages_at_{UINT64_MAX, 0, 0};
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> preimages_;
 };
+
+// The position an asynchronous position's previous_position delta is based
+// on: its landmark for the first stop after it, else the stop before.
+librr::Position previous_position_of(const librr::Position& async_position);
 
 }  // namespace vmm

@@ -20,6 +20,10 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       policy_(policy),
       shadow_(machine.memory()),
       dirty_(machine.memory().size() / MemoryShadow::kPageSize),
+      position_deltas_(!machine.net() && !machine.blk()),
+      position_memory_(position_deltas_ ? machine.memory() : GuestMemory{}),
+      written_since_position_(machine.memory().size() / MemoryShadow::kPageSize),
+      position_memory_at_(timeline.position()),
       host_origin_ns_(host_monotonic_ns() - clock.now_ns()),
       last_digest_guest_ns_(clock.now_ns()) {
   machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
@@ -92,7 +96,10 @@ void RecordSession::arm_kick() {
   const uint64_t deadline = machine_.next_deadline();
   if (deadline != TimedDevice::kNoDeadline)
     at = std::max(host_time_of(deadline), now) + policy_.max_interrupt_lateness_ns;
-  if (machine_.pic().has_pending_interrupt()) at = std::min(at, now + policy_.retry_quantum_ns);
+  // An interrupt that could not be taken at the last stop is tried again
+  // soon (and at the interrupt window, if KVM gives one first).
+  if (machine_.pic().has_pending_interrupt() || retry_soon_)
+    at = std::min(at, now + policy_.retry_quantum_ns);
   machine_.kicker().kick_at(at);
 }
 
@@ -173,6 +180,23 @@ bool RecordSession::stop_can_stay_unlogged() const {
   return !(run.if_flag && run.ready_for_interrupt_injection);
 }
 
+// An interrupt is pending, or a device deadline has passed in host time (the
+// clock sample at the next logged stop raises its interrupt).
+bool RecordSession::interrupt_due() const {
+  return machine_.pic().has_pending_interrupt() || deadline_passed_in_host_time();
+}
+
+// KVM stopped the vCPU because the guest can now take an interrupt, which
+// record asked for at an unlogged stop where it could not (IF=0: in the
+// ticks guest a user loop spends most of its time in emulated system calls).
+// On these hosts that exit does not come at a deterministic instruction, so
+// it is no landmark; it is an asynchronous stop like a signal's, logged with
+// the full state. Without it the next try came a retry quantum later, again
+// mostly at IF=0: ticks recorded its timer ticks ~5x late and ran 2.5x longer.
+bool RecordSession::interrupt_window_opened() const {
+  return want_interrupt_window_ && machine_.run_state().exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN;
+}
+
 // The vCPU was stopped between landmarks: log enough to install this exact
 // state on replay. Twin: ReplaySession::install_async_position.
 void RecordSession::at_async_stop() {
@@ -180,6 +204,42 @@ void RecordSession::at_async_stop() {
   set_clock(guest_now_from_host(), true);
   machine_.uart().pull_input();
   net_input_.pump();
+}
+
+void RecordSession::take_dirty_pages() {
+  const std::vector<uint64_t> bitmap = machine_.take_dirty_log();
+  dirty_.merge(bitmap);
+  if (position_deltas_) written_since_position_.merge(bitmap);
+}
+
+// At a landmark shortly after an asynchronous position: the second shadow
+// takes the pages written since it was last updated, so it holds memory as of
+// this landmark, which is what replay holds when it reaches it.
+void RecordSession::sync_position_memory() {
+  if (!position_deltas_ || landmarks_to_track_ == 0) return;
+  --landmarks_to_track_;
+  take_dirty_pages();
+  position_memory_.refresh(written_since_position_.take());
+  position_memory_at_ = timeline_.position();
+  ++stats_.position_memory_syncs;
+}
+
+// The memory part of the asynchronous position `here`: based on the memory of
+// the position before it when the second shadow holds exactly that, else on
+// the shadow replay keeps.
+librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
+  take_dirty_pages();
+  if (position_deltas_ && position_memory_at_ == previous_position_of(here)) {
+    librr::MemoryDelta delta = position_memory_.capture_since_previous_position(
+        here.landmark, written_since_position_.take());
+    shadow_.refresh(delta);  // replay's shadow takes the listed pages as well
+    ++stats_.previous_position_deltas;
+    return delta;
+  }
+  librr::MemoryDelta delta = shadow_.capture(last_reset_landmark_, dirty_.take());
+  last_reset_landmark_ = timeline_.landmark();
+  if (position_deltas_) position_memory_.refresh(written_since_position_.take());
+  return delta;
 }
 
 void RecordSession::log_async_position() {
@@ -190,11 +250,13 @@ void RecordSession::log_async_position() {
   record.pos = timeline_.position();
   record.vcpu_state_format = kVcpuStateFormat;
   librr::ByteWriter state;
-  machine_.save_vcpu_state().save(state);
+  VcpuState vcpu = machine_.save_vcpu_state();
+  vcpu.drop_time_stamp_counter();
+  vcpu.save(state);
   record.vcpu_state = state.take();
-  dirty_.merge(machine_.take_dirty_log());
-  record.memory = shadow_.capture(last_reset_landmark_, dirty_.take());
-  last_reset_landmark_ = timeline_.landmark();
+  record.memory = capture_memory(record.pos);
+  position_memory_at_ = record.pos;
+  landmarks_to_track_ = policy_.tracked_landmarks_after_stop;
   recorder_.async_position(std::move(record));
   ++stats_.async_positions;
 }
@@ -226,17 +288,36 @@ RunResult RecordSession::run() {
     }
     try_deliver_interrupt();
     arm_kick();
+    machine_.run_state().request_interrupt_window = want_interrupt_window_ ? 1 : 0;
     Machine::Exit exit;
     do {
       exit = machine_.enter_guest();
-    } while (exit.kind == Machine::Exit::Kind::kSpurious);
+    } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
+    want_interrupt_window_ = false;
+    retry_soon_ = false;
+    if (exit.kind != Machine::Exit::Kind::kAsynchronous &&
+        exit.kind != Machine::Exit::Kind::kSpurious)
+      unlogged_stops_in_a_row_ = 0;
     switch (exit.kind) {
       case Machine::Exit::Kind::kAsynchronous:
+      case Machine::Exit::Kind::kSpurious:  // the interrupt window opened
         if (stop_can_stay_unlogged()) {
           machine_.kicker().acknowledge(&machine_.run_state());
           unlogged_progress_ = true;
           ++stats_.unlogged_stops;
+          // The window only from the second such stop without a landmark in
+          // between (a guest that reaches a landmark, its HLT or a PIO, within
+          // the retry quantum takes the interrupt there at no cost), and only
+          // when the stop it makes is cheap to log: a previous_position delta.
+          // hello got a ~600 B shadow-based one when its kernel enabled
+          // interrupts after a long init.
+          retry_soon_ = interrupt_due();
+          unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
+          want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_deltas_ &&
+                                   position_memory_at_ == timeline_.position();
         } else {
+          if (exit.kind == Machine::Exit::Kind::kSpurious) ++stats_.interrupt_window_stops;
+          unlogged_stops_in_a_row_ = 0;
           at_async_stop();
         }
         break;
@@ -247,11 +328,10 @@ RunResult RecordSession::run() {
           at_halt();
         else
           at_landmark();
+        sync_position_memory();
         break;
       case Machine::Exit::Kind::kTerminal:
         return finish(exit.result);
-      case Machine::Exit::Kind::kSpurious:
-        break;
     }
   }
 }

@@ -32,12 +32,22 @@ struct RecordPolicy {
   // than host time: an idle guest's digests would otherwise be a third of
   // its log, and a digest hashes all of guest RAM.
   uint64_t digest_interval_ns = 10'000'000'000;
+  // After each asynchronous position, record copies the pages written since
+  // the previous position into a second shadow at this many landmarks, so
+  // that the next position's memory delta can be based on the memory replay
+  // holds at the landmark before it (DeltaBase::previous_position: only the
+  // skipped stretch's writes, not the interrupt handler's). Each copy reads
+  // KVM's dirty log (and re-arms its write faults), so it is bounded.
+  uint32_t tracked_landmarks_after_stop = 8;
 };
 
 struct RecordStats {
   uint64_t landmarks = 0;
   uint64_t async_positions = 0;
-  uint64_t unlogged_stops = 0;  // asynchronous stops where nothing could happen
+  uint64_t previous_position_deltas = 0;  // async positions whose delta needs no shadow
+  uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
+  uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
+  uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
   uint64_t interrupts = 0;
   uint64_t clock_samples = 0;
   uint64_t idle_skips = 0;
@@ -67,8 +77,13 @@ class RecordSession {
   void at_landmark();
   void at_halt();
   bool stop_can_stay_unlogged() const;
+  bool interrupt_due() const;
+  bool interrupt_window_opened() const;
   void at_async_stop();
   void log_async_position();
+  librr::MemoryDelta capture_memory(const librr::Position& here);
+  void take_dirty_pages();
+  void sync_position_memory();
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
@@ -81,12 +96,26 @@ class RecordSession {
   SerialInput* serial_input_;
   RecordingNetInput net_input_;
   RecordPolicy policy_;
-  MemoryShadow shadow_;
-  DirtyPages dirty_;
+  MemoryShadow shadow_;  // mirrored by replay (DeltaBase::shadow deltas)
+  DirtyPages dirty_;     // written since the shadow last took them
+  // Memory as of `position_memory_at_` (record only), for previous_position
+  // deltas; `written_since_position_` lists the pages written since then.
+  // Off when a device writes guest memory (virtio DMA is not in KVM's dirty
+  // log, so this copy could not follow it).
+  bool position_deltas_;
+  MemoryShadow position_memory_;
+  DirtyPages written_since_position_;
+  librr::Position position_memory_at_;
+  uint32_t landmarks_to_track_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;
   uint64_t last_reset_landmark_ = 0;
   bool unlogged_progress_ = false;  // the guest ran since the last logged position
+  // An unlogged stop found an interrupt due that the guest could not take:
+  // ask KVM for an exit once it can (see interrupt_window_opened()).
+  bool want_interrupt_window_ = false;
+  bool retry_soon_ = false;               // that stop found an interrupt due
+  uint32_t unlogged_stops_in_a_row_ = 0;  // such stops since the last landmark or logged stop
   std::optional<RunResult> result_;
   RecordStats stats_;
 };

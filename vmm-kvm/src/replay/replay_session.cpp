@@ -105,7 +105,8 @@ bool ReplaySession::install_async_position_if_next() {
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   machine_.restore_vcpu_state(VcpuState::load(in));
   in.expect_end();
-  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory)) shadow_.apply(*delta);
+  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory))
+    shadow_.apply(*delta, async->pos);
   machine_.settle_vcpu();  // refresh IF / interrupt-shadow flags from the installed state
   replayer_.take_at(timeline_.position());
   ++outcome_.async_positions;
@@ -224,6 +225,10 @@ std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing
     install_async_position_if_next();
     return InstructionOutcome::kReachedAsyncStop;
   }
+  // The stop's memory delta may be based on memory as it is here, which the
+  // instructions about to run change.
+  if (const auto* async = std::get_if<librr::AsyncPosition>(replayer_.peek()))
+    shadow_.keep_preimages(*async, timeline_.position());
   return std::nullopt;
 }
 

@@ -1,0 +1,170 @@
+#include "librr/log_byte_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "librr/compress.h"
+#include "librr/log.h"
+#include "log_compact.h"
+#include "log_format.h"
+
+namespace librr {
+namespace {
+
+constexpr int kWriterCompressionLevel = LogWriterOptions{}.compression_level;
+constexpr size_t kTagAndPosition = 1 + 3 * sizeof(uint64_t);
+
+// Display order: records, then the parts of an asynchronous position, then
+// inputs by channel (added as they are seen).
+const std::vector<std::string>& fixed_kinds() {
+  static const std::vector<std::string> kinds = {
+      "InterruptDelivery",    "AsyncPosition", "AsyncPosition.vcpu_state",
+      "AsyncPosition.memory", "StateDigest",   "CheckpointRef",
+      "EndOfRecording"};
+  return kinds;
+}
+
+std::string kind_of(const Event& event) {
+  if (const auto* input = std::get_if<Input>(&event)) return "Input:" + input->channel;
+  return std::string(event_type_name(event_type(event)));
+}
+
+// One kind's bytes in the current chunk and its totals.
+struct Stream {
+  LogByteShare share;
+  std::vector<uint8_t> chunk;
+};
+
+class Accounting {
+ public:
+  Stream& stream(const std::string& kind) {
+    Stream& s = streams_[kind];
+    s.share.kind = kind;
+    return s;
+  }
+  void add(const std::string& kind, std::span<const uint8_t> bytes, bool counts_as_record) {
+    Stream& s = stream(kind);
+    s.chunk.insert(s.chunk.end(), bytes.begin(), bytes.end());
+    s.share.raw_bytes += bytes.size();
+    if (counts_as_record) ++s.share.records;
+  }
+  // Compresses what each kind wrote in the chunk that just ended.
+  void end_chunk() {
+    for (auto& [kind, s] : streams_) {
+      if (s.chunk.empty()) continue;
+      scratch_.clear();
+      s.share.compressed_alone += compressor_.compress_append(s.chunk, scratch_);
+      s.chunk.clear();
+    }
+  }
+  std::vector<LogByteShare> shares() const {
+    std::vector<LogByteShare> out;
+    for (const std::string& kind : fixed_kinds())
+      if (auto it = streams_.find(kind); it != streams_.end()) out.push_back(it->second.share);
+    for (const auto& [kind, s] : streams_)
+      if (std::find(fixed_kinds().begin(), fixed_kinds().end(), kind) == fixed_kinds().end())
+        out.push_back(s.share);
+    return out;
+  }
+
+ private:
+  std::map<std::string, Stream> streams_;
+  ZstdCompressor compressor_{kWriterCompressionLevel};
+  std::vector<uint8_t> scratch_;
+};
+
+// The record's compact (format 2) form, coded against `previous` as the
+// writer codes it against the previous record of its chunk.
+std::vector<uint8_t> compact_form(const Event& event, const Position& previous) {
+  const std::vector<uint8_t> record = encode_event(event);
+  ByteWriter framed;
+  framed.u32(static_cast<uint32_t>(record.size()));
+  framed.raw(record.data(), record.size());
+  std::vector<uint8_t> out;
+  logcompact::compact_records(framed.data(), previous, out);
+  return out;
+}
+
+// An asynchronous position split into its record framing, the vCPU state
+// blob (with its length) and the memory part (kind byte and delta or digest).
+void add_async_position(Accounting& accounting, const AsyncPosition& async,
+                        std::span<const uint8_t> compact) {
+  const size_t body = compact.size() - (encode_event(async).size() - kTagAndPosition);
+  const size_t state = sizeof(uint32_t) + async.vcpu_state.size();
+  const size_t format_field = sizeof(uint32_t);
+  const auto head = compact.first(body + format_field);
+  const auto vcpu = compact.subspan(head.size(), state);
+  const auto memory = compact.subspan(head.size() + state);
+  accounting.add("AsyncPosition", head, true);
+  accounting.add("AsyncPosition.vcpu_state", vcpu, false);
+  accounting.add("AsyncPosition.memory", memory, false);
+}
+
+}  // namespace
+
+LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<Key> key) {
+  LogReaderOptions options;
+  options.key = std::move(key);
+  options.write_index = false;
+  LogReader reader(log, options);
+  LogByteReport report;
+  report.file_bytes = std::filesystem::file_size(log);
+  report.framing_bytes = reader.info().header_size;
+
+  std::vector<uint64_t> chunk_starts;
+  for (const ChunkIndexEntry& chunk : reader.chunk_index())
+    chunk_starts.push_back(chunk.first_record_index);
+  size_t next_chunk = 0;
+  Accounting accounting;
+  Position previous;
+  while (true) {
+    const uint64_t index = reader.next_record_index();
+    const Event* event = reader.next_ref();
+    if (!event) break;
+    if (next_chunk < chunk_starts.size() && index == chunk_starts[next_chunk]) {
+      if (next_chunk > 0) accounting.end_chunk();
+      ++next_chunk;
+      previous = event_position(*event);  // the chunk header's first position
+    }
+    const std::vector<uint8_t> compact = compact_form(*event, previous);
+    if (const auto* async = std::get_if<AsyncPosition>(event))
+      add_async_position(accounting, *async, compact);
+    else
+      accounting.add(kind_of(*event), compact, true);
+    previous = event_position(*event);
+  }
+  accounting.end_chunk();
+  report.chunks = next_chunk;
+  report.framing_bytes += report.chunks * logfmt::kChunkHeaderSize;
+  report.stored_payload_bytes =
+      report.file_bytes > report.framing_bytes ? report.file_bytes - report.framing_bytes : 0;
+  report.shares = accounting.shares();
+  for (const LogByteShare& share : report.shares) report.raw_bytes += share.raw_bytes;
+  return report;
+}
+
+std::string LogByteReport::to_string() const {
+  std::string s = fmt::format(
+      "log file {} B: {} chunks, {} B of file and chunk headers, {} B compressed payload "
+      "({} B raw, compact framing)\n",
+      file_bytes, chunks, framing_bytes, stored_payload_bytes, raw_bytes);
+  s += fmt::format("  {:<28}{:>9}{:>11}{:>8}{:>11}{:>9}\n", "kind", "records", "raw B", "raw %",
+                   "zstd B*", "B/rec*");
+  for (const LogByteShare& share : shares) {
+    const double percent =
+        raw_bytes ? 100.0 * static_cast<double>(share.raw_bytes) / static_cast<double>(raw_bytes)
+                  : 0.0;
+    const std::string per_record =
+        share.records ? fmt::format("{:.1f}", static_cast<double>(share.compressed_alone) /
+                                                  static_cast<double>(share.records))
+                      : "";
+    s += fmt::format("  {:<28}{:>9}{:>11}{:>8.1f}{:>11}{:>9}\n", share.kind, share.records,
+                     share.raw_bytes, percent, share.compressed_alone, per_record);
+  }
+  s += "  * each kind's bytes of each chunk compressed alone (zstd level 1, as the writer)\n";
+  return s;
+}
+
+}  // namespace librr

@@ -1,0 +1,115 @@
+// MemoryShadow on real memory: the two kinds of asynchronous-position memory
+// deltas install the recorded pages, also after the analyzer stepped into the
+// skipped stretch (previous_position deltas then start from saved pre-images).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "librr/error.h"
+#include "replay/memory_shadow.h"
+
+namespace {
+
+using vmm::MemoryShadow;
+constexpr uint64_t kPage = MemoryShadow::kPageSize;
+constexpr uint64_t kPages = 16;
+
+// Guest RAM stand-in: page-aligned, its first pages non-zero.
+struct FakeRam {
+  std::vector<uint8_t> storage = std::vector<uint8_t>((kPages + 1) * kPage);
+  uint8_t* base = storage.data() + (kPage - reinterpret_cast<uintptr_t>(storage.data()) % kPage);
+  FakeRam() {
+    for (uint64_t i = 0; i < 4 * kPage; ++i) base[i] = static_cast<uint8_t>(i * 7 + 1);
+  }
+  vmm::GuestMemory memory() const { return {base, kPages * kPage}; }
+  std::vector<uint8_t> page(uint64_t gfn) const {
+    return {base + gfn * kPage, base + (gfn + 1) * kPage};
+  }
+  void copy_from(const FakeRam& other) { std::copy_n(other.base, kPages * kPage, base); }
+};
+
+// Record: at landmark 5 the position copy holds memory; the skipped stretch
+// then changes page 2 and writes page 3 back to its old value.
+struct Recorded {
+  FakeRam at_landmark, at_stop;
+  librr::AsyncPosition async;
+  Recorded() {
+    at_stop.copy_from(at_landmark);
+    MemoryShadow position_copy(at_stop.memory());
+    at_stop.base[2 * kPage + 10] ^= 0x5a;
+    at_stop.base[2 * kPage + 4000] = 0;
+    async.pos = {5, 1, 0};
+    async.memory = position_copy.capture_since_previous_position(5, {2, 3});
+  }
+  const librr::MemoryDelta& delta() const { return std::get<librr::MemoryDelta>(async.memory); }
+};
+
+TEST(MemoryShadow, PreviousPositionDeltaListsTheStretchsPagesOnly) {
+  Recorded rec;
+  const librr::MemoryDelta& delta = rec.delta();
+  EXPECT_EQ(delta.base, librr::DeltaBase::previous_position);
+  EXPECT_EQ(delta.reset_landmark, 5u);
+  ASSERT_EQ(delta.pages.size(), 2u);
+  EXPECT_EQ(delta.pages[0].gfn, 2u);
+  EXPECT_LT(delta.pages[0].compressed_xor.size(), 16u) << "two changed bytes: a sparse delta";
+  EXPECT_EQ(delta.pages[1].gfn, 3u);
+  EXPECT_TRUE(delta.pages[1].compressed_xor.empty()) << "written back: listed, empty";
+}
+
+TEST(MemoryShadow, ReplayInstallsAPreviousPositionDeltaOnTheMemoryItHolds) {
+  Recorded rec;
+  FakeRam replay;
+  replay.copy_from(rec.at_landmark);
+  MemoryShadow shadow(replay.memory());
+  shadow.apply(rec.delta(), rec.async.pos);
+  for (uint64_t gfn = 0; gfn < 4; ++gfn) EXPECT_EQ(replay.page(gfn), rec.at_stop.page(gfn)) << gfn;
+}
+
+TEST(MemoryShadow, SteppingIntoTheStretchFirstKeepsPreImages) {
+  Recorded rec;
+  FakeRam replay;
+  replay.copy_from(rec.at_landmark);
+  MemoryShadow shadow(replay.memory());
+  shadow.keep_preimages(rec.async, {5, 0, 0});
+  // The analyzer steps a few instructions: intermediate values in both pages.
+  replay.base[2 * kPage + 10] = 0x11;
+  replay.base[3 * kPage + 99] ^= 0xff;
+  shadow.apply(rec.delta(), rec.async.pos);
+  EXPECT_EQ(replay.page(2), rec.at_stop.page(2));
+  EXPECT_EQ(replay.page(3), rec.at_stop.page(3)) << "the written-back page is reset";
+}
+
+TEST(MemoryShadow, PreImagesOfAnotherPositionAreNotUsed) {
+  Recorded rec;
+  FakeRam replay;
+  replay.copy_from(rec.at_landmark);
+  MemoryShadow shadow(replay.memory());
+  shadow.keep_preimages(rec.async, {4, 0, 0});  // not the position the delta is based on
+  shadow.apply(rec.delta(), rec.async.pos);
+  EXPECT_EQ(replay.page(2), rec.at_stop.page(2));
+}
+
+TEST(MemoryShadow, APreviousPositionDeltaOfAnotherLandmarkIsRefused) {
+  Recorded rec;
+  FakeRam replay;
+  replay.copy_from(rec.at_landmark);
+  MemoryShadow shadow(replay.memory());
+  EXPECT_THROW(shadow.apply(rec.delta(), {6, 1, 0}), librr::FormatError);
+}
+
+TEST(MemoryShadow, ShadowDeltasStillXorAgainstTheShadow) {
+  FakeRam record, replay;
+  replay.copy_from(record);
+  MemoryShadow record_shadow(record.memory()), replay_shadow(replay.memory());
+  record.base[kPage + 1] ^= 1;
+  const librr::MemoryDelta delta = record_shadow.capture(3, {1, 2});
+  EXPECT_EQ(delta.base, librr::DeltaBase::shadow);
+  ASSERT_EQ(delta.pages.size(), 2u);
+  replay.base[2 * kPage] ^= 9;  // an intermediate value the install must undo
+  replay_shadow.apply(delta, {7, 2, 0});
+  EXPECT_EQ(replay.page(1), record.page(1));
+  EXPECT_EQ(replay.page(2), record.page(2));
+}
+
+}  // namespace
