@@ -13,7 +13,6 @@
 namespace librr {
 namespace {
 
-constexpr int kWriterCompressionLevel = LogWriterOptions{}.compression_level;
 constexpr size_t kTagAndPosition = 1 + 3 * sizeof(uint64_t);
 
 // Display order: records, then the parts of an asynchronous position, then
@@ -44,11 +43,12 @@ class Accounting {
     s.share.kind = kind;
     return s;
   }
-  void add(const std::string& kind, std::span<const uint8_t> bytes, bool counts_as_record) {
+  // One record of `kind` (or one record's part) of `bytes`.
+  void add(const std::string& kind, std::span<const uint8_t> bytes) {
     Stream& s = stream(kind);
     s.chunk.insert(s.chunk.end(), bytes.begin(), bytes.end());
     s.share.raw_bytes += bytes.size();
-    if (counts_as_record) ++s.share.records;
+    ++s.share.records;
   }
   // Compresses what each kind wrote in the chunk that just ended.
   void end_chunk() {
@@ -71,7 +71,7 @@ class Accounting {
 
  private:
   std::map<std::string, Stream> streams_;
-  ZstdCompressor compressor_{kWriterCompressionLevel};
+  ZstdCompressor compressor_{LogWriterOptions{}.compression_level};  // as the writer
   std::vector<uint8_t> scratch_;
 };
 
@@ -97,9 +97,9 @@ void add_async_position(Accounting& accounting, const AsyncPosition& async,
   const auto head = compact.first(body + format_field);
   const auto vcpu = compact.subspan(head.size(), state);
   const auto memory = compact.subspan(head.size() + state);
-  accounting.add("AsyncPosition", head, true);
-  accounting.add("AsyncPosition.vcpu_state", vcpu, false);
-  accounting.add("AsyncPosition.memory", memory, false);
+  accounting.add("AsyncPosition", head);
+  accounting.add("AsyncPosition.vcpu_state", vcpu);
+  accounting.add("AsyncPosition.memory", memory);
 }
 
 }  // namespace
@@ -132,7 +132,7 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
     if (const auto* async = std::get_if<AsyncPosition>(event))
       add_async_position(accounting, *async, compact);
     else
-      accounting.add(kind_of(*event), compact, true);
+      accounting.add(kind_of(*event), compact);
     previous = event_position(*event);
   }
   accounting.end_chunk();

@@ -14,8 +14,8 @@
 namespace librr {
 
 struct LogByteShare {
-  std::string kind;  // "InterruptDelivery", "AsyncPosition.vcpu_state", "Input:clock", ...
-  uint64_t records = 0;
+  std::string kind;        // "InterruptDelivery", "AsyncPosition.vcpu_state", "Input:clock", ...
+  uint64_t records = 0;    // records of the kind (for a part: records it is part of)
   uint64_t raw_bytes = 0;  // in format 2's compact framing (framing of a part: its record)
   // The kind's bytes of each chunk compressed on their own (zstd, the
   // writer's level). Kinds compress better together, so the sum of these is
