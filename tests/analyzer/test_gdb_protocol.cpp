@@ -244,6 +244,7 @@ TEST(GdbStopReply, Formats) {
   EXPECT_EQ(format_stop_reply({StopReply::Kind::kReplayBegin}), "T05thread:1;replaylog:begin;");
   EXPECT_EQ(format_stop_reply({StopReply::Kind::kReplayEnd}), "T05thread:1;replaylog:end;");
   EXPECT_EQ(format_stop_reply({StopReply::Kind::kExited, 0, 3}), "W03");
+  EXPECT_EQ(format_stop_reply({StopReply::Kind::kTerminated, 0, 6}), "X06");
 }
 
 }  // namespace

@@ -92,6 +92,10 @@ int run_gdbserver(const GdbServerOptions& options) {
   if (options.trace) connection.set_trace(stderr);
   gdb::GdbServer server(traveler, connection);
   const gdb::GdbServer::SessionEnd end = server.serve();
+  if (end == gdb::GdbServer::SessionEnd::kReplayFailed) {
+    fmt::print("rr-analyze gdbserver: session ended, {}\n", server.failure());
+    return kExitProblem;  // as `rr-analyze at` on a divergence (docs/analyzer.md)
+  }
   const char* why = interrupted                                    ? "interrupted"
                     : end == gdb::GdbServer::SessionEnd::kKilled   ? "gdb killed the session"
                     : end == gdb::GdbServer::SessionEnd::kDetached ? "gdb detached"

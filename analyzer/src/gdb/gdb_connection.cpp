@@ -91,6 +91,11 @@ void GdbServerConnection::send_reply(std::string_view body) {
   write_all(last_reply_frame_);
 }
 
+void GdbServerConnection::send_console_output(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  send_reply("O" + to_hex({bytes, text.size()}));
+}
+
 void GdbServerConnection::send_error(int code) { send_reply(fmt::format("E{:02x}", code & 0xff)); }
 
 bool GdbServerConnection::interrupt_requested() {

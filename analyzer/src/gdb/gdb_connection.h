@@ -60,6 +60,9 @@ class GdbServerConnection {
   // "Enn"; the protocol gives the number no meaning, gdb prints it.
   void send_error(int code = 1);
   void send_stop_reply(const StopReply& stop) { send_reply(format_stop_reply(stop)); }
+  // An 'O' packet: gdb prints `text` on its console. Allowed only while gdb
+  // waits for a stop reply (after a step or continue request).
+  void send_console_output(std::string_view text);
 
   bool no_ack_mode() const { return no_ack_mode_; }
   bool connected() const { return socket_ && !peer_closed_; }

@@ -238,6 +238,8 @@ std::string format_stop_reply(const StopReply& stop) {
       return trap + "replaylog:end;";
     case StopReply::Kind::kExited:
       return fmt::format("W{:02x}", stop.exit_status);
+    case StopReply::Kind::kTerminated:
+      return fmt::format("X{:02x}", stop.exit_status);
     case StopReply::Kind::kInterrupted:
       return fmt::format("T02thread:{:x};", kThreadId);
   }

@@ -72,11 +72,12 @@ struct StopReply {
     kReplayBegin,    // T05replaylog:begin; (reverse execution hit the start)
     kReplayEnd,      // T05replaylog:end; (forward execution hit the end)
     kExited,         // W<status>
+    kTerminated,     // X<signal>: the session cannot go on (the replay failed)
     kInterrupted,    // T02: stopped by gdb's interrupt (Ctrl-C), SIGINT
   };
   Kind kind = Kind::kTrap;
-  uint64_t address = 0;  // kWriteWatch
-  uint8_t exit_status = 0;
+  uint64_t address = 0;     // kWriteWatch
+  uint8_t exit_status = 0;  // kExited; kTerminated: the signal number
 };
 
 // The one thread the whole machine appears as.

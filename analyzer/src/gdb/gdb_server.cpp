@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "librr/error.h"
+#include "librr/replayer.h"
 #include "machine/vcpu_state.h"
 
 namespace analyzer::gdb {
@@ -15,7 +16,9 @@ namespace {
 constexpr int kErrorNotPermitted = 0x01;  // EPERM: writes to a replay
 constexpr int kErrorBadAddress = 0x0e;    // EFAULT: unmapped memory
 constexpr int kErrorInvalid = 0x16;       // EINVAL: unknown register
-constexpr int kErrorReplay = 0x05;        // EIO: the replay failed
+// The signal in the termination reply after a replay failure: gdb then
+// prints "Program terminated with signal SIGABRT" below our explanation.
+constexpr uint8_t kSignalAbort = 6;
 
 }  // namespace
 
@@ -201,15 +204,27 @@ void GdbServer::execute(Request::Kind kind) {
     last_stop_ = stop_reply_for(reason);
   } catch (const PositionPastEnd&) {
     last_stop_ = {StopReply::Kind::kReplayEnd};
+  } catch (const librr::Divergence& divergence) {
+    // The machine is in no recorded state; the message names where it left it.
+    end_with_failure(divergence.what());
+    return;
   } catch (const librr::Error& e) {
-    // A divergence or an I/O error: the session cannot go on meaningfully,
-    // but gdb gets an answer and the user sees why.
-    std::fprintf(stderr, "rr-analyze gdbserver: replay failed at %s: %s\n",
-                 traveler_.position().to_string().c_str(), e.what());
-    connection_.send_error(kErrorReplay);
+    // An engine error (a failed single step...): somewhere after the
+    // traveler's last exact position.
+    end_with_failure(fmt::format("after {}: {}", traveler_.position().to_string(), e.what()));
     return;
   }
   connection_.send_stop_reply(last_stop_);
+}
+
+void GdbServer::end_with_failure(const std::string& what) {
+  failure_ = "replay failed: " + what;
+  std::fprintf(stderr, "rr-analyze gdbserver: %s\n", failure_.c_str());
+  connection_.send_console_output("rr-analyze: " + failure_ + "\n");
+  last_stop_ = {StopReply::Kind::kTerminated, 0, kSignalAbort};
+  connection_.send_stop_reply(last_stop_);
+  ended_ = true;
+  end_ = SessionEnd::kReplayFailed;
 }
 
 }  // namespace analyzer::gdb
