@@ -211,6 +211,19 @@ TEST_F(ProbeOnThisHost, MatchesTheHostNotesOnKvmPvm) {
   EXPECT_EQ(probe.single_step_at(0)->delivery, "kvm-exit");
   EXPECT_TRUE(probe.single_step_at(0)->one_instruction_per_run);
   EXPECT_EQ(probe.strategy.breakpoint_search_cpl0, "hw");
+  // The edges the stepper handles (docs/analyzer.md, "Single steps"): a step
+  // over an iretq to user mode runs the user code on (both incs); the step's
+  // TF lands in event frames and in pushf at CPL3; rep: per iteration at
+  // CPL3, two steps at CPL0.
+  const StepEdgesCheck& edges = probe.step_edges;
+  ASSERT_TRUE(edges.ok()) << edges.error;
+  EXPECT_TRUE(edges.iretq_step_runs_user_code);
+  EXPECT_EQ(edges.user_instructions_run, 2u);
+  EXPECT_TRUE(edges.trap_flag_in_event_frame_cpl0);
+  EXPECT_TRUE(edges.trap_flag_in_event_frame_cpl3);
+  EXPECT_TRUE(edges.trap_flag_in_pushf_cpl3);
+  EXPECT_EQ(edges.rep_steps_cpl3, 5);
+  EXPECT_EQ(edges.rep_steps_cpl0, 2);
 
   ASSERT_TRUE(probe.syscall.ok()) << probe.syscall.error;
   EXPECT_FALSE(probe.syscall.reaches_cpl0) << probe.syscall.outcome;
