@@ -272,43 +272,36 @@ TEST_F(GdbReplay, SigintShutsDownCleanly) {
   EXPECT_NE(server.rest_of_output().find("interrupted"), std::string::npos);
 }
 
-// Moves the 3rd interrupt delivered at a landmark one landmark later and
-// rewrites the log with valid checksums (what a torn or edited log can
-// hold): the log still reads cleanly, but replay diverges at that landmark.
-// Returns the landmark where the moved interrupt was logged.
-uint64_t move_one_interrupt(const fs::path& recording) {
+// Flips one bit of the registers digest in the recording's last state
+// digest and rewrites the log with valid checksums (what a torn or edited
+// log can hold): the log still reads cleanly, but replay diverges where the
+// digest is checked. Returns the landmark of that digest (0: none found).
+uint64_t corrupt_last_state_digest(const fs::path& recording) {
   const fs::path log = librr::RecordingDir::open(recording).log_path();
   std::vector<librr::Event> events;
   {
     librr::LogReader reader(log);
     while (auto event = reader.next()) events.push_back(std::move(*event));
   }
-  int seen = 0;
-  uint64_t moved_from = 0;
-  for (size_t i = 0; i + 1 < events.size() && moved_from == 0; ++i) {
-    auto* irq = std::get_if<librr::InterruptDelivery>(&events[i]);
-    if (!irq || irq->pos.async_seq != 0 || ++seen < 3) continue;
-    librr::Position later = irq->pos;
-    ++later.landmark;
-    if (librr::event_position(events[i + 1]) < later) continue;
-    moved_from = irq->pos.landmark;
-    irq->pos = later;
-  }
-  if (moved_from == 0) return 0;
+  librr::StateDigest* last = nullptr;
+  for (librr::Event& event : events)
+    if (auto* digest = std::get_if<librr::StateDigest>(&event)) last = digest;
+  if (!last) return 0;
+  last->registers[0] ^= 1;
   fs::remove(log);
   fs::remove(librr::index_path_for(log));
   librr::LogWriter writer(log);
   for (const auto& event : events) writer.append(event);
   writer.close();
-  return moved_from;
+  return last->pos.landmark;
 }
 
 // A replay failure under `continue` is reported once, on gdb's console and
 // on stderr, and ends the session (gdb forgets the target, the server exits
 // with status 1) instead of answering E05 to everything until gdb times out.
 TEST_F(GdbReplay, ADivergingReplayEndsTheSessionWithTheReason) {
-  const uint64_t landmark = move_one_interrupt(recording_);
-  ASSERT_NE(landmark, 0u) << "no interrupt delivered at a landmark in the hello recording";
+  const uint64_t landmark = corrupt_last_state_digest(recording_);
+  ASSERT_NE(landmark, 0u) << "the hello recording has no state digest";
   GdbServerProcess server(recording_, dir_ / "server.log");
   ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");
   const auto started = std::chrono::steady_clock::now();
@@ -326,7 +319,9 @@ TEST_F(GdbReplay, ADivergingReplayEndsTheSessionWithTheReason) {
   const size_t on_console = output.find("rr-analyze: " + reason);
   ASSERT_NE(on_console, std::string::npos);
   EXPECT_EQ(output.find("rr-analyze: replay failed", on_console + 1), std::string::npos);
-  EXPECT_NE(output.find("log deliver", on_console), std::string::npos) << "the divergence itself";
+  EXPECT_NE(output.find("registers differ from the recording's state digest", on_console),
+            std::string::npos)
+      << "the divergence itself";
   EXPECT_NE(output.find("Program terminated with signal SIGABRT"), std::string::npos);
   EXPECT_NE(server_log.find("rr-analyze gdbserver: " + reason), std::string::npos);
   // gdb has no target any more: the later commands fail at once, with no E05.

@@ -152,10 +152,6 @@ TEST(Travel, StepsAtCpl3FromAnAsyncStopInANativeLoop) {
   TimeTraveler traveler(rec, {});
   traveler.seek(*stop);
   ASSERT_EQ(cpl_of(traveler), 3);
-  // Known broken (docs/analyzer.md, "Limits"): in the ticks guest a CPL3
-  // step caught at the guest's #DB handler was seen to cover more than one
-  // user instruction, so stepping onto the next async stop can miss it.
-  GTEST_SKIP() << "single steps at CPL3 in a real guest are not yet one instruction each";
   // The first step delivers the interrupt logged at the stop; the kernel
   // handles it and returns to the user loop. On kvm_pvm every CPL3 step's #DB
   // is caught at the guest's handler and undone.
