@@ -2,8 +2,9 @@
 // the forensic tables. processes holds swapper (pid 0), init (1) and
 // kthreadd (2) with their kernel threads; kernel_log is what the console
 // printed, line for line over their common part; mounts and net_devices
-// hold the rootfs and lo; process_events has the exec of /init before the
-// end of the recording.
+// hold the rootfs and lo; process_events (the timeline passes, part of the
+// default export) has the exec of /init before the end of the recording and
+// swapper's creation of kthreadd before it.
 #include <fstream>
 #include <sstream>
 
@@ -26,7 +27,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // record the boot again.
 TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
   SKIP_WITHOUT_KVM();
-  const bool with_timeline = std::getenv("RR_SLOW_TIMELINE") != nullptr;
   auto start = std::chrono::steady_clock::now();
   const os_test::LinuxBootRecording rec;
   if (!rec.skip.empty()) GTEST_SKIP() << rec.skip;
@@ -37,9 +37,12 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
 
   const fs::path db_path = dir / "linux.sqlite";
   start = std::chrono::steady_clock::now();
-  const auto exported = os_test::run_command(
-      "RR_CACHE_DIR=" + (dir / "cache").string() + " " + RR_BINARY_DIR + "/bin/rr-analyze export " +
-      recording.string() + " --db " + db_path.string() + (with_timeline ? " --timeline" : ""));
+  const auto exported = os_test::run_command("RR_CACHE_DIR=" + (dir / "cache").string() + " " +
+                                             RR_BINARY_DIR + "/bin/rr-analyze export " +
+                                             recording.string() + " --db " + db_path.string() +
+      // One timeline pass (process_create and exec) instead of four: a pass
+      // replays the whole boot (docs/forensics.md, "Measured").
+      " --timeline-kinds process_create,exec");
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   std::printf("export with forensics: %.0f s\n%s", seconds_since(start), exported.output.c_str());
   Database db(db_path, Database::Mode::kReadOnly);
@@ -108,27 +111,34 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
                          "'lo'"),
               "1 65536");
   }
-  // The timeline passes do not yet get through the whole boot in reasonable
-  // time (docs/forensics.md, "Timeline"): opt in explicitly.
-  if (!with_timeline)
-    GTEST_SKIP() << "process_events not checked: the Linux timeline takes longer than CI allows "
-                    "(set RR_SLOW_TIMELINE=1 to run it)";
-  if (status != "complete" && message.find("timeline") != std::string::npos)
-    GTEST_SKIP() << "the Linux timeline is not available: " << message;
   {
     SCOPED_TRACE("process_events");
     EXPECT_EQ(status, "complete") << message;
+    // The kernel's own exec of /init, as pid 1, before the end.
     EXPECT_EQ(query_int(db,
                         "SELECT COUNT(*) FROM process_events WHERE action = 'exec' AND path "
                         "= '/init' AND pid = 1 AND landmark < (SELECT end_landmark FROM "
                         "recording)"),
               1);
+    // swapper (pid 0) created kthreadd (pid 2), before that exec; kthreadd
+    // created the kernel threads.
+    EXPECT_EQ(query_int(db,
+                        "SELECT COUNT(*) FROM process_events c, process_events e WHERE "
+                        "c.action = 'process_create' AND c.child_pid = 2 AND c.pid = 0 AND "
+                        "e.action = 'exec' AND e.path = '/init' AND c.id < e.id"),
+              1);
+    EXPECT_GT(query_int(db,
+                        "SELECT COUNT(*) FROM process_events WHERE action = 'process_create' "
+                        "AND pid = 2 AND comm = 'kthreadd'"),
+              3);
+    EXPECT_EQ(query_int(db, "SELECT COUNT(*) FROM process_events WHERE error IS NOT NULL"), 0);
     // pid 1 was created by the kernel: the timeline saw it, so its row starts there.
     EXPECT_EQ(query_text(db, "SELECT first_seen_source FROM processes WHERE pid = 1"),
               "process_create");
-    std::printf("process_events: %lld rows, file_events: %lld rows\n",
+    std::printf("process_events: %lld rows, file_events: %lld rows, net_events: %lld rows\n",
                 static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM process_events")),
-                static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM file_events")));
+                static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM file_events")),
+                static_cast<long long>(query_int(db, "SELECT COUNT(*) FROM net_events")));
   }
 }
 

@@ -5,6 +5,7 @@
 // replayed range ends, the bytes its tasks wrote on the console, and the
 // values they printed (pid, tick count) as the results of the calls that
 // returned them.
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -13,7 +14,9 @@
 #include "os/guest_session.h"
 #include "os/test_guest_model.h"
 #include "test_os_support.h"
+#include "test_travel_support.h"
 #include "timeline/timeline.h"
+#include "travel/position_spec.h"
 #include "travel/time_traveler.h"
 
 namespace {
@@ -120,8 +123,12 @@ void SyscallCountsPerTaskEqualTheGuestsOwnCounters(const DemoRecording&,
       EXPECT_EQ(names[task.pid], task.name);
     }
   }
-  // Positions come in replay order.
-  for (size_t i = 1; i < events.size(); ++i) EXPECT_LT(events[i - 1].position, events[i].position);
+  // Positions come in replay order (one pass: stretch by stretch, each in
+  // the order replay reached them), each a distinct name.
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_LE(events[i - 1].position.base, events[i].position.base);
+    EXPECT_NE(events[i - 1].position.to_string(), events[i].position.to_string());
+  }
 }
 
 void WrittenBytesAreTheTasksConsoleOutput(const DemoRecording& demo, const DemoTimeline& timeline) {
@@ -182,23 +189,35 @@ void SeekingToAnEventShowsTheCallAtTheDispatcher(const DemoRecording& demo,
   const analyzer::Profile& profile = DemoTimeline::profile();
   const uint64_t dispatcher = profile.symbol("trap_dispatch");
   analyzer::TimeTraveler traveler(demo.recording, {});
-  // Backward then forward: checkpoints and replay must land on the same instructions.
+  // Backward then forward: checkpoints and replay must land on the same
+  // instructions, by the events' names (debug-register runs, no steps).
+  std::vector<kvm_regs> entered;
   for (size_t index : {events.size() - 1, events.size() / 2, size_t{0}}) {
     const TimelineEvent& e = events[index];
     SCOPED_TRACE(e.position.to_string() + " " + e.syscall_name);
-    traveler.seek(e.position);
+    traveler.seek_named(e.position);
+    EXPECT_EQ(traveler.here(), e.position);
     EXPECT_EQ(traveler.vcpu().regs.rip, dispatcher);
     EXPECT_EQ(e.function, "trap_dispatch");
+    entered.push_back(traveler.vcpu().regs);
     // rdi is the trap frame; its rax the system-call number.
     const auto number = traveler.address_space().read_obj<uint64_t>(
         traveler.vcpu().regs.rdi + profile.offset_of("rr_trap_frame", "rax"));
     ASSERT_TRUE(number.has_value());
     EXPECT_EQ(static_cast<int64_t>(*number), e.syscall_number);
     if (e.result_position) {
-      traveler.seek(*e.result_position);
-      EXPECT_GT(*e.result_position, e.position);
+      traveler.seek_named(*e.result_position);
       EXPECT_NE(traveler.vcpu().regs.rip, dispatcher) << "at the return address";
+      EXPECT_GE(e.result_position->base, e.position.base);
     }
+  }
+  // The same names in another replay reach the same registers.
+  analyzer::TimeTraveler again(demo.recording, {});
+  const std::vector<size_t> order = {size_t{0}, events.size() / 2, events.size() - 1};
+  for (size_t i = 0; i < order.size(); ++i) {
+    again.seek_named(events[order[i]].position);
+    EXPECT_EQ(std::memcmp(&again.vcpu().regs, &entered[order.size() - 1 - i], sizeof(kvm_regs)), 0)
+        << events[order[i]].position.to_string();
   }
 }
 
@@ -247,11 +266,14 @@ TEST(Timeline, CommandAndRangesOnTheFirstCalls) {
   EXPECT_EQ(listed[0]["comm"], "main");
   EXPECT_EQ(listed[0]["function"], "trap_dispatch");
 
-  // The API over a sub-range gives the same events.
+  // The API over a sub-range gives the same events. A range bound is exact:
+  // the middle event's name made exact (single steps, once).
   const size_t middle = listed.size() / 2;
-  const librr::Position middle_position =
-      librr::Position::parse(listed[middle]["position"].get<std::string>());
   analyzer::TimeTraveler traveler(demo.recording, {});
+  traveler.seek_named(
+      analyzer::PositionSpec::parse(listed[middle]["position"].get<std::string>()).name());
+  EXPECT_EQ(traveler.vcpu().regs.rip, DemoTimeline::profile().symbol("trap_dispatch"));
+  const librr::Position middle_position = traveler.position();
   analyzer::TimelineOptions options;
   options.from = middle_position;
   options.to = librr::Position::parse(end_of_range);
@@ -259,9 +281,13 @@ TEST(Timeline, CommandAndRangesOnTheFirstCalls) {
   options.progress = [&](double f) { progress.push_back(f); };
   const auto tail = analyzer::build_timeline(traveler, DemoTimeline::profile(), options);
   ASSERT_EQ(tail.size(), listed.size() - middle);
+  // Names may differ (counted from the exact start instead of the stretch's
+  // base), the calls may not.
+  EXPECT_EQ(tail[0].position.to_string(), middle_position.to_string());
   for (size_t i = 0; i < tail.size(); ++i) {
-    EXPECT_EQ(tail[i].position.to_string(), listed[middle + i]["position"]);
     EXPECT_EQ(tail[i].syscall_name, listed[middle + i]["name"]);
+    EXPECT_EQ(tail[i].pid, listed[middle + i]["pid"]);
+    EXPECT_EQ(nlohmann::json(tail[i].args), listed[middle + i]["args"]);
   }
   ASSERT_FALSE(progress.empty());
   EXPECT_EQ(progress.back(), 1.0);
@@ -270,7 +296,8 @@ TEST(Timeline, CommandAndRangesOnTheFirstCalls) {
   options.to = middle_position;
   const auto head = analyzer::build_timeline(traveler, DemoTimeline::profile(), options);
   ASSERT_EQ(head.size(), middle + 1);
-  EXPECT_EQ(head.back().position, middle_position);
+  for (size_t i = 0; i < head.size(); ++i)
+    EXPECT_EQ(head[i].position.to_string(), listed[i]["position"]) << "the same search from L0";
 
   // The text form: a header, then one line per event starting with its position.
   const auto text = os_test::run_command(command + " --to " +
@@ -297,6 +324,19 @@ TEST(Timeline, CommandAndRangesOnTheFirstCalls) {
   for (const auto& p : tasks["processes"])
     if (p["state"] == "running") running = p["name"];
   EXPECT_EQ(running, last["comm"]) << ps.output;
+
+  // `at` the same name: the machine entering the dispatcher, the same
+  // registers as the API's seek by name (a debug-register run, no steps).
+  const auto at = os_test::run_command(
+      RR_BINARY_DIR + std::string("/bin/rr-analyze at ") + demo.recording.string() + " " +
+      last["position"].get<std::string>() + " regs --json 2>/dev/null");
+  ASSERT_EQ(at.exit_code, 0) << at.output;
+  const auto regs = nlohmann::json::parse(at.output);
+  EXPECT_EQ(regs["position"], last["position"]);
+  EXPECT_EQ(regs["regs"]["rip"], DemoTimeline::profile().symbol("trap_dispatch"));
+  traveler.seek_named(analyzer::PositionSpec::parse(last["position"].get<std::string>()).name());
+  EXPECT_EQ(regs["regs"]["rsp"], traveler.vcpu().regs.rsp);
+  EXPECT_EQ(regs["regs"]["rdi"], traveler.vcpu().regs.rdi);
 
   // Usage errors: exit code 2 with the reason, before any replay.
   const auto bad_kind = os_test::run_command(command + " --kinds exec");

@@ -8,6 +8,12 @@
 #include <string>
 
 #include "test_command_support.h"
+#include "travel/time_traveler.h"
+
+namespace analyzer {
+// gtest prints position names as their text.
+inline void PrintTo(const PositionName& name, std::ostream* out) { *out << name.to_string(); }
+}  // namespace analyzer
 
 namespace travel_test {
 

@@ -72,7 +72,7 @@ int show_disasm(const TimeTraveler& traveler, const DisasmView& view, bool json)
     }
   }
   if (json)
-    fmt::print("{}\n", nlohmann::json{{"position", traveler.position().to_string()},
+    fmt::print("{}\n", nlohmann::json{{"position", traveler.here().to_string()},
                                       {"rip", state.regs.rip},
                                       {"instructions", list}}
                            .dump(2));

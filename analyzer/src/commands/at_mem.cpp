@@ -44,7 +44,7 @@ int show_mem(const TimeTraveler& traveler, const MemView& view, bool json) {
   if (json) {
     std::string hex;
     for (uint8_t b : bytes) hex += fmt::format("{:02x}", b);
-    nlohmann::json j = {{"position", traveler.position().to_string()},
+    nlohmann::json j = {{"position", traveler.here().to_string()},
                         {"address", view.address},
                         {"space", space},
                         {"requested", view.length},
@@ -57,8 +57,7 @@ int show_mem(const TimeTraveler& traveler, const MemView& view, bool json) {
   if (read < view.length) {
     std::fprintf(stderr, "rr-analyze: %s address %#llx is not %s at %s\n", space.c_str(),
                  static_cast<unsigned long long>(view.address + read),
-                 view.physical ? "in guest RAM" : "mapped",
-                 traveler.position().to_string().c_str());
+                 view.physical ? "in guest RAM" : "mapped", traveler.here().to_string().c_str());
     return 1;
   }
   return 0;

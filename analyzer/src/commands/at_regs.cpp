@@ -50,7 +50,7 @@ int show_regs(const TimeTraveler& traveler, bool json) {
   const int cpl = s.cs.selector & 3;
   if (json) {
     nlohmann::json j;
-    j["position"] = traveler.position().to_string();
+    j["position"] = traveler.here().to_string();
     for (const auto& [name, value] : general_registers(r)) j["regs"][name] = value;
     j["regs"]["rip"] = r.rip;
     j["regs"]["rflags"] = r.rflags;
@@ -61,7 +61,7 @@ int show_regs(const TimeTraveler& traveler, bool json) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("position {}  (CPL{})\n", traveler.position().to_string(), cpl);
+  fmt::print("position {}  (CPL{})\n", traveler.here().to_string(), cpl);
   int column = 0;
   for (const auto& [name, value] : general_registers(r))
     fmt::print("{:<4}{:#018x}{}", name, value, ++column % 4 == 0 ? "\n" : "  ");

@@ -13,10 +13,16 @@ void ExportChoices::add_to(CLI::App& command) {
                    "empty)");
   command.add_flag("--no-forensics", no_forensics,
                    "skip the forensic tables (processes, kernel_log, mounts, net_devices, "
-                   "process_events, syscalls, file_events) and their replay passes");
-  command.add_flag("--timeline", timeline,
-                   "also run the timeline passes (one more replay per group of kernel "
-                   "functions) for process_events, syscalls, file_events");
+                   "process_events, syscalls, file_events, net_events) and their replay passes");
+  command.add_flag("--timeline,!--no-timeline", timeline,
+                   "--no-timeline skips the timeline passes (one more replay per group of kernel "
+                   "functions, docs/forensics.md): process_events, syscalls, file_events, "
+                   "net_events stay empty. --timeline (the default) runs them");
+  command
+      .add_option("--timeline-kinds", timeline_kinds,
+                  "event kinds the timeline collects, comma-separated (default: all; as "
+                  "`timeline --kinds`): fewer kinds, fewer replay passes")
+      ->delimiter(',');
   command.add_option("--profile", profile,
                      "ISF profile of the guest kernel (default: generated from the recorded "
                      "kernel ELF and cached, as for ps/dmesg)");
@@ -28,6 +34,7 @@ sql::ExportOptions ExportChoices::export_options() const {
   options.replay = !no_replay;
   options.forensics.enabled = !no_forensics;
   options.forensics.timeline = timeline;
+  options.forensics.timeline_kinds.insert(timeline_kinds.begin(), timeline_kinds.end());
   options.forensics.profile = profile;
   return options;
 }

@@ -126,7 +126,8 @@ librr::Position resolve_bound(TimeTraveler& traveler, const PositionSpec& spec,
                               const std::optional<librr::Key>& key) {
   if (spec.kind == PositionSpec::Kind::kEnd) return traveler.end();
   if (spec.kind == PositionSpec::Kind::kExact) return spec.exact;
-  return seek_to(traveler, spec, dir.log_path(), key);
+  seek_to(traveler, spec, dir.log_path(), key);
+  return traveler.position();  // a range bound is exact (for a pc@hit name: single steps)
 }
 
 int run_timeline(const TimelineCommandOptions& options) {
@@ -142,6 +143,7 @@ int run_timeline(const TimelineCommandOptions& options) {
   TravelOptions travel;
   travel.key = key;
   travel.force = options.force;
+  travel.checkpoint_interval_seconds = kTimelineCheckpointInterval;
   TimeTraveler traveler(options.recording.recording, travel);
 
   TimelineOptions timeline;

@@ -34,14 +34,16 @@ class GuestSession {
 
   const OsModel& model() const { return *model_; }
   const Profile& profile() const { return *profile_; }
-  const librr::Position& position() const { return position_; }
+  // Where the session stands, named as the position asked for resolved to
+  // (exact, or by arrivals for a breakpoint-hit name).
+  const PositionName& position() const { return position_; }
   const TimeTraveler& traveler() const { return *traveler_; }
 
  private:
   std::unique_ptr<Profile> profile_;
   std::unique_ptr<TimeTraveler> traveler_;
   std::unique_ptr<OsModel> model_;
-  librr::Position position_;
+  PositionName position_;
 };
 
 // The MachineView of a TimeTraveler's current position.

@@ -126,7 +126,8 @@ std::string export_cache_key(const fs::path& recording, const ExportOptions& opt
   const std::string forensics_key =
       !options.replay || !forensics.enabled
           ? "0"
-          : fmt::format("1;timeline={};profile={}", forensics.timeline ? 1 : 0,
+          : fmt::format("1;timeline={};kinds={};profile={}", forensics.timeline ? 1 : 0,
+                        fmt::join(forensics.timeline_kinds, ","),
                         forensics.profile.empty() ? "cached" : file_identity(forensics.profile));
   return fmt::format("log={};manifest={};schema={};replay={};forensics={}",
                      file_identity(dir.log_path()), file_identity(dir.manifest_path()),

@@ -118,6 +118,7 @@ void ForensicSampler::apply_creations(const std::vector<ProcessCreation>& creati
     }
     if (match == nullptr) continue;
     match->first_seen = creation.position;
+    match->first_seen_name = creation.name;
     match->first_seen_source = "process_create";
   }
 }
@@ -141,9 +142,10 @@ void ForensicSampler::write(Database& db) const {
         ++id, p.pid, p.tgid, known(p.parent_pid), p.name, p.state, known(p.uid), known(p.gid),
         p.kernel_thread, p.page_table != 0 ? std::optional(p.page_table) : std::nullopt, p.address,
         detail(p, "exit_code"), detail(p, "syscalls_total"), nlohmann::json(p.details).dump(),
-        seen->first_seen.to_string(), seen->first_seen.landmark, seen->first_seen.async_seq,
-        seen->first_seen_source, seen->last_seen.to_string(), seen->last_seen.landmark,
-        seen->last_seen.async_seq, seen->samples, seen->alive_at_end);
+        seen->first_seen_name.empty() ? seen->first_seen.to_string() : seen->first_seen_name,
+        seen->first_seen.landmark, seen->first_seen.async_seq, seen->first_seen_source,
+        seen->last_seen.to_string(), seen->last_seen.landmark, seen->last_seen.async_seq,
+        seen->samples, seen->alive_at_end);
   }
   if (!end_) return;
   const librr::Position& end = *end_;

@@ -25,6 +25,9 @@ namespace analyzer::sql {
 struct SeenProcess {
   Process last;  // as it was at last_seen
   librr::Position first_seen;
+  // first_seen's text when it is the name of a timeline event (which may be
+  // named by arrivals, travel/time_traveler.h); empty: first_seen's own.
+  std::string first_seen_name;
   librr::Position last_seen;
   std::string first_seen_source = "sample";  // or "process_create" (timeline)
   uint64_t samples = 0;
@@ -34,7 +37,8 @@ struct SeenProcess {
 // A task the timeline saw being created, to refine first_seen with.
 struct ProcessCreation {
   int64_t pid = -1;
-  librr::Position position;
+  librr::Position position;  // the (landmark, async stop) it happened after
+  std::string name;          // the event's position name
 };
 
 class ForensicSampler {

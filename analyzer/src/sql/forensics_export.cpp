@@ -97,16 +97,18 @@ ForensicsOutcome ExportForensics::finish(Database& db, const std::string& replay
   outcome_.status = "complete";
   if (!options_.timeline) {
     outcome_.status = "no_timeline";
-    problems.push_back("no --timeline: process_events, syscalls, file_events not made");
+    problems.push_back("--no-timeline: process_events, syscalls, file_events, net_events not made");
   } else if (replay_status != "diverged") {
     try {
-      const TimelineTablesResult timeline = export_timeline_tables(db, recording_, key, *profile_);
+      const TimelineTablesResult timeline =
+          export_timeline_tables(db, recording_, key, *profile_, options_.timeline_kinds);
       sampler_->apply_creations(timeline.creations);
-      outcome_.events = timeline.process_events + timeline.syscalls + timeline.file_events;
+      outcome_.events =
+          timeline.process_events + timeline.syscalls + timeline.file_events + timeline.net_events;
     } catch (const librr::Error& e) {
       partial = true;
       problems.push_back(fmt::format("timeline: {}", e.what()));
-      warn(fmt::format("no process_events, syscalls, file_events: {}", e.what()));
+      warn(fmt::format("no process_events, syscalls, file_events, net_events: {}", e.what()));
     }
   }
   if (partial) outcome_.status = "partial";

@@ -3,13 +3,14 @@
 // finds the guest kernel's profile the way `ps` and `dmesg` do, samples the
 // OS model during the export's replay (ForensicSampler), runs the timeline
 // passes, and writes processes, kernel_log, mounts, net_devices,
-// process_events, syscalls and file_events. Without a profile (a recording
+// process_events, syscalls, file_events and net_events. Without a profile (a recording
 // of no known kernel) the tables stay empty and recording.forensics_status
 // says why; the rest of the export does not depend on any of this.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "librr/crypto.h"
@@ -22,9 +23,11 @@
 namespace analyzer::sql {
 
 struct ForensicsOptions {
-  bool enabled = true;    // false: --no-forensics (or --no-replay)
-  bool timeline = false;  // --timeline: the extra replay passes for the event tables
-  std::string profile;    // ISF file; "" = generated from the recorded kernel and cached
+  bool enabled = true;   // false: --no-forensics (or --no-replay)
+  bool timeline = true;  // false (--no-timeline): skip the extra replay passes for the event tables
+  // --timeline-kinds: the event kinds to collect (fewer kinds, fewer passes); empty = all.
+  std::set<std::string> timeline_kinds;
+  std::string profile;  // ISF file; "" = generated from the recorded kernel and cached
 };
 
 // The recording row's forensics_* columns.
@@ -38,7 +41,7 @@ struct ForensicsOutcome {
   uint64_t samples = 0;
   uint64_t processes = 0;
   uint64_t kernel_log = 0;
-  uint64_t events = 0;  // rows of process_events, syscalls and file_events
+  uint64_t events = 0;  // rows of process_events, syscalls, file_events and net_events
 };
 
 class ExportForensics final : public ReplayObserver {

@@ -29,7 +29,7 @@ class LinuxProbe : public Probe {
  public:
   LinuxProbe(const Profile& profile, std::string function, uint64_t address, std::string kind,
              bool await_return)
-      : Probe(std::move(function), address, std::move(kind)),
+      : Probe(std::move(function), address, std::move(kind), await_return),
         profile_(profile),
         await_return_(await_return) {}
 
@@ -156,7 +156,8 @@ std::function<std::unique_ptr<Probe>(const Profile&, uint64_t)> make_packet_prob
   };
 }
 
-// In pass order: the timeline replays once per three of these (timeline.cpp).
+// In pass order: the timeline replays once per group of these that fits the
+// debug registers (timeline.cpp).
 const std::vector<FunctionSpec>& function_specs() {
   static const std::vector<FunctionSpec> specs = {
       {kEventProcessCreate, "wake_up_new_task",

@@ -28,13 +28,18 @@ struct EntryDecision {
 
 class Probe {
  public:
-  Probe(std::string function, uint64_t address, std::string kind)
-      : function_(std::move(function)), address_(address), kind_(std::move(kind)) {}
+  // `awaits_return`: on_entry may ask for the return (a breakpoint on it).
+  Probe(std::string function, uint64_t address, std::string kind, bool awaits_return)
+      : function_(std::move(function)),
+        address_(address),
+        kind_(std::move(kind)),
+        awaits_return_(awaits_return) {}
   virtual ~Probe() = default;
 
   const std::string& function() const { return function_; }
   uint64_t address() const { return address_; }
   const std::string& kind() const { return kind_; }
+  bool awaits_return() const { return awaits_return_; }
 
   // The machine is at the function's first instruction (arguments in rdi,
   // rsi, rdx, rcx, r8, r9). Fills everything but position and result.
@@ -47,6 +52,7 @@ class Probe {
   std::string function_;
   uint64_t address_;
   std::string kind_;
+  bool awaits_return_;
 };
 
 using Probes = std::vector<std::unique_ptr<Probe>>;

@@ -1,7 +1,7 @@
 // The test-guest kernel's system calls (tests/guests/kernel/sched.c): user
 // code executes ud2, the #UD trap stub calls trap_dispatch(frame), and
 // on_syscall (inlined into trap_dispatch) reads the number from frame->rax
-// and the arguments from rdi, rsi, rdx, writing the result back into
+// and the arguments from rdi, rsi, rdx, r10, writing the result back into
 // frame->rax. So one breakpoint on trap_dispatch sees every trap; the ones
 // that are a ud2 from CPL3 are system calls. At trap_dispatch's return the
 // caller's frame tells what happened: rip moved past the ud2 (completed,
@@ -35,7 +35,7 @@ KernelMemory guest_memory(const TimeTraveler& traveler) {
 class SyscallProbe final : public Probe {
  public:
   SyscallProbe(const Profile& profile, uint64_t address)
-      : Probe("trap_dispatch", address, kEventSyscall),
+      : Probe("trap_dispatch", address, kEventSyscall, /*awaits_return=*/true),
         profile_(profile),
         table_address_(profile.symbol("rr_task_table")) {}
 
@@ -58,8 +58,9 @@ class SyscallProbe final : public Probe {
     event.syscall_number = static_cast<int64_t>(frame.unsigned_value("rax"));
     const char* name = test_guest_syscall_name(static_cast<unsigned>(event.syscall_number));
     event.syscall_name = name != nullptr ? name : "";
+    // The ABI's four argument registers (schemas/test-guest-abi.md).
     event.args = {frame.unsigned_value("rdi"), frame.unsigned_value("rsi"),
-                  frame.unsigned_value("rdx")};
+                  frame.unsigned_value("rdx"), frame.unsigned_value("r10")};
     const StructView table(profile_, memory, "rr_task_table", table_address_);
     const StructView task =
         table.at("rr_task", table.address_of("tasks") +

@@ -18,14 +18,13 @@ namespace analyzer {
 namespace {
 
 // The replay engine stops on at most this many code addresses at full speed
-// (x86 debug registers DR0-DR3), and wants one of them free for the stretches
-// that end at a logged asynchronous stop (travel/breakpoint_search.cpp). So
-// a pass arms 3 function entries; while a call whose result is wanted is
-// running, its return address takes the 4th register (the newest pending
-// call only: older ones get no result), and stretches ending at an async
-// stop are single-stepped until it returns.
+// (x86 debug registers DR0-DR3) and needs one of them for the stretches that
+// end at a logged asynchronous stop (travel/breakpoint_search.cpp); with
+// more it single-steps such a stretch. So a pass arms at most 3 addresses:
+// function entries, plus one return address if any of its functions wants
+// results (the newest pending call's: older ones get no result).
 constexpr size_t kHardwareBreakpoints = 4;
-constexpr size_t kEntriesPerPass = kHardwareBreakpoints - 1;
+constexpr size_t kAddressesPerPass = kHardwareBreakpoints - 1;
 
 struct PendingReturn {
   size_t event_index = 0;
@@ -46,12 +45,22 @@ Probes probes_for(const Profile& profile, const std::set<std::string>& kinds) {
   return is_linux(profile) ? linux_probes(profile, kinds) : test_guest_probes(profile, kinds);
 }
 
-// Probes in order, kEntriesPerPass at a time.
+// Probes in order, as many per pass as fit kAddressesPerPass with a slot for
+// a return address in passes whose functions want results.
 std::vector<std::vector<const Probe*>> plan_passes(const Probes& probes) {
   std::vector<std::vector<const Probe*>> passes;
+  const auto addresses = [](const std::vector<const Probe*>& pass) {
+    const bool returns = std::any_of(pass.begin(), pass.end(),
+                                     [](const Probe* probe) { return probe->awaits_return(); });
+    return pass.size() + (returns ? 1 : 0);
+  };
   for (const auto& probe : probes) {
-    if (passes.empty() || passes.back().size() == kEntriesPerPass) passes.emplace_back();
-    passes.back().push_back(probe.get());
+    if (!passes.empty()) {
+      passes.back().push_back(probe.get());
+      if (addresses(passes.back()) <= kAddressesPerPass) continue;
+      passes.back().pop_back();
+    }
+    passes.push_back({probe.get()});
   }
   return passes;
 }
@@ -79,12 +88,15 @@ class PassRunner {
     // exactly at `from` is the first event.
     if (auto entry = entries_.find(traveler_.vcpu().regs.rip); entry != entries_.end())
       on_entry(*entry->second, from);
+    // The search goes on to the first landmark after `to`, so `to`'s whole
+    // stretch is searched; later hits are dropped below.
+    const librr::Position limit{to.landmark + 1, 0, 0};
     for (;;) {
-      const StopReason stop = traveler_.continue_forward(breakpoints());
+      const StopReason stop = traveler_.continue_forward(breakpoints(), limit);
       if (stop.kind != StopReason::Kind::kBreakpoint) break;
-      const librr::Position at = traveler_.position();
-      if (at > to) break;
-      if (progress) progress(range_fraction(at, from, to));
+      const PositionName at = traveler_.here();
+      if (after(at, to)) break;
+      if (progress) progress(range_fraction(at.base, from, to));
       on_return(stop.address, at);
       if (auto entry = entries_.find(stop.address); entry != entries_.end())
         on_entry(*entry->second, at);
@@ -95,15 +107,24 @@ class PassRunner {
   Breakpoints breakpoints() const {
     Breakpoints set;
     for (const auto& [address, probe] : entries_) set.code.insert(address);
-    // The newest pending returns first, while the debug registers last.
+    // The newest pending returns first, while the addresses last.
     for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
-      if (set.code.size() >= kHardwareBreakpoints) break;
+      if (set.code.size() >= kAddressesPerPass) break;
       set.code.insert(it->return_address);
     }
     return set;
   }
 
-  void on_entry(const Probe& probe, const librr::Position& at) {
+  // Whether the hit `at` lies after the range's end `to`. A hit named by
+  // arrivals inside `to`'s own stretch needs its exact position for that.
+  bool after(const PositionName& at, const librr::Position& to) const {
+    if (at.is_exact()) return at.base > to;
+    const librr::Position stretch{at.base.landmark, at.base.async_seq, 0};
+    if (stretch != librr::Position{to.landmark, to.async_seq, 0}) return stretch > to;
+    return traveler_.position() > to;
+  }
+
+  void on_entry(const Probe& probe, const PositionName& at) {
     EntryDecision decision;
     try {
       decision = probe.on_entry(traveler_);
@@ -128,7 +149,7 @@ class PassRunner {
     pending_.push_back({events_.size() - 1, &probe, *return_address, regs.rsp, decision.saved});
     // Only the newest pending returns fit in the debug registers; older ones
     // would stop nowhere, so their results stay unknown.
-    const size_t keep = kHardwareBreakpoints - entries_.size();
+    const size_t keep = kAddressesPerPass - entries_.size();
     std::set<uint64_t> addresses;
     for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
       addresses.insert(it->return_address);
@@ -139,7 +160,7 @@ class PassRunner {
     }
   }
 
-  void on_return(uint64_t address, const librr::Position& at) {
+  void on_return(uint64_t address, const PositionName& at) {
     const uint64_t stack_pointer = traveler_.vcpu().regs.rsp;
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
       if (it->return_address != address || it->entry_stack_pointer + 8 != stack_pointer) continue;
@@ -202,9 +223,14 @@ std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile&
       };
     PassRunner(traveler, passes[i], events).run(from, to, progress);
   }
-  std::stable_sort(
-      events.begin(), events.end(),
-      [](const TimelineEvent& a, const TimelineEvent& b) { return a.position < b.position; });
+  // By stretch only: within one, a pass's events are in replay order, and
+  // names by arrivals from different passes have no order without steps.
+  std::stable_sort(events.begin(), events.end(),
+                   [](const TimelineEvent& a, const TimelineEvent& b) {
+                     const librr::Position& p = a.position.base;
+                     const librr::Position& q = b.position.base;
+                     return std::pair(p.landmark, p.async_seq) < std::pair(q.landmark, q.async_seq);
+                   });
   if (options.progress) options.progress(1.0);
   return events;
 }

@@ -13,7 +13,10 @@
 // Linux functions are grouped into passes, each one replay of the recording
 // from `from` to `to`; asking for fewer kinds runs fewer passes
 // (docs/forensics.md, "Timeline", gives the measured cost per pass).
-// Events come back sorted by position.
+// Events come back in replay order: sorted by the (landmark, async stop)
+// stretch they lie in, and within one stretch in pass order, each pass in
+// replay order (positions named by arrivals of different passes cannot be
+// compared without single steps).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -29,6 +32,12 @@ namespace analyzer {
 
 inline constexpr size_t kTimelineDataLimit = 256;
 
+// The traveler's checkpoint interval for timeline passes: each checkpoint
+// compares all guest RAM (~0.1 s here), which at the default 0.25 s costs a
+// long Linux pass ~15% (measured); a pass only needs them for the next
+// pass's start and for hits made exact.
+inline constexpr double kTimelineCheckpointInterval = 2.0;
+
 // Event kinds (TimelineEvent::kind).
 inline constexpr const char* kEventProcessCreate = "process_create";
 inline constexpr const char* kEventExec = "exec";
@@ -41,8 +50,11 @@ inline constexpr const char* kEventSyscall = "syscall";
 
 struct TimelineEvent {
   // Where the kernel function (or system call) was entered: seeking there
-  // shows rip at `function`'s first instruction.
-  librr::Position position;
+  // (TimeTraveler::seek_named) shows rip at `function`'s first instruction.
+  // Exact (`L12+s40`) where the search single-stepped, else named by the
+  // debug registers' arrivals (`L12@0x101060#2`, TimeTraveler::position()
+  // gives the exact form at a cost).
+  PositionName position;
   std::string kind;      // one of kEvent*
   std::string function;  // kernel function that produced it ("do_exit", "trap_dispatch")
   int64_t pid = -1;      // the task running at `position` (-1 unknown)
@@ -60,14 +72,14 @@ struct TimelineEvent {
   std::string data;
   int64_t syscall_number = -1;  // syscall
   std::string syscall_name;     // syscall ("WRITE", "" if unknown)
-  std::vector<uint64_t> args;   // syscall: the argument registers (rdi, rsi, rdx)
+  std::vector<uint64_t> args;   // syscall: the argument registers (rdi, rsi, rdx, r10)
   // The function's return value when its return was reached inside the
   // replayed range: exec 0 or -errno; file_open 0 (a file was opened) or
   // -errno; file_write bytes or -errno; syscall the guest's result (none for
   // EXIT, and none for a blocked call the kernel restarts: the restart is
   // another event). nullopt: not reached, or the function does not return.
   std::optional<int64_t> result;
-  std::optional<librr::Position> result_position;  // where the return was reached
+  std::optional<PositionName> result_position;  // where the return was reached
   // Non-empty when guest memory did not hold what the arguments point to
   // (the event is then partial: position, kind, function, maybe pid).
   std::string error;

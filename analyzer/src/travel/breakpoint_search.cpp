@@ -3,12 +3,14 @@
 // comparing rip after every instruction (~16-90k steps/s here against ~1M
 // emulated instructions/s at CPL0).
 //
-// A position is exact only with its step count, which a run with debug
-// registers does not give. So a search stops at the hit knowing only "the
-// k-th arrival at pc after the exact position A, before the next logged
-// position" (a CodeHit); resolve() then restores the checkpoint before A,
-// replays to A and single-steps to the k-th arrival: one checkpoint interval
-// of replay plus the steps of one stretch, paid once per reported hit.
+// A run with debug registers does not count instructions, so a hit is named
+// by what the run did count: `A@pc#k`, the k-th arrival at pc after the
+// exact position A where the stretch began (or after the previous hit, when
+// the set of addresses changed there: `A@pc#k@pc2#j`), see PositionName.
+// seek_named() reaches such a name with the same kind of run, so a hit costs
+// nothing beyond the run itself; its exact step count is worked out only if
+// someone asks for position() there (make_exact: restore the checkpoint
+// before A, replay to A, single-step counting arrivals, compare registers).
 //
 // Where the debug registers cannot see every arrival, the stretch (from one
 // logged position to the next) is single-stepped instead:
@@ -37,7 +39,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Outcome = vmm::ReplaySession::InstructionOutcome;
 
-librr::Position base_of(const librr::Position& p) { return {p.landmark, p.async_seq, 0}; }
+PositionName with_link(const PositionName& from, uint64_t pc, uint64_t ordinal) {
+  PositionName name = from;
+  name.arrivals.push_back({pc, ordinal});
+  return name;
+}
 
 // The registers of the async stop logged right after `position`'s (L, a), if
 // that is the next record of the log.
@@ -86,24 +92,33 @@ static bool at_iretq(const AddressSpace& space, uint64_t rip) {
   return bytes && (*bytes)[0] == 0x48 && (*bytes)[1] == 0xcf;
 }
 
-TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeSearch& search, CodeHit& hit) {
+// Starts a debug-register run of the stretch at the current exact position.
+static void begin_stretch(CodeSearch& search, std::vector<uint64_t> armed,
+                          const librr::Position& position, uint64_t rip) {
+  search.in_stretch = true;
+  search.anchor = position;
+  search.armed = std::move(armed);
+  search.counted_from = PositionName(position);
+  search.counted = search.code;
+  search.arrivals.clear();
+  // A name's first link counts its base itself (docs/analyzer.md, "Positions").
+  if (search.code.count(rip)) search.arrivals[rip] = 1;
+  search.counted_since_anchor = search.counted;
+  search.arrivals_since_anchor = search.arrivals;
+  search.first = position.steps == 0;
+}
+
+TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeHit& hit) {
   for (;;) {
     if (search.in_stretch) {
-      const SearchStop stop = run_stretch(search, hit);
+      const SearchStop stop = run_stretch(hit);
       if (stop != SearchStop::kLimit) return stop;
     }
     if (search.limit && position >= *search.limit) return SearchStop::kLimit;
     if (interrupt_requested()) return SearchStop::kInterrupted;
-    const vmm::VcpuState& state = current_vcpu();
-    constexpr uint64_t kCr0Paging = 1ull << 31;
-    const AddressSpace space(*memory, state.sregs.cr3, (state.sregs.cr0 & kCr0Paging) != 0);
-    StretchPlan plan = plan_stretch(search.code, space);
+    StretchPlan plan = plan_stretch(search.code, current_address_space());
     if (plan.armed) {
-      search.in_stretch = true;
-      search.anchor = position;
-      search.armed = std::move(*plan.armed);
-      search.arrivals.clear();
-      search.first = position.steps == 0;
+      begin_stretch(search, std::move(*plan.armed), position, read_rip());
       continue;
     }
     // Single steps to the end of the stretch, each one an exact position.
@@ -120,7 +135,7 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeSearch& searc
         // searched (docs/analyzer.md).
         if (!advance()) return SearchStop::kEnd;
         if (search.code.count(read_rip())) {
-          hit = {position, read_rip(), 0, current_vcpu().regs};
+          hit = {PositionName(position), read_rip(), current_vcpu().regs};
           return SearchStop::kHit;
         }
         break;
@@ -128,18 +143,45 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeSearch& searc
       if (!step_once()) return SearchStop::kEnd;
       if (interrupt_requested()) return SearchStop::kInterrupted;
       if (search.code.count(read_rip())) {
-        hit = {position, read_rip(), 0, current_vcpu().regs};
+        hit = {PositionName(position), read_rip(), current_vcpu().regs};
         return SearchStop::kHit;
       }
     } while (position.steps > 0);
   }
 }
 
+void TimeTraveler::Impl::rearm_search(const std::set<uint64_t>& code) {
+  if (hit_name && search.in_stretch &&
+      std::includes(search.counted.begin(), search.counted.end(), code.begin(), code.end())) {
+    search.code = code;  // all counted since counted_from already: names go on
+    return;
+  }
+  if (hit_name && search.in_stretch) {
+    StretchPlan plan = plan_stretch(code, current_address_space());
+    if (plan.armed) {
+      // Arrivals at the new addresses before the hit were not counted:
+      // names go on from the hit itself.
+      search.code = code;
+      search.armed = std::move(*plan.armed);
+      search.counted_from = *hit_name;
+      search.counted = code;
+      search.arrivals.clear();
+      std::erase_if(search.counted_since_anchor,
+                    [&](uint64_t address) { return !code.count(address); });
+      return;
+    }
+  }
+  // The rest of the stretch is single-stepped, which needs a step count.
+  make_exact();
+  search = CodeSearch{};
+  search.code = code;
+}
+
 // kLimit here means: the stretch ended at a new exact position, not a hit.
-TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeSearch& search, CodeHit& hit) {
+TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeHit& hit) {
   vmm::Machine& machine = replay->machine();
   const auto started = Clock::now();
-  for (bool at_position = true;; at_position = false) {
+  for (bool at_position = !machine_past_position;; at_position = false) {
     // Reading the whole vCPU state settles a landmark's pending port read;
     // after a DEBUG exit or a step, rip alone is enough (and much cheaper).
     const uint64_t rip = at_position ? read_rip() : machine.vcpu().get_regs().rip;
@@ -148,8 +190,10 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeSearch& searc
     Outcome outcome;
     if (on_breakpoint) {
       // Resuming here would stop again at once: one instruction without them.
+      const TimedScope timed(stats.steps);
       outcome = replay->session().step_instruction(instruction_stepper(), search.first);
     } else {
+      const TimedScope timed(stats.debug_runs);
       vmm::arm_hardware_breakpoints(machine, search.armed);
       try {
         outcome = replay->session().run_to_debug_exit(search.first);
@@ -161,56 +205,151 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeSearch& searc
     }
     search.first = false;
     moved();
+    if (outcome == Outcome::kDebugExit) ++stats.debug_exits.count;
     if (outcome == Outcome::kStepped || outcome == Outcome::kDebugExit) {
       machine_past_position = true;
+      hit_name.reset();
       const uint64_t now_at = machine.vcpu().get_regs().rip;
+      if (search.counted.count(now_at)) ++search.arrivals[now_at];
+      const bool since_anchor = search.counted_since_anchor.count(now_at) != 0;
+      if (since_anchor) ++search.arrivals_since_anchor[now_at];
       if (search.code.count(now_at)) {
-        hit = {search.anchor, now_at, ++search.arrivals[now_at], current_vcpu().regs};
+        hit = {since_anchor
+                   ? PositionName(search.anchor, {{now_at, search.arrivals_since_anchor[now_at]}})
+                   : with_link(search.counted_from, now_at, search.arrivals[now_at]),
+               now_at, current_vcpu().regs};
+        hit_name = hit.name;
+        hit_regs = hit.regs;
         return SearchStop::kHit;
       }
       if (outcome == Outcome::kDebugExit &&
           std::find(search.armed.begin(), search.armed.end(), now_at) == search.armed.end())
         throw librr::Error(
             fmt::format("a debug exit at {:#x}, which is none of the armed breakpoints (after {})",
-                        now_at, search.anchor.to_string()));
+                        now_at, search.counted_from.to_string()));
       continue;  // the async stop's rip: the next call compares the registers
     }
     search.in_stretch = false;
     position = replay->timeline().position();
     machine_past_position = false;
+    hit_name.reset();
     if (outcome == Outcome::kEnded) return SearchStop::kEnd;
     reached_base(started);
     if (search.code.count(read_rip())) {
-      hit = {position, read_rip(), 0, current_vcpu().regs};
+      hit = {PositionName(position), read_rip(), current_vcpu().regs};
       return SearchStop::kHit;
     }
     return SearchStop::kLimit;
   }
 }
 
-void TimeTraveler::Impl::resolve(const CodeHit& hit) {
-  if (hit.ordinal == 0) {
-    // On a logged position; the machine may have moved since.
-    if (machine_past_position || position != hit.anchor) {
-      machine_past_position = true;
-      seek_exact(hit.anchor);
-    }
+void TimeTraveler::Impl::land_on(const CodeHit& hit) {
+  if (hit.name.is_exact()) {
+    seek_exact(hit.name.base);
     return;
   }
-  seek_exact(hit.anchor);
-  uint64_t arrivals = 0;
-  while (arrivals < hit.ordinal) {
-    if (!step_once() || base_of(position) != base_of(hit.anchor))
-      throw librr::Error(fmt::format(
-          "a breakpoint at {:#x} was reached {} times after {}, but single steps from there "
-          "reach it only {} times before {} (stepping and the debug registers disagree)",
-          hit.pc, hit.ordinal, hit.anchor.to_string(), arrivals, position.to_string()));
-    if (read_rip() == hit.pc) ++arrivals;
-  }
+  seek_named(hit.name);
   if (std::memcmp(&current_vcpu().regs, &hit.regs, sizeof hit.regs) != 0)
     throw librr::Error(fmt::format(
-        "the {}th arrival at {:#x} after {} ({}) has other registers than the breakpoint hit",
-        hit.ordinal, hit.pc, hit.anchor.to_string(), position.to_string()));
+        "replaying to {} again reaches other registers than the breakpoint hit found there",
+        hit.name.to_string()));
+}
+
+void TimeTraveler::Impl::run_to_arrival(uint64_t pc, uint64_t ordinal, bool count_current,
+                                        const PositionName& name_so_far) {
+  const std::set<uint64_t> code{pc};
+  uint64_t seen = count_current && !hit_name && read_rip() == pc ? 1 : 0;
+  if (hit_name)
+    rearm_search(code);  // from the previous link's arrival, inside its stretch
+  else
+    search = CodeSearch::over(code);
+  while (seen < ordinal) {
+    if (search.in_stretch) {
+      CodeHit hit;
+      const SearchStop stop = run_stretch(hit);
+      if (stop == SearchStop::kHit) ++seen;
+      if (stop != SearchStop::kEnd) continue;
+    } else {
+      StretchPlan plan = plan_stretch(code, current_address_space());
+      if (plan.armed) {
+        begin_stretch(search, std::move(*plan.armed), position, read_rip());
+        continue;
+      }
+      // Where the debug registers cannot see every arrival: single steps,
+      // as a name's arrivals were always counted before (a search would
+      // have named a hit here exactly).
+      bool ended = false;
+      do {
+        if (!step_once()) {
+          ended = true;
+          break;
+        }
+        if (read_rip() == pc && ++seen == ordinal) return;
+      } while (position.steps > 0);
+      if (!ended) continue;
+    }
+    throw PositionPastEnd(
+        fmt::format("rip reaches {:#x} only {} times after {} before the end of the recording ({})",
+                    pc, seen, name_so_far.to_string(), end.to_string()));
+  }
+}
+
+void TimeTraveler::Impl::seek_named(const PositionName& target) {
+  if (target.is_exact()) {
+    seek_exact(target.base);
+    return;
+  }
+  if (hit_name && *hit_name == target) return;
+  if (hit_name) machine_past_position = true;
+  seek_exact(target.base);
+  search = CodeSearch{};
+  PositionName so_far(target.base);
+  for (size_t i = 0; i < target.arrivals.size(); ++i) {
+    const PcArrival& link = target.arrivals[i];
+    run_to_arrival(link.pc, link.ordinal, i == 0, so_far);
+    so_far.arrivals.push_back(link);
+  }
+  // The search names the state after its own counting; keep the name asked for.
+  if (hit_name) hit_name = target;
+}
+
+void TimeTraveler::Impl::step_to_arrivals(const PositionName& name) {
+  const TimedScope timed(stats.resolves);
+  if (hit_name) machine_past_position = true;
+  hit_name.reset();
+  seek_exact(name.base);
+  PositionName so_far(name.base);
+  for (size_t i = 0; i < name.arrivals.size(); ++i) {
+    const PcArrival& link = name.arrivals[i];
+    uint64_t seen = i == 0 && read_rip() == link.pc ? 1 : 0;
+    while (seen < link.ordinal) {
+      if (!step_once())
+        throw PositionPastEnd(fmt::format(
+            "rip reaches {:#x} only {} times after {} before the end of the recording ({})",
+            link.pc, seen, so_far.to_string(), end.to_string()));
+      if (read_rip() == link.pc) ++seen;
+    }
+    so_far.arrivals.push_back(link);
+  }
+}
+
+void TimeTraveler::Impl::make_exact() {
+  // At a named hit the machine reached by steps already (exact), or not at one.
+  if (!hit_name || !machine_past_position) return;
+  const PositionName name = *hit_name;
+  const kvm_regs regs = hit_regs;
+  const CodeSearch named_search = search;
+  step_to_arrivals(name);
+  if (std::memcmp(&current_vcpu().regs, &regs, sizeof regs) != 0)
+    throw librr::Error(fmt::format(
+        "single steps from {} reach {} at {} with other registers than the debug registers' run "
+        "found there (stepping and the debug registers disagree)",
+        name.base.to_string(), name.to_string(), position.to_string()));
+  // The same state: the search that named it can go on from here, and
+  // here() keeps the name it gave.
+  search = named_search;
+  hit_name = name;
+  hit_regs = regs;
 }
 
 }  // namespace analyzer

@@ -55,7 +55,9 @@ const char* const kPositionSyntaxHelp =
     "  L123+a2, L123+s40, L123+a2+s5\n"
     "                             after async stop 2 / after 40 single-stepped instructions\n"
     "  L123@0xffffffff81000000#3  the 3rd time rip == 0xffffffff81000000 from L123 on (#1 if "
-    "omitted)\n"
+    "omitted);\n"
+    "                             L123+a1@0x..#2@0x..#1: from any exact position, then after\n"
+    "                             each link (the names breakpoint hits get)\n"
     "  irq:17                     where the 17th logged interrupt is delivered (from 1)\n"
     "  input:serial0:3            where the 3rd logged input on channel serial0 arrives (from 1)\n"
     "  start, end                 the first / last position of the recording\n";
@@ -85,16 +87,24 @@ PositionSpec PositionSpec::parse(std::string_view text) {
   }
   if (const size_t at = text.find('@'); at != std::string_view::npos) {
     spec.kind = Kind::kPcHit;
-    const auto landmark = librr::Position::try_parse(text.substr(0, at));
-    if (!landmark || landmark->async_seq != 0 || landmark->steps != 0) bad_syntax(text);
-    spec.exact = *landmark;
-    std::string_view pc = text.substr(at + 1);
-    if (const size_t hash = pc.find('#'); hash != std::string_view::npos) {
-      spec.ordinal = number_or_fail(pc.substr(hash + 1), text);
-      if (spec.ordinal == 0) bad_syntax(text);
-      pc = pc.substr(0, hash);
+    const auto base = librr::Position::try_parse(text.substr(0, at));
+    if (!base) bad_syntax(text);
+    spec.exact = *base;
+    std::string_view links = text.substr(at + 1);
+    for (;;) {
+      const size_t next = links.find('@');
+      std::string_view link = links.substr(0, next);
+      PcArrival arrival;
+      if (const size_t hash = link.find('#'); hash != std::string_view::npos) {
+        arrival.ordinal = number_or_fail(link.substr(hash + 1), text);
+        if (arrival.ordinal == 0) bad_syntax(text);
+        link = link.substr(0, hash);
+      }
+      arrival.pc = number_or_fail(link, text);
+      spec.arrivals.push_back(arrival);
+      if (next == std::string_view::npos) break;
+      links = links.substr(next + 1);
     }
-    spec.pc = number_or_fail(pc, text);
     return spec;
   }
   const auto exact = librr::Position::try_parse(text);
@@ -108,7 +118,7 @@ std::string PositionSpec::to_string() const {
     case Kind::kExact:
       return exact.to_string();
     case Kind::kPcHit:
-      return fmt::format("{}@{:#x}#{}", exact.to_string(), pc, ordinal);
+      return name().to_string();
     case Kind::kInterrupt:
       return fmt::format("irq:{}", ordinal);
     case Kind::kInput:
@@ -119,9 +129,8 @@ std::string PositionSpec::to_string() const {
   return "?";
 }
 
-librr::Position seek_to(TimeTraveler& traveler, const PositionSpec& spec,
-                        const std::filesystem::path& log_path,
-                        const std::optional<librr::Key>& key) {
+PositionName seek_to(TimeTraveler& traveler, const PositionSpec& spec,
+                     const std::filesystem::path& log_path, const std::optional<librr::Key>& key) {
   switch (spec.kind) {
     case PositionSpec::Kind::kExact:
       traveler.seek(spec.exact);
@@ -143,20 +152,11 @@ librr::Position seek_to(TimeTraveler& traveler, const PositionSpec& spec,
                                  return input && input->channel == spec.channel;
                                }));
       break;
-    case PositionSpec::Kind::kPcHit: {
-      traveler.seek(spec.exact);
-      uint64_t hits = 0;
-      for (;;) {
-        if (traveler.vcpu().regs.rip == spec.pc && ++hits == spec.ordinal) break;
-        if (traveler.step_instruction().kind == StopReason::Kind::kEnd)
-          throw PositionPastEnd(fmt::format(
-              "rip reaches {:#x} only {} times from {} to the end of the recording ({})", spec.pc,
-              hits, spec.exact.to_string(), traveler.end().to_string()));
-      }
+    case PositionSpec::Kind::kPcHit:
+      traveler.seek_named(spec.name());
       break;
-    }
   }
-  return traveler.position();
+  return traveler.here();
 }
 
 }  // namespace analyzer

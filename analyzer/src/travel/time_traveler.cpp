@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "librr/log.h"
 #include "machine/vcpu_state.h"
 #include "travel/time_traveler_impl.h"
@@ -45,11 +47,41 @@ TimeTraveler::TimeTraveler(const std::filesystem::path& recording, TravelOptions
   s.memory.emplace(std::span<const uint8_t>(ram.host_base(), ram.size()));
   s.checkpoints.capture(*s.replay, 0);  // the start: every backward seek can begin here
   s.last_progress = Clock::now();
+  s.print_stats = std::getenv("RR_TRAVEL_STATS") != nullptr;
+  s.last_stats_print = s.last_progress;
 }
 
-TimeTraveler::~TimeTraveler() = default;
+TimeTraveler::~TimeTraveler() {
+  if (impl_->print_stats)
+    fmt::print(stderr, "rr-analyze: travel stats: {}\n", impl_->stats.to_string());
+}
 
-librr::Position TimeTraveler::position() const { return impl_->position; }
+std::string TravelStats::to_string() const {
+  std::string out;
+  const std::pair<const char*, const Counter*> counters[] = {
+      {"advances", &advances}, {"debug_runs", &debug_runs}, {"debug_exits", &debug_exits},
+      {"steps", &steps},       {"restores", &restores},     {"captures", &captures},
+      {"resolves", &resolves}};
+  for (const auto& [name, counter] : counters)
+    out += fmt::format("{}{} {} ({:.2f} s)", out.empty() ? "" : ", ", name, counter->count,
+                       counter->seconds);
+  return out;
+}
+
+librr::Position TimeTraveler::position() const {
+  impl_->make_exact();
+  return impl_->position;
+}
+
+PositionName TimeTraveler::here() const {
+  return impl_->hit_name ? *impl_->hit_name : PositionName(impl_->position);
+}
+
+std::string PositionName::to_string() const {
+  std::string text = base.to_string();
+  for (const PcArrival& link : arrivals) text += fmt::format("@{:#x}#{}", link.pc, link.ordinal);
+  return text;
+}
 librr::Position TimeTraveler::end() const { return impl_->end; }
 size_t TimeTraveler::checkpoint_count() const { return impl_->checkpoints.size(); }
 uint64_t TimeTraveler::checkpoint_bytes() const { return impl_->checkpoints.bytes(); }
@@ -91,19 +123,24 @@ vmm::InstructionStepper& TimeTraveler::Impl::instruction_stepper() {
 }
 
 void TimeTraveler::Impl::restore(const Checkpoint& checkpoint) {
+  const TimedScope timed(stats.restores);
   CheckpointStore::restore(checkpoint, *replay);
   position = checkpoint.position;
   replay_seconds = checkpoint.replay_seconds;
   machine_past_position = false;
+  hit_name.reset();
   moved();
 }
 
 bool TimeTraveler::Impl::advance() {
   vmm::ReplaySession& session = replay->session();
   const auto started = Clock::now();
+  std::optional<TimedScope> timed(stats.advances);
+  hit_name.reset();
   const bool more = session.advance(/*delivered_already=*/position.steps > 0);
   position = replay->timeline().position();
   moved();
+  timed.reset();
   if (!more) {
     replay_seconds += std::chrono::duration<double>(Clock::now() - started).count();
     // A log that stops at a damaged chunk ends the replay like a cut-short
@@ -123,8 +160,14 @@ void TimeTraveler::Impl::reached_base(Clock::time_point work_started) {
   const Checkpoint* before = checkpoints.at_or_before(position);
   if (options.checkpoint_memory_budget > 0 && before && before->position != position &&
       replay_seconds - before->replay_seconds >= options.checkpoint_interval_seconds) {
+    const TimedScope timed(stats.captures);
     checkpoints.capture(*replay, replay_seconds);
     checkpoints.thin_to(options.checkpoint_memory_budget);
+  }
+  if (print_stats && now - last_stats_print > std::chrono::seconds(10)) {
+    last_stats_print = now;
+    fmt::print(stderr, "rr-analyze: travel stats at {}: {}\n", position.to_string(),
+               stats.to_string());
   }
   if (options.progress && now - last_progress > std::chrono::milliseconds(100)) {
     last_progress = now;
@@ -136,6 +179,8 @@ void TimeTraveler::Impl::reached_base(Clock::time_point work_started) {
 
 bool TimeTraveler::Impl::step_once() {
   using Outcome = vmm::ReplaySession::InstructionOutcome;
+  const TimedScope timed(stats.steps);
+  hit_name.reset();
   const Outcome outcome =
       replay->session().step_instruction(instruction_stepper(), position.steps == 0);
   moved();
@@ -165,9 +210,11 @@ void TimeTraveler::Impl::reach_base(const librr::Position& base) {
 }
 
 void TimeTraveler::seek(const librr::Position& target) { impl_->seek_exact(target); }
+void TimeTraveler::seek_named(const PositionName& target) { impl_->seek_named(target); }
 
 void TimeTraveler::Impl::seek_exact(const librr::Position& target) {
   Impl& s = *this;
+  s.hit_name.reset();  // the exact name from here on
   if (target > s.end)
     throw PositionPastEnd(fmt::format("{} lies past the end of the recording, which ends at {}",
                                       target.to_string(), s.end.to_string()));

@@ -65,6 +65,36 @@ struct Breakpoints {
   std::vector<Watchpoint> writes;
 };
 
+// One link of a position named by code arrivals (PositionName).
+struct PcArrival {
+  uint64_t pc = 0;
+  uint64_t ordinal = 1;  // counting from 1
+  bool operator==(const PcArrival&) const = default;
+};
+
+// A position as the traveler names it at no extra cost: an exact
+// librr::Position, optionally followed by arrivals at code addresses, e.g.
+// `L212+a1@0x101060#3` or `L212@0x101060#3@0x1010a0#1`. The first link is
+// the ordinal-th state at or after `base` where rip == pc; each further link
+// the ordinal-th such state strictly after the previous link's. A code
+// breakpoint hit found with the debug registers is named this way (its step
+// count would take single steps to learn); seek() reaches such a name with
+// the same debug-register run, and position() works out the exact form
+// only when asked (docs/analyzer.md, "Positions").
+struct PositionName {
+  librr::Position base;
+  std::vector<PcArrival> arrivals;
+
+  PositionName() = default;
+  PositionName(const librr::Position& exact) : base(exact) {}  // NOLINT: an exact name
+  PositionName(const librr::Position& from, std::vector<PcArrival> links)
+      : base(from), arrivals(std::move(links)) {}
+  bool is_exact() const { return arrivals.empty(); }
+  // `base` then `@0x...#n` per link.
+  std::string to_string() const;
+  bool operator==(const PositionName&) const = default;
+};
+
 struct StopReason {
   enum class Kind {
     kStep,         // step_instruction/reverse_step_instruction finished
@@ -88,7 +118,13 @@ class TimeTraveler {
   TimeTraveler(const TimeTraveler&) = delete;
   TimeTraveler& operator=(const TimeTraveler&) = delete;
 
+  // The exact position. At a breakpoint hit found with the debug registers
+  // (here() names it by arrivals) this costs single steps the first time:
+  // restore the checkpoint before it, replay to its base, step to it.
   librr::Position position() const;
+  // The current position's name, free of cost: the exact position, or
+  // arrivals at code addresses after one (see PositionName).
+  PositionName here() const;
   // The last position of the recording (its EndOfRecording, or the last
   // record of a recording cut short).
   librr::Position end() const;
@@ -96,6 +132,12 @@ class TimeTraveler {
   // Moves the machine to `target`. Throws PositionPastEnd past the end and
   // librr::Divergence if the replay diverges on the way.
   void seek(const librr::Position& target);
+  // Moves the machine to a named position: exact, or arrivals counted with
+  // the debug registers where the host honours them at that address (as the
+  // breakpoint search does, so a name continue_forward gave leads to the
+  // same registers), else by single steps. Throws PositionPastEnd when the
+  // arrivals do not all happen before the end (the message says how many did).
+  void seek_named(const PositionName& target);
 
   // State at the current position.
   const vmm::VcpuState& vcpu() const;
@@ -117,7 +159,10 @@ class TimeTraveler {
   // step_instruction across a landmark or a logged
   // asynchronous stop lands on that position (steps = 0).
   StopReason step_instruction();
-  StopReason continue_forward(const Breakpoints& breakpoints);
+  // `limit`: stop (kEnd) on reaching this (L, a) position without a hit
+  // before it; nullopt: the end of the recording.
+  StopReason continue_forward(const Breakpoints& breakpoints,
+                              const std::optional<librr::Position>& limit = std::nullopt);
   StopReason reverse_step_instruction();
   StopReason reverse_continue(const Breakpoints& breakpoints);
 

@@ -55,33 +55,42 @@ StopReason TimeTraveler::step_instruction() {
   return {StopReason::Kind::kStep, 0};
 }
 
-StopReason TimeTraveler::continue_forward(const Breakpoints& breakpoints) {
+StopReason TimeTraveler::continue_forward(const Breakpoints& breakpoints,
+                                          const std::optional<librr::Position>& limit) {
   Impl& s = *impl_;
-  if (s.machine_past_position) seek(position());
-  if (!has_breakpoints(breakpoints)) {
-    while (s.advance())
-      if (s.interrupt_requested()) return {StopReason::Kind::kInterrupted, 0};
-    return {StopReason::Kind::kEnd, 0};
-  }
-  if (breakpoints.writes.empty()) {
-    CodeSearch search;
-    search.code = breakpoints.code;
+  if (!breakpoints.code.empty() && breakpoints.writes.empty()) {
+    // From a hit the search stopped at, the same search goes on (a hit
+    // costs no exact position); otherwise a new one from here.
+    if (s.hit_name && s.search.in_stretch) {
+      if (s.search.code != breakpoints.code) s.rearm_search(breakpoints.code);
+    } else {
+      if (s.machine_past_position) seek(position());
+      s.search = CodeSearch::over(breakpoints.code);
+    }
+    s.search.limit = limit;
     CodeHit hit;
-    switch (s.search_code(search, hit)) {
+    switch (s.search_code(hit)) {
       case Impl::SearchStop::kEnd:
       case Impl::SearchStop::kLimit:
         return {StopReason::Kind::kEnd, 0};
       case Impl::SearchStop::kInterrupted:
         return {StopReason::Kind::kInterrupted, 0};
       case Impl::SearchStop::kHit:
-        break;
+        return {StopReason::Kind::kBreakpoint, hit.pc};
     }
-    s.resolve(hit);
-    return {StopReason::Kind::kBreakpoint, hit.pc};
+  }
+  if (s.machine_past_position) seek(position());
+  if (!has_breakpoints(breakpoints)) {
+    while (s.advance()) {
+      if (limit && s.position >= *limit) return {StopReason::Kind::kEnd, 0};
+      if (s.interrupt_requested()) return {StopReason::Kind::kInterrupted, 0};
+    }
+    return {StopReason::Kind::kEnd, 0};
   }
   WatchedBytes watched = read_watched(*this, breakpoints);
   for (;;) {
     if (!s.step_once()) return {StopReason::Kind::kEnd, 0};
+    if (limit && s.position >= *limit) return {StopReason::Kind::kEnd, 0};
     if (s.interrupt_requested()) return {StopReason::Kind::kInterrupted, 0};
     WatchedBytes now = read_watched(*this, breakpoints);
     if (auto stop = changed_watch(breakpoints, watched, now)) return *stop;
@@ -163,28 +172,27 @@ std::optional<CodeHit> TimeTraveler::Impl::last_code_hit_between(TimeTraveler& t
                                                                  const librr::Position& current,
                                                                  bool& interrupted) {
   traveler.seek(from);
-  CodeSearch search;
-  search.code = code;
-  search.limit = librr::Position{current.landmark, current.async_seq, 0};
+  search = CodeSearch::over(code, librr::Position{current.landmark, current.async_seq, 0});
   std::optional<CodeHit> last;
   if (from < current && code.count(traveler.vcpu().regs.rip))  // searches look after `from`
-    last = CodeHit{from, traveler.vcpu().regs.rip, 0, traveler.vcpu().regs};
+    last = CodeHit{PositionName(from), traveler.vcpu().regs.rip, traveler.vcpu().regs};
   CodeHit hit;
   for (;;) {
-    const auto stop = search_code(search, hit);
+    const auto stop = search_code(hit);
     if (stop == SearchStop::kEnd) return last;
     if (stop == SearchStop::kLimit) break;
     if (stop == SearchStop::kInterrupted) {
       interrupted = true;
       return last;
     }
-    if (hit.ordinal == 0 && hit.anchor >= current) return last;
+    if (hit.name.is_exact() && hit.name.base >= current) return last;
     last = hit;
   }
   // Exactly at current's (L, a): the rest of the way by steps.
   while (traveler.position() < current) {
     if (traveler.position() > from && code.count(traveler.vcpu().regs.rip))
-      last = CodeHit{traveler.position(), traveler.vcpu().regs.rip, 0, traveler.vcpu().regs};
+      last = CodeHit{PositionName(traveler.position()), traveler.vcpu().regs.rip,
+                     traveler.vcpu().regs};
     if (traveler.step_instruction().kind == StopReason::Kind::kEnd) break;
   }
   return last;
@@ -204,7 +212,7 @@ StopReason TimeTraveler::reverse_continue(const Breakpoints& breakpoints) {
       auto last = s.last_code_hit_between(*this, breakpoints.code, from, current, interrupted);
       if (interrupted) return {StopReason::Kind::kInterrupted, 0};
       if (last) {
-        s.resolve(*last);
+        s.land_on(*last);
         return {StopReason::Kind::kBreakpoint, last->pc};
       }
       current = from;
