@@ -170,21 +170,10 @@ HandlerStepResult step_caught_at_guest_handler(Machine& machine) {
     if (!at_cpl0) throw;
   }
 
-  Machine::Exit exit;
   const uint64_t entry[] = {handler.entry};
-  arm_hardware_breakpoints(
+  const Machine::Exit exit = run_with_hardware_breakpoints(
       machine, catch_at_handler ? std::span<const uint64_t>(entry) : std::span<const uint64_t>(),
       /*single_step=*/true);
-  try {
-    do {
-      exit = machine.enter_guest();
-    } while (exit.kind == Machine::Exit::Kind::kSpurious ||
-             exit.kind == Machine::Exit::Kind::kAsynchronous);
-  } catch (...) {
-    arm_hardware_breakpoints(machine, {});
-    throw;
-  }
-  arm_hardware_breakpoints(machine, {});
   if (exit.kind == Machine::Exit::Kind::kSynchronous) return HandlerStepResult::kSynchronous;
   kvm_regs regs = vcpu.get_regs();
   if (!catch_at_handler || machine.run_state().exit_reason != KVM_EXIT_DEBUG ||

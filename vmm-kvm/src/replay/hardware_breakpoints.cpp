@@ -46,6 +46,22 @@ void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addres
   machine.vcpu().set_guest_debug(debug);
 }
 
+Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                                            bool single_step) {
+  struct Disarm {
+    Machine& machine;
+    ~Disarm() { arm_hardware_breakpoints(machine, {}); }
+  };
+  arm_hardware_breakpoints(machine, addresses, single_step);
+  const Disarm disarm{machine};
+  Machine::Exit exit;
+  do {
+    exit = machine.enter_guest();
+  } while (exit.kind == Machine::Exit::Kind::kSpurious ||
+           exit.kind == Machine::Exit::Kind::kAsynchronous);
+  return exit;
+}
+
 bool stopped_at_hardware_breakpoint(Machine& machine) {
   // Only the exit reason: kvm_pvm's emulator is not known to fill in DR6, and
   // the caller compares RIP with its addresses anyway.

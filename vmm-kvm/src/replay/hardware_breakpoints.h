@@ -33,6 +33,13 @@ struct HardwareBreakpointSupport {
 void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
                               bool single_step = false);
 
+// Enters the guest with `addresses` armed (single-stepping too if asked)
+// until it stops for something other than a spurious or asynchronous exit:
+// a DEBUG exit (hit or step), a synchronous or a terminal exit. Disarms
+// afterwards, also when entering the guest throws.
+Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                                            bool single_step = false);
+
 // True if the last exit was a DEBUG exit (with breakpoints armed: one of them).
 bool stopped_at_hardware_breakpoint(Machine& machine);
 

@@ -5,26 +5,11 @@
 #include "librr/error.h"
 #include "probe/probe.h"
 #include "replay/guest_handler_step.h"
+#include "replay/hardware_breakpoints.h"
 #include "replay/return_to_user_step.h"
 #include "replay/trap_flag_traces.h"
 
 namespace vmm {
-namespace {
-
-void set_single_step(Machine& machine, bool enabled) {
-  kvm_guest_debug debug{};
-  if (enabled) debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-  machine.vcpu().set_guest_debug(debug);
-}
-
-// Switches single-stepping off again however the step ends.
-struct SingleStepScope {
-  Machine& machine;
-  explicit SingleStepScope(Machine& m) : machine(m) { set_single_step(machine, true); }
-  ~SingleStepScope() { set_single_step(machine, false); }
-};
-
-}  // namespace
 
 SingleStepSupport SingleStepSupport::from_probe() {
   const probe::ProbeResult result = probe::load_or_run_probe();
@@ -67,14 +52,8 @@ InstructionStepper::Result InstructionStepper::step_with_host_single_step() {
   if (before.empty())
     throw librr::Error(fmt::format(
         "single-stepping at CPL{} does not work on this host (see `rr-vmm probe`)", cpl_before));
-  Machine::Exit exit;
-  {
-    SingleStepScope scope(machine_);
-    do {
-      exit = machine_.enter_guest();
-    } while (exit.kind == Machine::Exit::Kind::kSpurious ||
-             exit.kind == Machine::Exit::Kind::kAsynchronous);
-  }
+  // No breakpoints: the host's own single step, switched off however the step ends.
+  const Machine::Exit exit = run_with_hardware_breakpoints(machine_, {}, /*single_step=*/true);
   if (exit.kind == Machine::Exit::Kind::kSynchronous) return Result::kSynchronous;
   if (completed_step(before)) return Result::kStepped;
   throw librr::Error("single step failed: " + exit.result.message);

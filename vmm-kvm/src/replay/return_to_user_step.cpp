@@ -102,18 +102,7 @@ bool step_return_to_user(Machine& machine) {
   // Single-stepping stays on: should the iretq fault in the kernel instead,
   // the vCPU stops after one instruction rather than run on.
   const uint64_t entries[] = {deliveries[0].handler.entry, deliveries[1].handler.entry};
-  arm_hardware_breakpoints(machine, entries, /*single_step=*/true);
-  Machine::Exit exit;
-  try {
-    do {
-      exit = machine.enter_guest();
-    } while (exit.kind == Machine::Exit::Kind::kSpurious ||
-             exit.kind == Machine::Exit::Kind::kAsynchronous);
-  } catch (...) {
-    arm_hardware_breakpoints(machine, {});
-    throw;
-  }
-  arm_hardware_breakpoints(machine, {});
+  run_with_hardware_breakpoints(machine, entries, /*single_step=*/true);
 
   kvm_regs regs = vcpu.get_regs();
   kvm_sregs sregs = vcpu.get_sregs();
