@@ -45,6 +45,14 @@ PositionName with_link(const PositionName& from, uint64_t pc, uint64_t ordinal) 
   return name;
 }
 
+// A name whose arrival link the rest of the recording does not reach.
+PositionPastEnd arrivals_past_end(uint64_t pc, uint64_t seen, const PositionName& counted_from,
+                                  const librr::Position& end) {
+  return PositionPastEnd(
+      fmt::format("rip reaches {:#x} only {} times after {} before the end of the recording ({})",
+                  pc, seen, counted_from.to_string(), end.to_string()));
+}
+
 // The registers of the async stop logged right after `position`'s (L, a), if
 // that is the next record of the log.
 std::optional<vmm::VcpuState> next_async_stop(vmm::ReplayMachine& replay,
@@ -194,14 +202,8 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeHit& hit) {
       outcome = replay->session().step_instruction(instruction_stepper(), search.first);
     } else {
       const TimedScope timed(stats.debug_runs);
-      vmm::arm_hardware_breakpoints(machine, search.armed);
-      try {
-        outcome = replay->session().run_to_debug_exit(search.first);
-      } catch (...) {
-        vmm::arm_hardware_breakpoints(machine, {});
-        throw;
-      }
-      vmm::arm_hardware_breakpoints(machine, {});
+      const vmm::ArmedHardwareBreakpoints armed(machine, search.armed);
+      outcome = replay->session().run_to_debug_exit(search.first);
     }
     search.first = false;
     moved();
@@ -288,9 +290,7 @@ void TimeTraveler::Impl::run_to_arrival(uint64_t pc, uint64_t ordinal, bool coun
       } while (position.steps > 0);
       if (!ended) continue;
     }
-    throw PositionPastEnd(
-        fmt::format("rip reaches {:#x} only {} times after {} before the end of the recording ({})",
-                    pc, seen, name_so_far.to_string(), end.to_string()));
+    throw arrivals_past_end(pc, seen, name_so_far, end);
   }
 }
 
@@ -323,10 +323,7 @@ void TimeTraveler::Impl::step_to_arrivals(const PositionName& name) {
     const PcArrival& link = name.arrivals[i];
     uint64_t seen = i == 0 && read_rip() == link.pc ? 1 : 0;
     while (seen < link.ordinal) {
-      if (!step_once())
-        throw PositionPastEnd(fmt::format(
-            "rip reaches {:#x} only {} times after {} before the end of the recording ({})",
-            link.pc, seen, so_far.to_string(), end.to_string()));
+      if (!step_once()) throw arrivals_past_end(link.pc, seen, so_far, end);
       if (read_rip() == link.pc) ++seen;
     }
     so_far.arrivals.push_back(link);

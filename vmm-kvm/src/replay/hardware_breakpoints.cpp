@@ -46,14 +46,18 @@ void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addres
   machine.vcpu().set_guest_debug(debug);
 }
 
+ArmedHardwareBreakpoints::ArmedHardwareBreakpoints(Machine& machine,
+                                                   std::span<const uint64_t> addresses,
+                                                   bool single_step)
+    : machine_(machine) {
+  arm_hardware_breakpoints(machine, addresses, single_step);
+}
+
+ArmedHardwareBreakpoints::~ArmedHardwareBreakpoints() { arm_hardware_breakpoints(machine_, {}); }
+
 Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
                                             bool single_step) {
-  struct Disarm {
-    Machine& machine;
-    ~Disarm() { arm_hardware_breakpoints(machine, {}); }
-  };
-  arm_hardware_breakpoints(machine, addresses, single_step);
-  const Disarm disarm{machine};
+  const ArmedHardwareBreakpoints armed(machine, addresses, single_step);
   Machine::Exit exit;
   do {
     exit = machine.enter_guest();

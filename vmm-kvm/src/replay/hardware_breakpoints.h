@@ -33,6 +33,20 @@ struct HardwareBreakpointSupport {
 void arm_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
                               bool single_step = false);
 
+// Keeps `addresses` armed for its lifetime and disarms them however the
+// scope ends (a replay error thrown while they are armed included).
+class ArmedHardwareBreakpoints {
+ public:
+  ArmedHardwareBreakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                           bool single_step = false);
+  ~ArmedHardwareBreakpoints();
+  ArmedHardwareBreakpoints(const ArmedHardwareBreakpoints&) = delete;
+  ArmedHardwareBreakpoints& operator=(const ArmedHardwareBreakpoints&) = delete;
+
+ private:
+  Machine& machine_;
+};
+
 // Enters the guest with `addresses` armed (single-stepping too if asked)
 // until it stops for something other than a spurious or asynchronous exit:
 // a DEBUG exit (hit or step), a synchronous or a terminal exit. Disarms
