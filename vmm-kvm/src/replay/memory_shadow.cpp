@@ -95,8 +95,8 @@ librr::Position previous_position_of(const librr::Position& async_position) {
   return {async_position.landmark, async_position.async_seq - 1, 0};
 }
 
-librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
-                                         const std::vector<uint64_t>& dirty_gfns) {
+std::vector<librr::PageChange> MemoryShadow::changes_against_shadow(
+    const std::vector<uint64_t>& dirty_gfns) const {
   std::vector<librr::PageChange> changes;
   changes.reserve(dirty_gfns.size());
   for (uint64_t gfn : dirty_gfns) {
@@ -104,6 +104,12 @@ librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
     if (!current) continue;  // KVM reports only RAM pages; be defensive anyway
     changes.push_back({gfn, {data() + gfn * kPageSize, kPageSize}, {current, kPageSize}});
   }
+  return changes;
+}
+
+librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
+                                         const std::vector<uint64_t>& dirty_gfns) {
+  const std::vector<librr::PageChange> changes = changes_against_shadow(dirty_gfns);
   // Every written page is listed, even one written back to its old value:
   // replay may hold an intermediate value from the re-executed part.
   librr::MemoryDelta delta =
@@ -114,13 +120,7 @@ librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
 
 librr::MemoryDelta MemoryShadow::capture_since_previous_position(
     uint64_t landmark, const std::vector<uint64_t>& dirty_gfns) {
-  std::vector<librr::PageChange> changes;
-  changes.reserve(dirty_gfns.size());
-  for (uint64_t gfn : dirty_gfns) {
-    const uint8_t* current = memory_.translate(gfn * kPageSize, kPageSize);
-    if (!current) continue;
-    changes.push_back({gfn, {data() + gfn * kPageSize, kPageSize}, {current, kPageSize}});
-  }
+  const std::vector<librr::PageChange> changes = changes_against_shadow(dirty_gfns);
   // A page written back to its base value is listed too (empty delta): replay
   // skips the stretch, but the analyzer may have stepped into it and written
   // an intermediate value that the install must undo.

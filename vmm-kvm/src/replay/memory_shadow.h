@@ -76,6 +76,9 @@ class MemoryShadow {
   uint8_t* data() const { return static_cast<uint8_t*>(shadow_.get()); }
 
   uint8_t* guest_page(uint64_t gfn) const;
+  // Each of `dirty_gfns` in RAM as shadow (before) against guest memory (now).
+  std::vector<librr::PageChange> changes_against_shadow(
+      const std::vector<uint64_t>& dirty_gfns) const;
 
   GuestMemory memory_;
   kvm::Mapping shadow_;  // anonymous, zero-filled on demand
