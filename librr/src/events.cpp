@@ -46,6 +46,12 @@ struct Encoder {
         w.bytes(page.compressed_xor);
       }
     }
+    // An optional tail, absent before format 2.2.
+    if (e.kernel_entries) {
+      w.u8(static_cast<uint8_t>(e.kernel_entries->addresses.size()));
+      for (const uint64_t address : e.kernel_entries->addresses) w.u64(address);
+      w.u32(e.kernel_entries->count);
+    }
   }
   void operator()(const Input& e) {
     encode_position(w, e.pos);
@@ -173,6 +179,21 @@ void fields(Fields& f, AsyncPosition& e) {
     throw FormatError("AsyncPosition: unknown memory kind " + std::to_string(kind),
                       static_cast<int64_t>(f.r.position() - 1));
   }
+  if (f.r.remaining() == 0) {
+    e.kernel_entries.reset();
+    return;
+  }
+  auto& entries = e.kernel_entries ? *e.kernel_entries : e.kernel_entries.emplace();
+  uint8_t address_count = 0;
+  f.pod(address_count);
+  if (address_count == 0 || address_count > CodeArrivals::kMaxAddresses)
+    throw FormatError("AsyncPosition: kernel entries at " + std::to_string(address_count) +
+                          " addresses (1 to " + std::to_string(CodeArrivals::kMaxAddresses) +
+                          " expected)",
+                      static_cast<int64_t>(f.r.position() - 1));
+  entries.addresses.resize(address_count);
+  for (uint64_t& address : entries.addresses) f.pod(address);
+  f.pod(entries.count);
 }
 
 template <class Fields>

@@ -18,10 +18,14 @@ constexpr size_t kTagAndPosition = 1 + 3 * sizeof(uint64_t);
 // Display order: records, then the parts of an asynchronous position, then
 // inputs by channel (added as they are seen).
 const std::vector<std::string>& fixed_kinds() {
-  static const std::vector<std::string> kinds = {
-      "InterruptDelivery",    "AsyncPosition", "AsyncPosition.vcpu_state",
-      "AsyncPosition.memory", "StateDigest",   "CheckpointRef",
-      "EndOfRecording"};
+  static const std::vector<std::string> kinds = {"InterruptDelivery",
+                                                 "AsyncPosition",
+                                                 "AsyncPosition.vcpu_state",
+                                                 "AsyncPosition.memory",
+                                                 "AsyncPosition.kernel_entries",
+                                                 "StateDigest",
+                                                 "CheckpointRef",
+                                                 "EndOfRecording"};
   return kinds;
 }
 
@@ -96,10 +100,13 @@ void add_async_position(Accounting& accounting, const AsyncPosition& async,
   const size_t format_field = sizeof(uint32_t);
   const auto head = compact.first(body + format_field);
   const auto vcpu = compact.subspan(head.size(), state);
+  const size_t entries =
+      async.kernel_entries ? 1 + 8 * async.kernel_entries->addresses.size() + 4 : 0;
   const auto memory = compact.subspan(head.size() + state);
   accounting.add("AsyncPosition", head);
   accounting.add("AsyncPosition.vcpu_state", vcpu);
-  accounting.add("AsyncPosition.memory", memory);
+  accounting.add("AsyncPosition.memory", memory.first(memory.size() - entries));
+  if (entries) accounting.add("AsyncPosition.kernel_entries", memory.last(entries));
 }
 
 }  // namespace

@@ -20,8 +20,10 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // writes 2 unless told otherwise (LogWriterOptions::format_version).
 // Minor 1 (2.1) adds memory kind 2 to AsyncPosition (a delta against the
 // memory replay holds at the previous position, DeltaBase::previous_position).
+// Minor 2 (2.2) adds the optional kernel-entry count after an AsyncPosition's
+// memory part (AsyncPosition::kernel_entries).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 1;
+inline constexpr uint16_t kVersionMinor = 2;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }

@@ -70,6 +70,20 @@ struct MemoryDelta {
   friend bool operator==(const MemoryDelta&, const MemoryDelta&) = default;
 };
 
+// How often the vCPU arrived at one of a few code addresses (the guest
+// kernel's entry points, counted with debug registers by the recorder) in
+// the stretch from the previous position to an asynchronous stop. Replay
+// does not need it (it installs the stop); an analyzer that re-executes the
+// stretch does: where the stop lies in native user code it cannot be
+// stopped at, the count says how many kernel entries come before it
+// (schemas/log-format.md, since 2.2).
+struct CodeArrivals {
+  static constexpr size_t kMaxAddresses = 4;  // x86 debug registers
+  std::vector<uint64_t> addresses;
+  uint32_t count = 0;
+  friend bool operator==(const CodeArrivals&, const CodeArrivals&) = default;
+};
+
 // An asynchronous stop of the vCPU (see Position): enough state to check, or
 // reconstruct, where replay must be when it reaches this position.
 struct AsyncPosition {
@@ -77,6 +91,7 @@ struct AsyncPosition {
   uint32_t vcpu_state_format = 0;
   std::vector<uint8_t> vcpu_state;
   std::variant<MemoryDigest, MemoryDelta> memory;
+  std::optional<CodeArrivals> kernel_entries = std::nullopt;  // since format 2.2
   friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
 };
 
