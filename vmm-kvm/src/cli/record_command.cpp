@@ -25,6 +25,7 @@ struct RecordOptions {
   std::string key_file;
   bool encrypt = false;
   double max_lateness_ms = 4;
+  bool no_kernel_entries = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -91,6 +92,7 @@ int record_command(RecordOptions& options) {
 
   RecordPolicy policy;
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
+  policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
   RecordSession session(machine, clock, *recorder, timeline, prepared.wrapped_input.get(), policy);
   StopOnSignals stop_on_signals(machine);
 
@@ -120,11 +122,14 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(stderr,
                "rr-vmm: %llu memory deltas based on the previous position (%llu landmark "
-               "copies), %llu unlogged stops, %llu stops at an interrupt window\n",
+               "copies), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
                static_cast<unsigned long long>(s.previous_position_deltas),
                static_cast<unsigned long long>(s.position_memory_syncs),
                static_cast<unsigned long long>(s.unlogged_stops),
-               static_cast<unsigned long long>(s.interrupt_window_stops));
+               static_cast<unsigned long long>(s.interrupt_window_stops),
+               policy.count_kernel_entries
+                   ? fmt::format("{} kernel entries counted", s.kernel_entries).c_str()
+                   : "kernel entries not counted");
   if (s.net_frames > 0)
     std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",
                  static_cast<unsigned long long>(s.net_frames),
@@ -150,6 +155,10 @@ void add_record_command(CLI::App& app) {
       ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
                    "how late a timer interrupt may be before the vCPU is stopped to deliver it")
       ->default_val(4);
+  record->add_flag("--no-kernel-entries", options->no_kernel_entries,
+                   "do not count kernel entries with the debug registers (a guest kernel that "
+                   "uses them itself loses them while recording); analyzers then cannot search "
+                   "kernel code entered from user mode before a stop in user mode");
   net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;

@@ -25,8 +25,10 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       written_since_position_(machine.memory().size() / MemoryShadow::kPageSize),
       position_memory_at_(timeline.position()),
       host_origin_ns_(host_monotonic_ns() - clock.now_ns()),
-      last_digest_guest_ns_(clock.now_ns()) {
+      last_digest_guest_ns_(clock.now_ns()),
+      kernel_entries_(machine, policy.count_kernel_entries) {
   machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
+  kernel_entries_.rearm(machine_.vcpu().get_sregs());
 }
 
 uint64_t RecordSession::guest_now_from_host() const {
@@ -73,6 +75,9 @@ void RecordSession::try_deliver_interrupt() {
   const uint8_t vector = machine_.inject_interrupt();
   recorder_.interrupt(timeline_.position(), vector, 0);
   ++stats_.interrupts;
+  // A position where the kernel's IDT is in place (it takes interrupts):
+  // follow it if it moved.
+  kernel_entries_.rearm(machine_.vcpu().get_sregs());
 }
 
 void RecordSession::maybe_digest(bool force) {
@@ -255,6 +260,10 @@ void RecordSession::log_async_position() {
   vcpu.save(state);
   record.vcpu_state = state.take();
   record.memory = capture_memory(record.pos);
+  // Only a stop in user mode needs the count (kernel_entry_counter.h).
+  if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
+  kernel_entries_.restart();
+  kernel_entries_.rearm(vcpu.sregs);
   position_memory_at_ = record.pos;
   landmarks_to_track_ = policy_.tracked_landmarks_after_stop;
   recorder_.async_position(std::move(record));
@@ -266,6 +275,7 @@ RunResult RecordSession::finish(RunResult result) {
   recorder_.finish(timeline_.position(), result.message,
                    result.kind == RunResult::Kind::kExitPort ? result.exit_status : -1);
   stats_.landmarks = timeline_.landmark();
+  stats_.kernel_entries = kernel_entries_.total();
   stats_.net_frames = net_input_.frames();
   stats_.net_frame_bytes = net_input_.bytes();
   return result;
@@ -291,7 +301,7 @@ RunResult RecordSession::run() {
     machine_.run_state().request_interrupt_window = want_interrupt_window_ ? 1 : 0;
     Machine::Exit exit;
     do {
-      exit = machine_.enter_guest();
+      exit = kernel_entries_.enter_guest();
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
     want_interrupt_window_ = false;
     retry_soon_ = false;
@@ -324,6 +334,8 @@ RunResult RecordSession::run() {
       case Machine::Exit::Kind::kSynchronous:
         unlogged_progress_ = false;
         timeline_.enter_landmark();
+        kernel_entries_.restart();
+        if (kernel_entries_.waiting_for_idt()) kernel_entries_.rearm(machine_.vcpu().get_sregs());
         if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
           at_halt();
         else

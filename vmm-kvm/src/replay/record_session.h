@@ -9,6 +9,7 @@
 #include "clock/virtual_clock.h"
 #include "librr/recorder.h"
 #include "machine/machine.h"
+#include "replay/kernel_entry_counter.h"
 #include "replay/memory_shadow.h"
 #include "replay/session_common.h"
 
@@ -39,6 +40,9 @@ struct RecordPolicy {
   // skipped stretch's writes, not the interrupt handler's). Each copy reads
   // KVM's dirty log (and re-arms its write faults), so it is bounded.
   uint32_t tracked_landmarks_after_stop = 8;
+  // Count kernel entries for stops in user mode (kernel_entry_counter.h);
+  // `rr-vmm record` sets it where kernel_entry_counting_useful().
+  bool count_kernel_entries = false;
 };
 
 struct RecordStats {
@@ -49,6 +53,7 @@ struct RecordStats {
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
   uint64_t interrupts = 0;
+  uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
   uint64_t idle_skips = 0;
   uint64_t digests = 0;
@@ -116,6 +121,7 @@ class RecordSession {
   bool want_interrupt_window_ = false;
   bool retry_soon_ = false;               // that stop found an interrupt due
   uint32_t unlogged_stops_in_a_row_ = 0;  // such stops since the last landmark or logged stop
+  KernelEntryCounter kernel_entries_;
   std::optional<RunResult> result_;
   RecordStats stats_;
 };

@@ -11,10 +11,10 @@
 // The iretq completes on the host, the int3 raises #BP in the kernel (on
 // real hardware #GP where the guest's vector-3 gate is DPL0, as in the test
 // kernel; kvm_pvm delivers #BP there too), and a hardware breakpoint on each
-// of the two handlers (CPL0: honoured) stops the vCPU before it runs. The delivery is then undone as for #DB steps
-// (guest_handler_step.h): registers as the iretq left them, CS/SS from the
-// GDT, the stack bytes the frame overwrote and the code byte put back.
-// Nothing of it remains in guest memory or registers.
+// of the two handlers (CPL0: honoured) stops the vCPU before it runs. The delivery is then undone
+// as for #DB steps (guest_handler_step.h): registers as the iretq left them, CS/SS from the GDT,
+// the stack bytes the frame overwrote and the code byte put back. Nothing of it remains in guest
+// memory or registers.
 #include "machine/machine.h"
 
 namespace vmm {

@@ -1,0 +1,76 @@
+#pragma once
+// Counts, during record, how often the vCPU enters the guest kernel through
+// the exceptions user code raises (#BP, #UD, #GP, #PF: a test-guest system
+// call is a ud2), with the handlers' first instructions in the debug
+// registers. The count goes with each asynchronous stop in user mode
+// (librr::AsyncPosition::kernel_entries).
+//
+// Why: replay installs such a stop without executing the stretch before it,
+// and an analyzer that does execute it (breakpoints, the timeline) cannot
+// stop native user code at the stop on hosts that do not honour debug
+// registers at CPL3 (kvm_pvm), so it could not tell whether kernel code it
+// meets after the stretch returned to user mode still comes before the stop.
+// With the count it can: the stop follows exactly that many entries
+// (docs/analyzer.md, "Kernel entries before a stop in user mode").
+//
+// Only where it is needed and possible: the host honours debug registers at
+// CPL0 (where the handlers run) but not at CPL3 (`rr-vmm probe`); off with
+// `record --no-kernel-entries` (a guest whose kernel uses the debug registers
+// itself loses them while they are armed here).
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "librr/events.h"
+#include "machine/machine.h"
+
+namespace vmm {
+
+// Whether counting helps and works on this host (the probe's debug-register
+// results: honoured at CPL0, not at CPL3).
+bool kernel_entry_counting_useful();
+
+class KernelEntryCounter {
+ public:
+  KernelEntryCounter(Machine& machine, bool enabled);
+  bool enabled() const { return enabled_; }
+
+  // At a position (the count restarts there): arms the handlers named by
+  // the guest's IDT now, if they differ from those armed. Does nothing
+  // before the guest has an IDT and a TSS.
+  void rearm(const kvm_sregs& sregs);
+  // Whether counting should, but does not yet, arm anything: the recorder
+  // then tries rearm() at every landmark, so that counting starts as soon
+  // as the kernel has its IDT (before its first user task, not at its
+  // first interrupt), and afterwards only where it reads sregs anyway.
+  bool waiting_for_idt() const { return enabled_ && armed_.empty(); }
+  // Machine::enter_guest() that counts and runs on through the armed
+  // entries: each is a DEBUG exit, then one single step over the entry's
+  // instruction with the debug registers off (kvm_pvm ignores RFLAGS.RF, so
+  // resuming there would stop again). Returns any other exit. A stop that
+  // interrupts that step leaves it pending for the next call, unless a
+  // position is logged there first (restart()).
+  Machine::Exit enter_guest();
+  // The arrivals since the last restart, if entries are armed.
+  std::optional<librr::CodeArrivals> arrivals() const;
+  // At a position: counting starts again. An arrival at the position's own
+  // rip counts (resuming there stops at once), as analyzers count it.
+  void restart() {
+    count_ = 0;
+    step_pending_ = false;
+  }
+  uint64_t total() const { return total_; }
+
+ private:
+  Machine& machine_;
+  bool enabled_;
+  bool at_armed_entry(const Machine::Exit& exit) const;
+  Machine::Exit step_over_entry();
+
+  std::vector<uint64_t> armed_;
+  bool step_pending_ = false;  // standing on an entry already counted
+  uint32_t count_ = 0;
+  uint64_t total_ = 0;
+};
+
+}  // namespace vmm
