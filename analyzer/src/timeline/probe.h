@@ -63,6 +63,12 @@ using Probes = std::vector<std::unique_ptr<Probe>>;
 Probes linux_probes(const Profile& profile, const std::set<std::string>& kinds);
 std::vector<std::string> linux_timeline_kinds();
 
+// build_timeline (timeline.h) with `probes` instead of those of the
+// profile's OS, in passes planned the same way from their order: for a
+// probe set of one's own (options.kinds is not looked at).
+std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile& profile,
+                                          const Probes& probes, const TimelineOptions& options);
+
 // The test-guest kernel: every ud2 system call, through trap_dispatch.
 Probes test_guest_probes(const Profile& profile, const std::set<std::string>& kinds);
 std::vector<std::string> test_guest_timeline_kinds();

@@ -13,6 +13,7 @@
 #include "os/kernel_memory.h"
 #include "os/os_model.h"
 #include "timeline/probe.h"
+#include "timeline/replay_order.h"
 
 namespace analyzer {
 namespace {
@@ -46,8 +47,10 @@ Probes probes_for(const Profile& profile, const std::set<std::string>& kinds) {
 }
 
 // Probes in order, as many per pass as fit kAddressesPerPass with a slot for
-// a return address in passes whose functions want results.
-std::vector<std::vector<const Probe*>> plan_passes(const Probes& probes) {
+// a return address in passes whose functions want results, and at most
+// `functions_per_pass` (0: no limit but that).
+std::vector<std::vector<const Probe*>> plan_passes(const Probes& probes,
+                                                   size_t functions_per_pass) {
   std::vector<std::vector<const Probe*>> passes;
   const auto addresses = [](const std::vector<const Probe*>& pass) {
     const bool returns = std::any_of(pass.begin(), pass.end(),
@@ -55,7 +58,7 @@ std::vector<std::vector<const Probe*>> plan_passes(const Probes& probes) {
     return pass.size() + (returns ? 1 : 0);
   };
   for (const auto& probe : probes) {
-    if (!passes.empty()) {
+    if (!passes.empty() && (functions_per_pass == 0 || passes.back().size() < functions_per_pass)) {
       passes.back().push_back(probe.get());
       if (addresses(passes.back()) <= kAddressesPerPass) continue;
       passes.back().pop_back();
@@ -74,9 +77,9 @@ double range_fraction(const librr::Position& at, const librr::Position& from,
 
 class PassRunner {
  public:
-  PassRunner(TimeTraveler& traveler, const std::vector<const Probe*>& probes,
-             std::vector<TimelineEvent>& events)
-      : traveler_(traveler), events_(events) {
+  PassRunner(TimeTraveler& traveler, const std::vector<const Probe*>& probes, size_t pass,
+             std::vector<PassEvent>& events)
+      : traveler_(traveler), pass_(pass), events_(events) {
     for (const Probe* probe : probes) entries_[probe->address()] = probe;
   }
 
@@ -137,7 +140,7 @@ class PassRunner {
     }
     if (!decision.event) return;
     decision.event->position = at;
-    events_.push_back(std::move(*decision.event));
+    events_.push_back({std::move(*decision.event), pass_, probe.address()});
     if (!decision.await_return) return;
     const auto& regs = traveler_.vcpu().regs;
     const auto return_address = traveler_.address_space().read_obj<uint64_t>(regs.rsp);
@@ -164,7 +167,7 @@ class PassRunner {
     const uint64_t stack_pointer = traveler_.vcpu().regs.rsp;
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
       if (it->return_address != address || it->entry_stack_pointer + 8 != stack_pointer) continue;
-      TimelineEvent& event = events_[it->event_index];
+      TimelineEvent& event = events_[it->event_index].event;
       try {
         it->probe->on_return(traveler_, it->saved, event);
       } catch (const GuestReadError& e) {
@@ -177,7 +180,8 @@ class PassRunner {
   }
 
   TimeTraveler& traveler_;
-  std::vector<TimelineEvent>& events_;
+  size_t pass_;
+  std::vector<PassEvent>& events_;
   std::map<uint64_t, const Probe*> entries_;
   std::vector<PendingReturn> pending_;
 };
@@ -195,7 +199,11 @@ std::vector<std::string> timeline_kinds(const Profile& profile) {
 
 std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile& profile,
                                           const TimelineOptions& options) {
-  const Probes probes = probes_for(profile, options.kinds);
+  return build_timeline(traveler, profile, probes_for(profile, options.kinds), options);
+}
+
+std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile& profile,
+                                          const Probes& probes, const TimelineOptions& options) {
   const librr::Position from = options.from.value_or(librr::Position{});
   const librr::Position to = options.to.value_or(traveler.end());
   if (to < from)
@@ -208,8 +216,8 @@ std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile&
   traveler.seek(from);
   make_os_model(profile, machine_view(traveler));
 
-  const auto passes = plan_passes(probes);
-  std::vector<TimelineEvent> events;
+  const auto passes = plan_passes(probes, options.functions_per_pass);
+  std::vector<PassEvent> found;
   for (size_t i = 0; i < passes.size(); ++i) {
     if (options.on_pass) {
       std::vector<std::string> names;
@@ -221,16 +229,13 @@ std::vector<TimelineEvent> build_timeline(TimeTraveler& traveler, const Profile&
       progress = [&, i](double fraction) {
         options.progress((static_cast<double>(i) + fraction) / static_cast<double>(passes.size()));
       };
-    PassRunner(traveler, passes[i], events).run(from, to, progress);
+    PassRunner(traveler, passes[i], i, found).run(from, to, progress);
   }
-  // By stretch only: within one, a pass's events are in replay order, and
-  // names by arrivals from different passes have no order without steps.
-  std::stable_sort(events.begin(), events.end(),
-                   [](const TimelineEvent& a, const TimelineEvent& b) {
-                     const librr::Position& p = a.position.base;
-                     const librr::Position& q = b.position.base;
-                     return std::pair(p.landmark, p.async_seq) < std::pair(q.landmark, q.async_seq);
-                   });
+  const ReplayOrderStats order = put_in_replay_order(traveler, found);
+  if (options.on_replay_order) options.on_replay_order(order);
+  std::vector<TimelineEvent> events;
+  events.reserve(found.size());
+  for (PassEvent& e : found) events.push_back(std::move(e.event));
   if (options.progress) options.progress(1.0);
   return events;
 }

@@ -14,9 +14,9 @@
 // from `from` to `to`; asking for fewer kinds runs fewer passes
 // (docs/forensics.md, "Timeline", gives the measured cost per pass).
 // Events come back in replay order: sorted by the (landmark, async stop)
-// stretch they lie in, and within one stretch in pass order, each pass in
-// replay order (positions named by arrivals of different passes cannot be
-// compared without single steps).
+// stretch they lie in; within a stretch holding events of several passes,
+// by one more debug-register run over that stretch that counts the
+// arrivals of all their names at once (timeline/replay_order.h).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -85,6 +85,16 @@ struct TimelineEvent {
   std::string error;
 };
 
+// What putting the events of several passes in replay order took
+// (timeline/replay_order.h).
+struct ReplayOrderStats {
+  size_t stretches = 0;        // stretches with events of more than one pass
+  size_t events = 0;           // events in them
+  size_t arrival_runs = 0;     // stretches ordered by one arrival-counting run
+  size_t exact_fallbacks = 0;  // stretches ordered by exact positions instead
+  double seconds = 0;          // wall time of all of it
+};
+
 struct TimelineOptions {
   // Kinds to collect; empty = all the OS supports. Unknown names throw
   // librr::Error listing the known ones (see timeline_kinds()).
@@ -97,6 +107,12 @@ struct TimelineOptions {
   // Called with each pass's description before it runs (e.g. for a
   // verbose log), may be empty.
   std::function<void(const std::string&)> on_pass;
+  // At most this many kernel functions per pass; 0: as many as fit the
+  // debug registers (the default). 1 replays once per function: slower, the
+  // same events (a check of the ordering across passes, tests).
+  size_t functions_per_pass = 0;
+  // Called once the passes ran, with what their ordering took; may be empty.
+  std::function<void(const ReplayOrderStats&)> on_replay_order;
 };
 
 // What the OS of `profile` supports, in display order.
