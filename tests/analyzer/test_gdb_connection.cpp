@@ -170,6 +170,47 @@ TEST(GdbConnection, AStopRequestEndsTheSessionBeforeBlocking) {
   EXPECT_FALSE(connection.next_request().has_value());
 }
 
+TEST(GdbConnection, AnInterruptSentBeforeTheResumePacketIsKeptForIt) {
+  FakeGdb gdb;
+  GdbServerConnection connection(gdb.take_server_end(), "<target/>");
+  // Before any stop reply (gdb's interrupt-on-connect): nothing ran yet.
+  gdb.send_raw("\x03");
+  gdb.send_packet("?");
+  ASSERT_EQ(connection.next_request()->kind, Kind::kStopReason);
+  EXPECT_FALSE(connection.take_interrupt_before_resume());
+  connection.send_stop_reply({StopReply::Kind::kTrap});
+  // Right after a stop reply, before gdb's next packet: it crossed the reply.
+  gdb.send_raw("\x03");
+  gdb.send_packet("g");
+  ASSERT_EQ(connection.next_request()->kind, Kind::kReadRegisters);
+  EXPECT_FALSE(connection.take_interrupt_before_resume());
+  // After gdb went on talking to the stopped target: gdb's Ctrl-C as a
+  // continue starts, sent ahead of the continue packet.
+  gdb.send_packet("Z2,101060,8");
+  gdb.send_raw("\x03");
+  gdb.send_packet("vCont;c");
+  ASSERT_EQ(connection.next_request()->kind, Kind::kInsertBreakpoint);
+  ASSERT_EQ(connection.next_request()->kind, Kind::kContinue);
+  EXPECT_TRUE(connection.take_interrupt_before_resume());
+  EXPECT_FALSE(connection.take_interrupt_before_resume()) << "taken once";
+}
+
+TEST(GdbConnection, ARunStopsWhenGdbHangsUpOrTheSessionMustEnd) {
+  FakeGdb gdb;
+  bool stop = false;
+  GdbServerConnection connection(gdb.take_server_end(), "<target/>", [&] { return stop; });
+  EXPECT_FALSE(connection.interrupt_requested());
+  gdb.send_raw("\x03");
+  EXPECT_TRUE(connection.interrupt_requested());
+  EXPECT_FALSE(connection.interrupt_requested()) << "one interrupt stops one run";
+  stop = true;  // the server's own SIGINT/SIGTERM
+  EXPECT_TRUE(connection.interrupt_requested());
+  stop = false;
+  gdb.hang_up();  // nobody waits for the rest of the run
+  EXPECT_TRUE(connection.interrupt_requested());
+  EXPECT_FALSE(connection.next_request().has_value());
+}
+
 TEST(GdbRegisters, TargetDescriptionNamesWhatGdbsAmd64CodeRequires) {
   const std::string& xml = target_description();
   EXPECT_NE(xml.find("<architecture>i386:x86-64</architecture>"), std::string::npos);

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <utility>
 
 #include "librr/error.h"
 
@@ -91,6 +92,12 @@ void GdbServerConnection::send_reply(std::string_view body) {
   write_all(last_reply_frame_);
 }
 
+void GdbServerConnection::send_stop_reply(const StopReply& stop) {
+  send_reply(format_stop_reply(stop));
+  stop_reply_sent_ = true;
+  packets_since_stop_reply_ = 0;
+}
+
 void GdbServerConnection::send_console_output(std::string_view text) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   send_reply("O" + to_hex({bytes, text.size()}));
@@ -99,7 +106,8 @@ void GdbServerConnection::send_console_output(std::string_view text) {
 void GdbServerConnection::send_error(int code) { send_reply(fmt::format("E{:02x}", code & 0xff)); }
 
 bool GdbServerConnection::interrupt_requested() {
-  if (!socket_ || peer_closed_) return false;
+  if (!socket_ || peer_closed_) return true;
+  if (should_stop_ && should_stop_()) return true;
   pollfd readable{socket_.get(), POLLIN, 0};
   if (::poll(&readable, 1, 0) > 0) {
     std::array<uint8_t, 4096> buffer;
@@ -109,14 +117,19 @@ bool GdbServerConnection::interrupt_requested() {
     else if (n == 0 || errno != EINTR)
       peer_closed_ = true;  // next_request() reports it
   }
-  bool interrupt = false;
+  bool interrupt = peer_closed_;
   while (auto item = reader_.next()) {
-    if (item->kind == StreamItem::Kind::kInterrupt)
+    if (item->kind == StreamItem::Kind::kInterrupt) {
+      if (trace_) fmt::print(trace_, "gdb -> interrupt (0x03) while running\n");
       interrupt = true;
-    else
+    } else
       read_ahead_.push_back(std::move(*item));
   }
   return interrupt;
+}
+
+bool GdbServerConnection::take_interrupt_before_resume() {
+  return std::exchange(interrupt_before_resume_, false);
 }
 
 std::optional<Request> GdbServerConnection::next_request() {
@@ -135,10 +148,15 @@ std::optional<Request> GdbServerConnection::next_request() {
       case StreamItem::Kind::kNack:
         if (!no_ack_mode_ && !last_reply_frame_.empty()) write_all(last_reply_frame_);
         break;
-      case StreamItem::Kind::kInterrupt:
-        // An interrupt while a continue ran is taken by interrupt_requested();
-        // one that arrives after the stop has nothing left to stop.
+      case StreamItem::Kind::kInterrupt: {
+        // An interrupt while a continue ran is taken by interrupt_requested().
+        const bool for_next_resume = stop_reply_sent_ && packets_since_stop_reply_ > 0;
+        if (for_next_resume) interrupt_before_resume_ = true;
+        if (trace_)
+          fmt::print(trace_, "gdb -> interrupt (0x03) while stopped: {}\n",
+                     for_next_resume ? "kept for the next resume" : "crossed the stop reply");
         break;
+      }
       case StreamItem::Kind::kBadChecksum:
         if (trace_) fmt::print(trace_, "gdb -> bad packet: {}\n", item->body);
         if (!no_ack_mode_)
@@ -154,6 +172,7 @@ std::optional<Request> GdbServerConnection::next_request() {
       case StreamItem::Kind::kPacket: {
         if (trace_) fmt::print(trace_, "gdb -> {}\n", item->body.substr(0, 200));
         if (!no_ack_mode_) write_all("+");
+        ++packets_since_stop_reply_;
         Request request = parse_request(item->body);
         if (!answer_session_request(request)) return request;
         break;

@@ -50,16 +50,28 @@ class GdbServerConnection {
   // Blocks until gdb sends a target request. nullopt when gdb closed the
   // connection (or should_stop said so).
   std::optional<Request> next_request();
-  // Without blocking: has gdb sent its interrupt (0x03, Ctrl-C) since the
-  // last request? Other bytes read on the way are kept for next_request().
-  // Polled by the replay while a continue runs.
+  // Without blocking: must the running request stop? True when gdb sent its
+  // interrupt (0x03, Ctrl-C) since the last request, when gdb hung up (no
+  // one waits for the rest of a long continue; next_request() then reports
+  // the disconnect) or when should_stop says the session ends. Other bytes
+  // read on the way are kept for next_request(). Polled by the replay while
+  // a continue runs.
   bool interrupt_requested();
+  // Did gdb send its interrupt while the target was stopped, meant for the
+  // next resume? Once gdb gives the target the terminal for a continue, a
+  // Ctrl-C is forwarded as 0x03 at once, which can be before the resume
+  // packet itself; the resume must then stop at once (gdbserver does the
+  // same: the SIGINT stays pending in the stopped inferior). An interrupt
+  // right after a stop reply, before gdb's next packet, was sent while gdb
+  // still thought the target ran and only crossed the reply: it is dropped.
+  // Taking the answer clears it.
+  bool take_interrupt_before_resume();
 
   void send_reply(std::string_view body);
   void send_ok() { send_reply("OK"); }
   // "Enn"; the protocol gives the number no meaning, gdb prints it.
   void send_error(int code = 1);
-  void send_stop_reply(const StopReply& stop) { send_reply(format_stop_reply(stop)); }
+  void send_stop_reply(const StopReply& stop);
   // An 'O' packet: gdb prints `text` on its console. Allowed only while gdb
   // waits for a stop reply (after a step or continue request).
   void send_console_output(std::string_view text);
@@ -87,6 +99,11 @@ class GdbServerConnection {
   std::string last_reply_frame_;
   bool no_ack_mode_ = false;
   bool peer_closed_ = false;
+  // For take_interrupt_before_resume(): packets from gdb since our last
+  // stop reply (none sent yet: nothing has run that an interrupt crossed).
+  bool stop_reply_sent_ = false;
+  uint64_t packets_since_stop_reply_ = 0;
+  bool interrupt_before_resume_ = false;
   std::FILE* trace_ = nullptr;
   int interrupt_fd_ = -1;
 };

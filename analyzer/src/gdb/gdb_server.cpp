@@ -180,6 +180,12 @@ StopReply GdbServer::stop_reply_for(const StopReason& reason) const {
 }
 
 void GdbServer::execute(Request::Kind kind) {
+  if (connection_.take_interrupt_before_resume()) {
+    // gdb's Ctrl-C came before this resume request: stop before moving.
+    last_stop_ = {StopReply::Kind::kInterrupted};
+    connection_.send_stop_reply(last_stop_);
+    return;
+  }
   try {
     StopReason reason;
     switch (kind) {
