@@ -53,17 +53,22 @@ PositionPastEnd arrivals_past_end(uint64_t pc, uint64_t seen, const PositionName
                   pc, seen, counted_from.to_string(), end.to_string()));
 }
 
-// The registers of the async stop logged right after `position`'s (L, a), if
-// that is the next record of the log.
-std::optional<vmm::VcpuState> next_async_stop(vmm::ReplayMachine& replay,
-                                              const librr::Position& position) {
+// The async stop logged right after `position`'s (L, a), if that is the
+// next record of the log: its vCPU state and the kernel entries counted
+// before it.
+struct NextAsyncStop {
+  vmm::VcpuState state;
+  std::optional<librr::CodeArrivals> kernel_entries;
+};
+std::optional<NextAsyncStop> next_async_stop(vmm::ReplayMachine& replay,
+                                             const librr::Position& position) {
   const librr::Event* next = replay.replayer().peek();
   const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
   if (!async || async->pos != librr::Position{position.landmark, position.async_seq + 1, 0} ||
       async->vcpu_state_format != vmm::kVcpuStateFormat)
     return std::nullopt;
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
-  return vmm::VcpuState::load(in);
+  return NextAsyncStop{vmm::VcpuState::load(in), async->kernel_entries};
 }
 
 }  // namespace
@@ -75,15 +80,29 @@ TimeTraveler::Impl::StretchPlan TimeTraveler::Impl::plan_stretch(const std::set<
   StretchPlan plan;
   const auto async = next_async_stop(*replay, position);
   plan.next_stop_at_cpl3 =
-      async && (async->sregs.cs.selector & 3) == 3 && !support.honoured_at_cpl3;
-  if (!support.honoured_at_cpl0 || plan.next_stop_at_cpl3) return plan;
+      async && (async->state.sregs.cs.selector & 3) == 3 && !support.honoured_at_cpl3;
+  if (!support.honoured_at_cpl0) return plan;
   std::vector<uint64_t> addresses(code.begin(), code.end());
   if (!support.honoured_at_cpl3)
     for (const uint64_t address : addresses) {
       const auto translation = space.translate(address);
       if (translation && translation->user) return plan;
     }
-  if (async && !code.count(async->regs.rip)) addresses.push_back(async->regs.rip);
+  if (plan.next_stop_at_cpl3) {
+    // Kernel code by steps, user code natively up to the next kernel entry
+    // (walk_towards_user_stop); without the recorder's count, the kernel
+    // part before the first return to user mode only (search_code).
+    if (async->kernel_entries) {
+      plan.kernel_entries = async->kernel_entries->addresses;
+      plan.kernel_entries_before_stop = async->kernel_entries->count;
+      std::vector<uint64_t> armed = plan.kernel_entries;
+      for (const uint64_t address : addresses)
+        if (std::find(armed.begin(), armed.end(), address) == armed.end()) armed.push_back(address);
+      plan.armed = armed.size() <= vmm::kHardwareBreakpointSlots ? armed : plan.kernel_entries;
+    }
+    return plan;
+  }
+  if (async && !code.count(async->state.regs.rip)) addresses.push_back(async->state.regs.rip);
   if (addresses.size() <= vmm::kHardwareBreakpointSlots) plan.armed = std::move(addresses);
   return plan;
 }
@@ -100,12 +119,14 @@ static bool at_iretq(const AddressSpace& space, uint64_t rip) {
   return bytes && (*bytes)[0] == 0x48 && (*bytes)[1] == 0xcf;
 }
 
-// Starts a debug-register run of the stretch at the current exact position.
-static void begin_stretch(CodeSearch& search, std::vector<uint64_t> armed,
-                          const librr::Position& position, uint64_t rip) {
+// Starts a debug-register run (or a walk to a stop in user mode) of the
+// stretch at the current exact position.
+void TimeTraveler::Impl::begin_stretch(StretchPlan plan, uint64_t rip) {
   search.in_stretch = true;
   search.anchor = position;
-  search.armed = std::move(armed);
+  search.armed = std::move(*plan.armed);
+  search.kernel_entries_left = plan.kernel_entries_before_stop;
+  search.kernel_entries = std::move(plan.kernel_entries);
   search.counted_from = PositionName(position);
   search.counted = search.code;
   search.arrivals.clear();
@@ -114,6 +135,20 @@ static void begin_stretch(CodeSearch& search, std::vector<uint64_t> armed,
   search.counted_since_anchor = search.counted;
   search.arrivals_since_anchor = search.arrivals;
   search.first = position.steps == 0;
+  if (!search.kernel_entries_left) return;
+  // The recorder counted an arrival at the stretch's own rip too; from a
+  // mid-step position, the entries stepped through since (L, a) lie behind.
+  if (position.steps == 0) {
+    count_kernel_entry(rip);
+  } else {
+    if (kernel_entries_stepped > *search.kernel_entries_left)
+      throw librr::Error(fmt::format(
+          "{} lies after {} kernel entries since {}, the recording counted {} before the stop",
+          position.to_string(), kernel_entries_stepped,
+          librr::Position{position.landmark, position.async_seq, 0}.to_string(),
+          *search.kernel_entries_left));
+    *search.kernel_entries_left -= kernel_entries_stepped;
+  }
 }
 
 TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeHit& hit) {
@@ -126,7 +161,7 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::search_code(CodeHit& hit) {
     if (interrupt_requested()) return SearchStop::kInterrupted;
     StretchPlan plan = plan_stretch(search.code, current_address_space());
     if (plan.armed) {
-      begin_stretch(search, std::move(*plan.armed), position, read_rip());
+      begin_stretch(std::move(plan), read_rip());
       continue;
     }
     // Single steps to the end of the stretch, each one an exact position.
@@ -196,7 +231,9 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeHit& hit) {
     const bool on_breakpoint =
         std::find(search.armed.begin(), search.armed.end(), rip) != search.armed.end();
     Outcome outcome;
-    if (on_breakpoint) {
+    if (search.kernel_entries_left) {
+      outcome = walk_towards_user_stop();
+    } else if (on_breakpoint) {
       // Resuming here would stop again at once: one instruction without them.
       const TimedScope timed(stats.steps);
       outcome = replay->session().step_instruction(instruction_stepper(), search.first);
@@ -212,6 +249,7 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeHit& hit) {
       machine_past_position = true;
       hit_name.reset();
       const uint64_t now_at = machine.vcpu().get_regs().rip;
+      if (search.kernel_entries_left) count_kernel_entry(now_at);
       if (search.counted.count(now_at)) ++search.arrivals[now_at];
       const bool since_anchor = search.counted_since_anchor.count(now_at) != 0;
       if (since_anchor) ++search.arrivals_since_anchor[now_at];
@@ -274,7 +312,7 @@ void TimeTraveler::Impl::run_to_arrival(uint64_t pc, uint64_t ordinal, bool coun
     } else {
       StretchPlan plan = plan_stretch(code, current_address_space());
       if (plan.armed) {
-        begin_stretch(search, std::move(*plan.armed), position, read_rip());
+        begin_stretch(std::move(plan), read_rip());
         continue;
       }
       // Where the debug registers cannot see every arrival: single steps,

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "librr/log.h"
@@ -181,11 +182,18 @@ bool TimeTraveler::Impl::step_once() {
   using Outcome = vmm::ReplaySession::InstructionOutcome;
   const TimedScope timed(stats.steps);
   hit_name.reset();
+  const librr::CodeArrivals* entries = kernel_entries_of_next_stop();
+  const auto is_entry = [&](uint64_t rip) {
+    return std::find(entries->addresses.begin(), entries->addresses.end(), rip) !=
+           entries->addresses.end();
+  };
+  if (entries && position.steps == 0) kernel_entries_stepped = is_entry(read_rip()) ? 1 : 0;
   const Outcome outcome =
       replay->session().step_instruction(instruction_stepper(), position.steps == 0);
   moved();
   if (outcome == Outcome::kStepped) {
     ++position.steps;
+    if (entries && is_entry(replay->machine().vcpu().get_regs().rip)) ++kernel_entries_stepped;
     return true;
   }
   position = replay->timeline().position();

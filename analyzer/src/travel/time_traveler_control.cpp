@@ -198,8 +198,43 @@ std::optional<CodeHit> TimeTraveler::Impl::last_code_hit_between(TimeTraveler& t
   return last;
 }
 
+// The last arrival at one of `code` before the hit named `current` (by
+// arrivals) in its own stretch, found by searching that stretch again from
+// its base: the names the search gives are the same, so no step count is
+// needed (which, in a stretch walked through native user code, would cost
+// single steps through that code).
+std::optional<CodeHit> TimeTraveler::Impl::last_code_hit_before_named(
+    TimeTraveler& traveler, const std::set<uint64_t>& code, const PositionName& current,
+    bool& interrupted) {
+  traveler.seek(current.base);
+  search =
+      CodeSearch::over(code, librr::Position{current.base.landmark, current.base.async_seq + 1, 0});
+  std::optional<CodeHit> last;
+  if (code.count(traveler.vcpu().regs.rip))
+    last = CodeHit{PositionName(current.base), traveler.vcpu().regs.rip, traveler.vcpu().regs};
+  CodeHit hit;
+  for (;;) {
+    const auto stop = search_code(hit);
+    if (stop == SearchStop::kInterrupted) interrupted = true;
+    if (stop != SearchStop::kHit || hit.name == current) return last;
+    last = hit;
+  }
+}
+
 StopReason TimeTraveler::reverse_continue(const Breakpoints& breakpoints) {
   Impl& s = *impl_;
+  if (breakpoints.writes.empty() && here().arrivals.size() == 1 &&
+      breakpoints.code.count(here().arrivals.front().pc)) {
+    const PositionName current = here();
+    bool interrupted = false;
+    auto last = s.last_code_hit_before_named(*this, breakpoints.code, current, interrupted);
+    if (interrupted) return {StopReason::Kind::kInterrupted, 0};
+    if (last) {
+      s.land_on(*last);
+      return {StopReason::Kind::kBreakpoint, last->pc};
+    }
+    seek(current.base);  // none in the stretch before it: go on from its base
+  }
   librr::Position current = position();
   if (breakpoints.writes.empty() && !breakpoints.code.empty()) {
     while (current != librr::Position{}) {

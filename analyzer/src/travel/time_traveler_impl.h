@@ -56,6 +56,12 @@ struct CodeSearch {
   std::set<uint64_t> counted_since_anchor;
   std::map<uint64_t, uint64_t> arrivals_since_anchor;
   bool first = false;  // nothing executed since anchor's (L, a) yet
+  // A stretch that ends at a logged stop in user mode, with the kernel
+  // entries the recorder counted before it (AsyncPosition::kernel_entries):
+  // how many are still to come, and their addresses (also in `armed`, with
+  // the code addresses when all fit). Walked by walk_towards_user_stop().
+  std::optional<uint64_t> kernel_entries_left;
+  std::vector<uint64_t> kernel_entries;
 
   // A new search for `addresses`, stopping at `stop_at` (if any).
   static CodeSearch over(std::set<uint64_t> addresses,
@@ -175,8 +181,15 @@ struct TimeTraveler::Impl {
   struct StretchPlan {
     std::optional<std::vector<uint64_t>> armed;
     bool next_stop_at_cpl3 = false;
+    // Set when the recorder counted the kernel entries before that stop: a
+    // walk, not a plain run. `armed` holds the entry addresses, plus the
+    // code addresses if all fit in the debug registers.
+    std::optional<uint64_t> kernel_entries_before_stop;
+    std::vector<uint64_t> kernel_entries;
   };
   StretchPlan plan_stretch(const std::set<uint64_t>& code, const AddressSpace& space);
+  // Starts the stretch `plan` arms (plan.armed set) at the current exact position.
+  void begin_stretch(StretchPlan plan, uint64_t rip);
   // The last arrival at one of `code` strictly before `current`, searching
   // forward from `from` with search_code() up to current's (L, a) and by
   // single steps from there. Leaves the machine anywhere after `from`.
@@ -185,8 +198,28 @@ struct TimeTraveler::Impl {
                                                const std::set<uint64_t>& code,
                                                const librr::Position& from,
                                                const librr::Position& current, bool& interrupted);
+  // The last arrival at one of `code` before the hit `current` (named by
+  // arrivals from its base) within its stretch, by searching the stretch
+  // again; nullopt if there is none between the base and it.
+  std::optional<CodeHit> last_code_hit_before_named(TimeTraveler& traveler,
+                                                    const std::set<uint64_t>& code,
+                                                    const PositionName& current, bool& interrupted);
   // One stretch with the debug registers armed, from search.anchor on.
   SearchStop run_stretch(CodeHit& hit);
+  // One move of a stretch that ends at a stop in user mode whose kernel
+  // entries were counted: a single step in kernel code, a run with the
+  // entries armed through user code, or, once the last entry's kernel code
+  // returns to user mode, installing the stop.
+  vmm::ReplaySession::InstructionOutcome walk_towards_user_stop();
+  // After a move of that walk: one entry less to come if it arrived at one.
+  void count_kernel_entry(uint64_t rip);
+  // The kernel entries counted before the async stop logged next after
+  // `position`'s (L, a), if that is the log's next record and has them.
+  const librr::CodeArrivals* kernel_entries_of_next_stop() const;
+  // Arrivals at those entries from (L, a) up to the current exact position
+  // (its own rip included), kept by step_once(): a walk that starts at a
+  // mid-step position knows how many of the counted entries lie behind it.
+  uint64_t kernel_entries_stepped = 0;
   // Moves to `hit` (found by a search before; the machine may be anywhere).
   void land_on(const CodeHit& hit);
   // From the current position to the `ordinal`-th arrival at `pc` (the

@@ -1,7 +1,7 @@
 #pragma once
 // Counts, during record, how often the vCPU enters the guest kernel through
-// the exceptions user code raises (#BP, #UD, #GP, #PF: a test-guest system
-// call is a ud2), with the handlers' first instructions in the debug
+// the exceptions user code raises (#UD, #GP, #PF: a test-guest system call
+// is a ud2), with the handlers' first instructions in the debug
 // registers. The count goes with each asynchronous stop in user mode
 // (librr::AsyncPosition::kernel_entries).
 //
