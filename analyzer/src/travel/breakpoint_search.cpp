@@ -89,9 +89,10 @@ TimeTraveler::Impl::StretchPlan TimeTraveler::Impl::plan_stretch(const std::set<
       if (translation && translation->user) return plan;
     }
   if (plan.next_stop_at_cpl3) {
-    // Kernel code by steps, user code natively up to the next kernel entry
-    // (walk_towards_user_stop); without the recorder's count, the kernel
-    // part before the first return to user mode only (search_code).
+    // Walked with the counted kernel entries armed, and the addresses
+    // beside them if all fit (walk_towards_user_stop); without the
+    // recorder's count, the kernel part before the first return to user
+    // mode only, by single steps (search_code).
     if (async->kernel_entries) {
       plan.kernel_entries = async->kernel_entries->addresses;
       plan.kernel_entries_before_stop = async->kernel_entries->count;

@@ -7,17 +7,19 @@
 //
 // The recorder counted those entries (AsyncPosition::kernel_entries: arrivals
 // at the kernel's exception entry points, with debug registers). The walk
-// single-steps kernel code, runs user code natively with the same entry
-// points armed (they run at CPL0, where the host honours them), counts the
-// same arrivals, and once the last counted entry's kernel code is about to
-// return to user mode, installs the stop: after that only user code runs
-// before it. Costs: the stretch's kernel instructions at single-step speed
-// (~10^4-10^5 per second), its user code at native speed.
+// arms the same entry points (they run at CPL0, where the host honours
+// them), plus the searched addresses when all fit in the debug registers,
+// and counts the same arrivals: kernel code runs at full speed between hits
+// (single-stepped when the addresses do not fit), user code natively. Once
+// the last counted entry's kernel code, single-stepped, is about to return
+// to user mode, it installs the stop: after that only user code runs before
+// it. Costs: one DEBUG exit and one step per entry, the last entry's kernel
+// code at single-step speed (~10^4-10^5 instructions per second).
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 
+#include "replay/return_to_user_step.h"
 #include "travel/time_traveler_impl.h"
 
 namespace analyzer {
@@ -25,26 +27,15 @@ namespace {
 
 using Outcome = vmm::ReplaySession::InstructionOutcome;
 
-// The vCPU is in user mode, or at an iretq whose frame returns there (the
-// next instruction executed at CPL0 is then a kernel entry).
-bool leaving_kernel(const kvm_regs& regs, const kvm_sregs& sregs, const AddressSpace& space) {
-  if ((sregs.cs.selector & 3) == 3) return true;
-  const auto code = space.read_obj<std::array<uint8_t, 2>>(regs.rip);
-  if (!code || (*code)[0] != 0x48 || (*code)[1] != 0xcf) return false;  // REX.W iret
-  const auto frame_cs = space.read_obj<uint64_t>(regs.rsp + 8);
-  return frame_cs && (*frame_cs & 3) == 3;
-}
-
 }  // namespace
 
 Outcome TimeTraveler::Impl::walk_towards_user_stop() {
   vmm::Machine& machine = replay->machine();
-  const kvm_regs regs = machine.vcpu().get_regs();
-  const kvm_sregs sregs = machine.vcpu().get_sregs();
-  constexpr uint64_t kCr0Paging = 1ull << 31;
-  const AddressSpace space(*memory, sregs.cr3, (sregs.cr0 & kCr0Paging) != 0);
+  const uint64_t rip = machine.vcpu().get_regs().rip;
   const bool first = search.first;
-  const bool leaving = leaving_kernel(regs, sregs, space);
+  // In user mode, or at the kernel's iretq back there: the next instruction
+  // executed at CPL0 is a kernel entry.
+  const bool leaving = vmm::current_cpl(machine) == 3 || vmm::at_return_to_user(machine);
   const auto step = [&] {
     const TimedScope timed(stats.steps);
     return replay->session().step_instruction(instruction_stepper(), first);
@@ -61,7 +52,7 @@ Outcome TimeTraveler::Impl::walk_towards_user_stop() {
   // runs at full speed between hits; else it is stepped.
   const bool code_armed = search.armed.size() > search.kernel_entries.size();
   const bool on_breakpoint =
-      std::find(search.armed.begin(), search.armed.end(), regs.rip) != search.armed.end();
+      std::find(search.armed.begin(), search.armed.end(), rip) != search.armed.end();
   if (on_breakpoint || (!leaving && !code_armed)) return step();
   const TimedScope timed(stats.debug_runs);
   const vmm::ArmedHardwareBreakpoints armed(machine, search.armed);

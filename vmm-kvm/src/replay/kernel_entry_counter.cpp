@@ -15,7 +15,6 @@ namespace {
 // breakpoint beside them and run kernel code at full speed; an entry
 // through any other vector (int3 included) is not counted.
 constexpr uint8_t kEntryVectors[] = {6, 13, 14};
-constexpr uint64_t kResumeFlag = 1ull << 16;  // RFLAGS.RF: skip the breakpoint once
 
 }  // namespace
 
@@ -56,15 +55,12 @@ bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
 // step runs a handler's first instruction at CPL0, where the emulator's pushf
 // stores the guest's own flags, and no event is delivered during it (record
 // injects interrupts only at positions, which come before a resume).
+// One set_guest_debug before and one after: the step's setting is replaced
+// by the entries' directly. A throw from enter_guest() ends the recording,
+// so nothing needs re-arming then.
 Machine::Exit KernelEntryCounter::step_over_entry() {
   arm_hardware_breakpoints(machine_, {}, /*single_step=*/true);
-  Machine::Exit exit;
-  try {
-    exit = machine_.enter_guest();
-  } catch (...) {
-    arm_hardware_breakpoints(machine_, armed_);
-    throw;
-  }
+  const Machine::Exit exit = machine_.enter_guest();
   arm_hardware_breakpoints(machine_, armed_);
   return exit;
 }

@@ -11,7 +11,8 @@
 // registers at CPL3 (kvm_pvm), so it could not tell whether kernel code it
 // meets after the stretch returned to user mode still comes before the stop.
 // With the count it can: the stop follows exactly that many entries
-// (docs/analyzer.md, "Kernel entries before a stop in user mode").
+// (docs/record-replay.md, "Kernel entries before a stop in user mode";
+// docs/analyzer.md, "Stops").
 //
 // Only where it is needed and possible: the host honours debug registers at
 // CPL0 (where the handlers run) but not at CPL3 (`rr-vmm probe`); off with
@@ -33,7 +34,6 @@ bool kernel_entry_counting_useful();
 class KernelEntryCounter {
  public:
   KernelEntryCounter(Machine& machine, bool enabled);
-  bool enabled() const { return enabled_; }
 
   // At a position (the count restarts there): arms the handlers named by
   // the guest's IDT now, if they differ from those armed. Does nothing
