@@ -1,6 +1,7 @@
 #include "librr/events.h"
 
 #include <algorithm>
+#include <functional>
 #include <type_traits>
 
 #include "librr/compress.h"
@@ -13,9 +14,15 @@ namespace {
 // and must not drive an allocation.
 constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
 
-// The wire byte after the vCPU state: a digest, or a delta with its base
-// (DeltaBase's values; previous_position since format 2.1).
-enum class MemoryKind : uint8_t { digest = 0, delta = 1, delta_from_previous_position = 2 };
+// The wire byte after the vCPU state: a digest, a delta with its base
+// (DeltaBase's values; previous_position since format 2.1), or a digest of
+// listed pages for replay to search with (since format 2.3).
+enum class MemoryKind : uint8_t {
+  digest = 0,
+  delta = 1,
+  delta_from_previous_position = 2,
+  pages_digest = 3,
+};
 
 MemoryKind kind_of(DeltaBase base) {
   return base == DeltaBase::previous_position ? MemoryKind::delta_from_previous_position
@@ -36,6 +43,16 @@ struct Encoder {
     if (auto* digest = std::get_if<MemoryDigest>(&e.memory)) {
       w.u8(static_cast<uint8_t>(MemoryKind::digest));
       w.pod(digest->digest);
+    } else if (auto* pages = std::get_if<PagesDigest>(&e.memory)) {
+      // A reader refuses an unordered listing: refuse to write one.
+      if (std::adjacent_find(pages->gfns.begin(), pages->gfns.end(), std::greater_equal<>()) !=
+          pages->gfns.end())
+        throw Error("AsyncPosition at " + e.pos.to_string() +
+                    ": pages digest gfns must be strictly ascending");
+      w.u8(static_cast<uint8_t>(MemoryKind::pages_digest));
+      w.u64(pages->xxh3);
+      w.u32(static_cast<uint32_t>(pages->gfns.size()));
+      for (const uint64_t gfn : pages->gfns) w.u64(gfn);
     } else {
       const auto& delta = std::get<MemoryDelta>(e.memory);
       w.u8(static_cast<uint8_t>(kind_of(delta.base)));
@@ -92,6 +109,24 @@ T& reuse_alternative(Variant& v) {
 static_assert(sizeof(Position) == 3 * sizeof(uint64_t) && std::is_trivially_copyable_v<Position>);
 void read_position(ByteReader& r, Position& p) { r.raw_into(&p, sizeof p); }
 
+// Reads a pages digest's `count` gfns (the caller checked they fit), each
+// above the one before: the listing is a set in one canonical order, so two
+// logs of the same stop hash the same bytes. `store(i, gfn)` keeps each.
+template <class Store>
+void read_ascending_gfns(ByteReader& r, uint32_t count, Store store) {
+  uint64_t previous = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const size_t offset = r.position();
+    const uint64_t gfn = r.u64();
+    if (i > 0 && gfn <= previous)
+      throw FormatError("AsyncPosition: pages digest lists gfn " + std::to_string(gfn) + " after " +
+                            std::to_string(previous) + " (strictly ascending expected)",
+                        static_cast<int64_t>(offset));
+    store(i, gfn);
+    previous = gfn;
+  }
+}
+
 // Walks a record's fields storing every one, reusing the destination's
 // buffers (assign keeps capacity).
 struct FieldDecoder {
@@ -117,6 +152,10 @@ struct FieldDecoder {
     pages.resize(count);
     for (auto& page : pages) walk(page);
   }
+  void gfns(std::vector<uint64_t>& out, uint32_t count) {
+    out.resize(count);
+    read_ascending_gfns(r, count, [&out](uint32_t i, uint64_t gfn) { out[i] = gfn; });
+  }
 };
 
 // Walks a record's fields with the same bounds checks, skipping strings and
@@ -135,6 +174,9 @@ struct FieldChecker {
   void pages(std::vector<PageDelta>&, uint32_t count, Walk walk) {
     PageDelta scratch;  // stays empty: bytes() never stores into it
     for (uint32_t i = 0; i < count; ++i) walk(scratch);
+  }
+  void gfns(std::vector<uint64_t>&, uint32_t count) {
+    read_ascending_gfns(r, count, [](uint32_t, uint64_t) {});
   }
 };
 
@@ -175,6 +217,18 @@ void fields(Fields& f, AsyncPosition& e) {
       f.pod(page.gfn);
       f.bytes(page.compressed_xor);
     });
+  } else if (kind == static_cast<uint8_t>(MemoryKind::pages_digest)) {
+    auto& pages = reuse_alternative<PagesDigest>(e.memory);
+    f.pod(pages.xxh3);
+    uint32_t count = 0;
+    f.pod(count);
+    // Each gfn takes 8 bytes: a count beyond the bytes left is a lie and
+    // must not drive an allocation.
+    if (count > f.r.remaining() / sizeof(uint64_t))
+      throw FormatError("AsyncPosition: pages digest claims " + std::to_string(count) +
+                            " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
+                        static_cast<int64_t>(f.r.position() - sizeof count));
+    f.gfns(pages.gfns, count);
   } else {
     throw FormatError("AsyncPosition: unknown memory kind " + std::to_string(kind),
                       static_cast<int64_t>(f.r.position() - 1));

@@ -22,8 +22,10 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // memory replay holds at the previous position, DeltaBase::previous_position).
 // Minor 2 (2.2) adds the optional kernel-entry count after an AsyncPosition's
 // memory part (AsyncPosition::kernel_entries).
+// Minor 3 (2.3) adds memory kind 3 to AsyncPosition (PagesDigest: a stop
+// replay searches for instead of installing).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 2;
+inline constexpr uint16_t kVersionMinor = 3;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }

@@ -9,7 +9,9 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "librr/compress.h"
 #include "librr/log.h"
@@ -59,6 +61,7 @@ struct LogWriter::Impl {
   Clock::time_point open_since;
   std::deque<SealedChunk> queue;
   uint64_t records = 0;
+  uint16_t version_major = 0, version_minor = 0;  // of the file header written
   Position last_pos;  // of the last record appended, for the order check
   uint64_t sealed = 0, written = 0;
   bool ended = false;     // EndOfRecording appended
@@ -165,6 +168,35 @@ struct LogWriter::Impl {
   }
 };
 
+namespace {
+
+// The oldest log format able to hold a record, and what in it needs that
+// format. Readers of an older version refuse such a record (or, for the
+// kernel-entry tail, would take it for trailing bytes), so a writer asked
+// for that older version must not write it.
+struct FormatNeed {
+  uint16_t major = 1, minor = 0;
+  const char* what = nullptr;
+};
+
+FormatNeed format_needed_by(const Event& event) {
+  const auto* async = std::get_if<AsyncPosition>(&event);
+  if (!async) return {};
+  if (std::holds_alternative<PagesDigest>(async->memory))
+    return {2, 3, "a pages digest (memory kind 3)"};
+  if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
+  const auto* delta = std::get_if<MemoryDelta>(&async->memory);
+  if (delta && delta->base == DeltaBase::previous_position)
+    return {2, 1, "a memory delta against the previous position (memory kind 2)"};
+  return {};
+}
+
+std::string version_text(uint16_t major, uint16_t minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+
+}  // namespace
+
 LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options)
     : impl_(std::make_unique<Impl>(path, std::move(options))) {
   auto& o = impl_->options;
@@ -181,6 +213,8 @@ LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options
   logfmt::FileHeader header;
   header.version_major = o.format_version;
   header.version_minor = o.format_version == logfmt::kVersionMajor ? logfmt::kVersionMinor : 0;
+  impl_->version_major = header.version_major;
+  impl_->version_minor = header.version_minor;
   if (o.key) {
     header.flags |= logfmt::kFlagMac;
     header.key_fingerprint = logfmt::fingerprint_bytes(*o.key);
@@ -226,6 +260,13 @@ LogWriter::~LogWriter() {
 
 void LogWriter::append(const Event& event) {
   auto& s = *impl_;
+  if (const FormatNeed need = format_needed_by(event);
+      std::pair(need.major, need.minor) > std::pair(s.version_major, s.version_minor))
+    throw Error("log " + s.path.string() + ": " + std::string(event_type_name(event_type(event))) +
+                " at " + event_position(event).to_string() + " holds " + need.what +
+                ", which needs log format " + version_text(need.major, need.minor) +
+                "; this log is written as format " +
+                version_text(s.version_major, s.version_minor));
   ByteWriter encoded;
   encode_event(event, encoded);
   if (encoded.size() > logfmt::kMaxRecordSize)

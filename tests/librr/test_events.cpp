@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <random>
 
 #include "librr/crypto.h"
@@ -38,6 +40,16 @@ std::vector<Event> one_of_each() {
                     random_bytes(rng, 40),
                     MemoryDelta{11, {}, DeltaBase::previous_position},
                     CodeArrivals{{0x101000, 0x101010, 0x101020}, 17}},
+      AsyncPosition{{11, 7, 0}, 7, random_bytes(rng, 40), PagesDigest{0x0123456789abcdef, {}}},
+      AsyncPosition{{11, 8, 0},
+                    7,
+                    random_bytes(rng, 40),
+                    PagesDigest{0xfeedfacecafebeef, {3, 77, 0x100000, 0xffffffffff}}},
+      AsyncPosition{{11, 9, 0},
+                    7,
+                    random_bytes(rng, 40),
+                    PagesDigest{42, {1, 2}},
+                    CodeArrivals{{0x101000}, 3}},
       Input{{12, 0, 0}, "serial0", {'h', 'i', '\n'}},
       Input{{12, 0, 0}, "net0", {}},
       StateDigest{{13, 0, 0}, d1, d2, std::nullopt},
@@ -118,6 +130,75 @@ TEST(Events, HugeCountsAreRejectedBeforeAllocating) {
   w2.u8(static_cast<uint8_t>(EventType::input));
   w2.u64(1), w2.u64(0), w2.u64(0), w2.u32(0), w2.u32(0xffffffff);
   EXPECT_THROW(decode_event(w2.data()), FormatError);
+}
+
+namespace {
+
+// An AsyncPosition with an empty vCPU state and a pages digest as written by
+// hand: tag, position, format, state length, kind 3, xxh3, page_count, gfns.
+std::vector<uint8_t> pages_digest_record(uint32_t page_count, std::span<const uint64_t> gfns) {
+  ByteWriter w;
+  w.u8(static_cast<uint8_t>(EventType::async_position));
+  w.u64(1), w.u64(1), w.u64(0), w.u32(0), w.u32(0);
+  w.u8(3), w.u64(0x5eed), w.u32(page_count);
+  for (const uint64_t gfn : gfns) w.u64(gfn);
+  return w.take();
+}
+constexpr size_t kFirstGfnOffset = 1 + 24 + 4 + 4 + 1 + 8 + 4;
+
+// decode_event and check_event both refuse `bytes`; returns decode's error.
+FormatError refusal_of(std::span<const uint8_t> bytes) {
+  Position pos;
+  EXPECT_THROW(check_event(bytes, pos), FormatError);
+  try {
+    decode_event(bytes);
+  } catch (const FormatError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "record accepted";
+  return FormatError("accepted");
+}
+
+}  // namespace
+
+TEST(Events, PagesDigestIsMemoryKindThree) {
+  const std::vector<uint64_t> gfns = {5, 9};
+  const auto bytes = pages_digest_record(2, gfns);
+  const auto async = std::get<AsyncPosition>(decode_event(bytes));
+  EXPECT_EQ(async.memory, (decltype(async.memory){PagesDigest{0x5eed, {5, 9}}}));
+  EXPECT_FALSE(async.kernel_entries.has_value());
+  EXPECT_EQ(encode_event(async), bytes) << "the encoder writes the same layout";
+}
+
+TEST(Events, PagesDigestGfnsMustBeStrictlyAscending) {
+  for (const std::vector<uint64_t>& gfns :
+       {std::vector<uint64_t>{9, 5}, {5, 5}, {1, 2, 3, 3}, {7, 0x1000, 0x10}}) {
+    const FormatError e = refusal_of(pages_digest_record(static_cast<uint32_t>(gfns.size()), gfns));
+    EXPECT_NE(std::string(e.what()).find("strictly ascending"), std::string::npos) << e.what();
+    // The offset names the first gfn out of order.
+    const size_t bad =
+        std::adjacent_find(gfns.begin(), gfns.end(), std::greater_equal<>()) - gfns.begin() + 1;
+    EXPECT_EQ(e.offset(), static_cast<int64_t>(kFirstGfnOffset + 8 * bad)) << e.what();
+  }
+  // The writer side refuses to produce what readers refuse.
+  EXPECT_THROW(encode_event(AsyncPosition{{1, 1, 0}, 1, {}, PagesDigest{0, {4, 2}}}), Error);
+}
+
+TEST(Events, PagesDigestCountBeyondTheRecordIsRefusedBeforeAllocating) {
+  const std::vector<uint64_t> two = {1, 2};
+  for (const uint32_t count : {3u, 0x1fffffffu, 0xffffffffu}) {
+    const FormatError e = refusal_of(pages_digest_record(count, two));
+    EXPECT_NE(std::string(e.what()).find("pages digest claims"), std::string::npos) << e.what();
+    EXPECT_EQ(e.offset(), static_cast<int64_t>(kFirstGfnOffset - 4)) << "at the count";
+  }
+  // Two gfns and a kernel-entry tail of 13 bytes: a count of 3 fits in the
+  // bytes left and takes the tail's first 8 bytes for a gfn; the 5 bytes
+  // left are no tail, so the record is refused, never silently misread.
+  ByteWriter tail;
+  tail.u8(1), tail.u64(0x1000), tail.u32(1);
+  auto bytes = pages_digest_record(3, two);
+  bytes.insert(bytes.end(), tail.data().begin(), tail.data().end());
+  EXPECT_THROW(decode_event(bytes), FormatError);
 }
 
 TEST(Events, MemoryDeltaRebuildsPagesAndSkipsUnchangedOnes) {

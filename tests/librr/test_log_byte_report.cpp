@@ -113,7 +113,7 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   }
   LogReader reader(path, reader_options(Mode::plain));
   EXPECT_EQ(reader.info().version_major, 2);
-  EXPECT_EQ(reader.info().version_minor, 2);
+  EXPECT_EQ(reader.info().version_minor, 3);
   EXPECT_TRUE(reader.verify().ok);
   const std::vector<Event> back = read_all(reader);
   EXPECT_EQ(back, events);
@@ -122,7 +122,8 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   EXPECT_TRUE(logfmt::is_readable_version(2, 0)) << "logs written before 2.1 stay readable";
   EXPECT_TRUE(logfmt::is_readable_version(2, 1));
   EXPECT_TRUE(logfmt::is_readable_version(2, 2));
-  EXPECT_FALSE(logfmt::is_readable_version(2, 3));
+  EXPECT_TRUE(logfmt::is_readable_version(2, 3));
+  EXPECT_FALSE(logfmt::is_readable_version(2, 4));
 }
 
 TEST(LogFormat21, Format1LogsAreStillWrittenAsOneDotZero) {
@@ -147,6 +148,10 @@ TEST(Events, UnknownMemoryKindIsRefused) {
   bytes[33] = 2;
   EXPECT_EQ(std::get<MemoryDelta>(std::get<AsyncPosition>(decode_event(bytes)).memory).base,
             DeltaBase::previous_position);
+  // Kind 3 (2.3) reads the same bytes as a pages digest of no pages.
   bytes[33] = 3;
+  EXPECT_EQ(std::get<AsyncPosition>(decode_event(bytes)).memory,
+            (decltype(AsyncPosition::memory){PagesDigest{1, {}}}));
+  bytes[33] = 4;
   EXPECT_THROW(decode_event(bytes), FormatError);
 }

@@ -27,6 +27,13 @@ TEST_P(LogRoundTrip, EveryRecordTypeSurvivesTheLog) {
       AsyncPosition{{1, 1, 0}, 42, std::vector<uint8_t>(3000, 0xab), MemoryDigest{{1, 2, 3}}},
       AsyncPosition{
           {1, 2, 0}, 42, std::vector<uint8_t>(100, 1), make_memory_delta(1, {&change, 1})},
+      // Memory kind 3 (format 2.3), without and with the kernel-entry tail.
+      AsyncPosition{{1, 3, 0}, 42, std::vector<uint8_t>(64, 2), PagesDigest{0xabc, {1, 7, 9000}}},
+      AsyncPosition{{1, 4, 0},
+                    42,
+                    std::vector<uint8_t>(64, 3),
+                    PagesDigest{0xdef, {2}},
+                    CodeArrivals{{0x101000, 0x101040}, 5}},
       Input{{2, 0, 0}, "clock", {1, 2, 3, 4, 5, 6, 7, 8}},
       StateDigest{{3, 0, 0}, {9}, {8}, std::string("why")},
       CheckpointRef{{4, 0, 0}, "cp-4.snap", {7}},

@@ -70,6 +70,19 @@ struct MemoryDelta {
   friend bool operator==(const MemoryDelta&, const MemoryDelta&) = default;
 };
 
+// The memory part of an asynchronous stop that replay finds again instead of
+// installing (since format 2.3): it re-executes the stretch before the stop
+// with a hardware breakpoint at the stop's RIP and takes the hit where the
+// registers equal the logged vCPU state's and these pages hash to `xxh3`
+// (docs/record-replay.md, "Searched positions"). The pages are those the
+// recorder saw written since it last looked, a superset of the stretch's
+// writes, so a loop that progresses only in memory is told apart.
+struct PagesDigest {
+  uint64_t xxh3 = 0;           // XXH3-64 (seed 0) of the listed pages' bytes, concatenated in order
+  std::vector<uint64_t> gfns;  // guest page frame numbers, ascending
+  friend bool operator==(const PagesDigest&, const PagesDigest&) = default;
+};
+
 // How often the vCPU arrived at one of a few code addresses (the guest
 // kernel's entry points, counted with debug registers by the recorder) in
 // the stretch from the previous position to an asynchronous stop. Replay
@@ -90,7 +103,7 @@ struct AsyncPosition {
   Position pos;
   uint32_t vcpu_state_format = 0;
   std::vector<uint8_t> vcpu_state;
-  std::variant<MemoryDigest, MemoryDelta> memory;
+  std::variant<MemoryDigest, MemoryDelta, PagesDigest> memory;
   std::optional<CodeArrivals> kernel_entries = std::nullopt;  // since format 2.2
   friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
 };
