@@ -60,18 +60,23 @@ class LogTableWriter {
   }
 
   void write(uint64_t index, const librr::AsyncPosition& stop) {
-    const auto* delta = std::get_if<librr::MemoryDelta>(&stop.memory);
     std::optional<uint64_t> reset_landmark, pages, bytes;
-    if (delta) {
+    const char* kind = "digest";
+    if (const auto* delta = std::get_if<librr::MemoryDelta>(&stop.memory)) {
+      kind = "delta";
       reset_landmark = delta->reset_landmark;
       pages = delta->pages.size();
       uint64_t total = 0;
       for (const librr::PageDelta& page : delta->pages) total += page.compressed_xor.size();
       bytes = total;
+    } else if (const auto* listed = std::get_if<librr::PagesDigest>(&stop.memory)) {
+      // Replay searches for this stop; its pages are hashed, not stored.
+      kind = "pages-digest";
+      pages = listed->gfns.size();
     }
     async_positions_.run(index, stop.pos.to_string(), stop.pos.landmark, stop.pos.async_seq,
-                         stop.vcpu_state_format, uint64_t{stop.vcpu_state.size()},
-                         delta ? "delta" : "digest", reset_landmark, pages, bytes);
+                         stop.vcpu_state_format, uint64_t{stop.vcpu_state.size()}, kind,
+                         reset_landmark, pages, bytes);
   }
 
   void write(uint64_t index, const librr::Input& input) {
