@@ -5,6 +5,8 @@
 #include <variant>
 
 #include "librr/recorder.h"
+#include "machine/vcpu_state.h"
+#include "replay/session_common.h"
 
 namespace analyzer::sql {
 namespace {
@@ -43,7 +45,7 @@ class LogTableWriter {
         async_positions_(db.prepare(
             "INSERT INTO async_positions (record_index, position, landmark, async_seq, "
             "vcpu_state_format, vcpu_state_bytes, memory_kind, delta_reset_landmark, delta_pages, "
-            "delta_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")),
+            "delta_bytes, rip, cpl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")),
         inputs_(db.prepare(
             "INSERT INTO inputs (record_index, channel, position, landmark, async_seq, length, "
             "data) VALUES (?, ?, ?, ?, ?, ?, ?)")),
@@ -74,9 +76,16 @@ class LogTableWriter {
       kind = "pages-digest";
       pages = listed->gfns.size();
     }
+    std::optional<uint64_t> rip, cpl;
+    if (stop.vcpu_state_format == vmm::kVcpuStateFormat) {
+      librr::ByteReader in(stop.vcpu_state, "async vCPU state");
+      const vmm::VcpuState state = vmm::VcpuState::load(in);
+      rip = state.regs.rip;
+      cpl = state.sregs.cs.selector & 3;
+    }
     async_positions_.run(index, stop.pos.to_string(), stop.pos.landmark, stop.pos.async_seq,
                          stop.vcpu_state_format, uint64_t{stop.vcpu_state.size()}, kind,
-                         reset_landmark, pages, bytes);
+                         reset_landmark, pages, bytes, rip, cpl);
   }
 
   void write(uint64_t index, const librr::Input& input) {

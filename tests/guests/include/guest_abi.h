@@ -23,7 +23,7 @@ enum rr_syscall {
   SYS_READ = 6,         /* (buf, len) -> bytes read from COM1 (>= 1), blocks */
   SYS_WAIT = 7,         /* (pid) -> exit code of pid, blocks; -1 if no such task */
   SYS_SHUTDOWN = 8,     /* (status) -> powers off via port 0xf4 with status */
-  SYS_KSPIN = 9,        /* (ticks) -> spins at CPL0 with IF=1 until ticks elapsed; returns loops */
+  SYS_KSPIN = 9,        /* (ticks, in_memory) -> spins at CPL0 with IF=1 until ticks elapsed; loops */
   SYS_IRQHASH = 10,     /* () -> hash of interrupt arrivals so far (see schema) */
   SYS_CMDLINE_INT = 11, /* (key, default) -> value of `key=N` on the kernel command line */
   SYS_NET_RECV = 12,    /* (buf, cap) -> frame length, blocks; -1 if no NIC */

@@ -217,6 +217,32 @@ static struct rr_trap_frame* kill_current(struct rr_trap_frame* frame, const cha
   return schedule(frame);
 }
 
+/* Spins at CPL0 with interrupts on until `ticks` timer ticks passed; returns the loop
+ * count. Interrupts arrive here at CPL0; the timer does not preempt kernel code. */
+u64 kernel_spin(u64 ticks, int in_memory) {
+  u64 until = rr_task_table.ticks + ticks, loops = 0;
+  static u64 memory_loops;
+  __asm__ volatile("sti");
+  if (!in_memory) {
+    while (*(volatile u64*)&rr_task_table.ticks < until) loops++;
+  } else {
+    /* Progress only in memory: at every pass the registers are the same, so a VMM
+     * that finds an interrupted pass again by its registers alone picks the wrong one
+     * (docs/record-replay.md, "Searched positions"). */
+    memory_loops = 0;
+    __asm__ volatile(
+        "1: incq (%0)\n"
+        "   cmpq %1, (%2)\n"
+        "   jb 1b\n"
+        :
+        : "r"(&memory_loops), "r"(until), "r"(&rr_task_table.ticks)
+        : "memory", "cc");
+    loops = memory_loops;
+  }
+  __asm__ volatile("cli");
+  return loops;
+}
+
 static struct rr_trap_frame* on_syscall(struct rr_trap_frame* frame) {
   struct rr_task* task = current_task();
   u64 number = frame->rax, a0 = frame->rdi, a1 = frame->rsi;
@@ -269,15 +295,9 @@ static struct rr_trap_frame* on_syscall(struct rr_trap_frame* frame) {
       break;
     case SYS_SHUTDOWN:
       machine_exit((u32)a0 & 0xff);
-    case SYS_KSPIN: {
-      /* Interrupts arrive at CPL0 here; the timer does not preempt kernel code. */
-      u64 until = rr_task_table.ticks + a0, loops = 0;
-      __asm__ volatile("sti");
-      while (*(volatile u64*)&rr_task_table.ticks < until) loops++;
-      __asm__ volatile("cli");
-      result = (i64)loops;
+    case SYS_KSPIN:
+      result = (i64)kernel_spin(a0, a1 != 0);
       break;
-    }
     case SYS_IRQHASH:
       result = (i64)rr_task_table.irq_hash;
       break;

@@ -19,11 +19,12 @@ static i64 user_counter(i64 arg) {
   return 0;
 }
 
-/* CPL0: interrupts arrive while this task is inside SYS_KSPIN, and while it sleeps. */
+/* CPL0: interrupts arrive while this task is inside SYS_KSPIN (every other call counting in
+ * memory only), and while it sleeps. */
 static i64 kernel_spinner(i64 arg) {
   u64 loops = 0;
   for (i64 i = 0; i < arg / 4; i++) {
-    loops += sys_kspin(2);
+    loops += i % 2 ? sys_kspin_in_memory(2) : sys_kspin(2);
     sys_sleep(2);
   }
   loop_counts[sys_getpid()] = loops;

@@ -38,7 +38,11 @@ static inline u64 sys_ticks(void) { return (u64)syscall1(SYS_TICKS, 0); }
 static inline u64 sys_ticks_cpl0(void) { return (u64)syscall1(SYS_TICKS, 1); }
 static inline u64 sys_ticks_cpl3(void) { return (u64)syscall1(SYS_TICKS, 2); }
 static inline i64 sys_wait(i64 pid) { return syscall1(SYS_WAIT, pid); }
-static inline u64 sys_kspin(u64 ticks) { return (u64)syscall1(SYS_KSPIN, (i64)ticks); }
+static inline u64 sys_kspin(u64 ticks) { return (u64)syscall2(SYS_KSPIN, (i64)ticks, 0); }
+/* The same spin counting in memory only: every pass has the same registers. */
+static inline u64 sys_kspin_in_memory(u64 ticks) {
+  return (u64)syscall2(SYS_KSPIN, (i64)ticks, 1);
+}
 static inline u64 sys_irqhash(void) { return (u64)syscall0(SYS_IRQHASH); }
 static inline i64 sys_cmdline_int(const char* key, i64 fallback) {
   return syscall2(SYS_CMDLINE_INT, (i64)key, fallback);

@@ -12,6 +12,7 @@
 #include "librr/version.h"
 #include "net/cooperative_cli.h"
 #include "replay/record_session.h"
+#include "replay/searched_position.h"
 #include "snapshot/machine_snapshot.h"
 
 namespace vmm::cli {
@@ -26,6 +27,7 @@ struct RecordOptions {
   bool encrypt = false;
   double max_lateness_ms = 4;
   bool no_kernel_entries = false;
+  bool search_kernel_stops = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -93,6 +95,14 @@ int record_command(RecordOptions& options) {
   RecordPolicy policy;
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
+  if (options.search_kernel_stops) {
+    policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
+    if (policy.searched_cpl0_instructions_per_second <= 0 || !policy.count_kernel_entries)
+      std::fprintf(stderr,
+                   "rr-vmm: --search-kernel-stops: this host does not make the search cheap "
+                   "(rr-vmm probe: hardware breakpoints at CPL0, emulated CPL0, kernel-entry "
+                   "counting needed); every stop is installed\n");
+  }
   RecordSession session(machine, clock, *recorder, timeline, prepared.wrapped_input.get(), policy);
   StopOnSignals stop_on_signals(machine);
 
@@ -121,8 +131,10 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(stderr,
-               "rr-vmm: %llu memory deltas based on the previous position (%llu landmark "
-               "copies), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
+               "rr-vmm: stops: %llu to be searched at replay (the rest installed), %llu memory "
+               "deltas based on the previous position (%llu landmark copies), %llu unlogged "
+               "stops, %llu stops at an interrupt window, %s\n",
+               static_cast<unsigned long long>(s.searched_positions),
                static_cast<unsigned long long>(s.previous_position_deltas),
                static_cast<unsigned long long>(s.position_memory_syncs),
                static_cast<unsigned long long>(s.unlogged_stops),
@@ -159,6 +171,12 @@ void add_record_command(CLI::App& app) {
                    "do not count kernel entries with the debug registers (a guest kernel that "
                    "uses them itself loses them while recording); analyzers then cannot search "
                    "kernel code entered from user mode before a stop in user mode");
+  record->add_flag("--search-kernel-stops", options->search_kernel_stops,
+                   "experimental: log a stop in kernel code as registers plus a digest of the "
+                   "pages written since the previous stop, found again at replay by a "
+                   "hardware-breakpoint search, where the host makes that cheap "
+                   "(docs/record-replay.md, \"Searched positions\"); off by default: the "
+                   "Linux boot does not replay with it yet");
   net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;

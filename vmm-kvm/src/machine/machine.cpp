@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "librr/error.h"
+#include "machine/guest_cpuid.h"
 
 namespace vmm {
 namespace {
@@ -56,8 +57,9 @@ Machine::Machine(const MachineConfig& config)
   }
   vm_.set_user_memory_region(kRamSlot, 0, ram_.size(), ram_.data(),
                              track_dirty_pages_ ? KVM_MEM_LOG_DIRTY_PAGES : 0);
-  // Honest CPUID: the host's, as filtered by KVM (a no-op on kvm_pvm).
-  vcpu_.set_cpuid2(system_.supported_cpuid());
+  // Honest CPUID: the host's, as filtered by KVM (on kvm_pvm seen at CPL0
+  // only), without the fields that name the host core it was read on.
+  vcpu_.set_cpuid2(cpuid_for_vcpu0(system_.supported_cpuid()));
 
   pio_bus_.add(Pic8259::kMasterBase, 2, pic_);
   pio_bus_.add(Pic8259::kSlaveBase, 2, pic_);

@@ -55,15 +55,19 @@ ArmedHardwareBreakpoints::ArmedHardwareBreakpoints(Machine& machine,
 
 ArmedHardwareBreakpoints::~ArmedHardwareBreakpoints() { arm_hardware_breakpoints(machine_, {}); }
 
-Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
-                                            bool single_step) {
-  const ArmedHardwareBreakpoints armed(machine, addresses, single_step);
+Machine::Exit enter_until_stopped(Machine& machine) {
   Machine::Exit exit;
   do {
     exit = machine.enter_guest();
   } while (exit.kind == Machine::Exit::Kind::kSpurious ||
            exit.kind == Machine::Exit::Kind::kAsynchronous);
   return exit;
+}
+
+Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
+                                            bool single_step) {
+  const ArmedHardwareBreakpoints armed(machine, addresses, single_step);
+  return enter_until_stopped(machine);
 }
 
 bool stopped_at_hardware_breakpoint(Machine& machine) {

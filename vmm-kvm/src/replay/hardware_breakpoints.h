@@ -47,6 +47,10 @@ class ArmedHardwareBreakpoints {
   Machine& machine_;
 };
 
+// Enters the guest as it is set up until it stops for something other than
+// a spurious or asynchronous exit (see run_with_hardware_breakpoints).
+Machine::Exit enter_until_stopped(Machine& machine);
+
 // Enters the guest with `addresses` armed (single-stepping too if asked)
 // until it stops for something other than a spurious or asynchronous exit:
 // a DEBUG exit (hit or step), a synchronous or a terminal exit. Disarms

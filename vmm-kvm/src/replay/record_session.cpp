@@ -6,6 +6,7 @@
 
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
+#include "replay/searched_position.h"
 
 namespace vmm {
 
@@ -24,6 +25,8 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       position_memory_(position_deltas_ ? machine.memory() : GuestMemory{}),
       written_since_position_(machine.memory().size() / MemoryShadow::kPageSize),
       position_memory_at_(timeline.position()),
+      written_since_stop_(machine.memory().size() / MemoryShadow::kPageSize),
+      stretch_started_host_ns_(host_monotonic_ns()),
       host_origin_ns_(host_monotonic_ns() - clock.now_ns()),
       last_digest_guest_ns_(clock.now_ns()),
       kernel_entries_(machine, policy.count_kernel_entries) {
@@ -214,6 +217,7 @@ void RecordSession::at_async_stop() {
 void RecordSession::take_dirty_pages() {
   const std::vector<uint64_t> bitmap = machine_.take_dirty_log();
   dirty_.merge(bitmap);
+  written_since_stop_.merge(bitmap);
   if (position_deltas_) written_since_position_.merge(bitmap);
 }
 
@@ -247,6 +251,29 @@ librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
   return delta;
 }
 
+// The memory part of a searched position, when this stop may be one. Replay
+// re-executes the stretch, so its memory equals record's here: the second
+// shadow follows (memory as of this position) and the first stays as it is
+// (the pages stay listed in dirty_ for the next delta based on it).
+std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
+  const double rate = policy_.searched_cpl0_instructions_per_second;
+  if (rate <= 0 || !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
+      kernel_entries_.total() != kernel_entries_at_stop_ || (vcpu.sregs.cs.selector & 3) != 0)
+    return std::nullopt;
+  constexpr unsigned kCodeLineShift = 6;
+  const bool sampled_before = !sampled_code_lines_.insert(vcpu.regs.rip >> kCodeLineShift).second;
+  if (sampled_before || !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate) ||
+      !stop_searchable(machine_, vcpu))
+    return std::nullopt;
+  take_dirty_pages();
+  librr::PagesDigest digest;
+  digest.gfns = written_since_stop_.take();
+  if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
+  digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
+  if (position_deltas_) position_memory_.refresh(written_since_position_.take());
+  return digest;
+}
+
 void RecordSession::log_async_position() {
   machine_.kicker().acknowledge(&machine_.run_state());
   unlogged_progress_ = false;
@@ -259,7 +286,16 @@ void RecordSession::log_async_position() {
   vcpu.drop_time_stamp_counter();
   vcpu.save(state);
   record.vcpu_state = state.take();
-  record.memory = capture_memory(record.pos);
+  if (auto digest = searched_memory(vcpu)) {
+    record.memory = std::move(*digest);
+    ++stats_.searched_positions;
+  } else {
+    record.memory = capture_memory(record.pos);
+  }
+  written_since_stop_.take();
+  stretch_started_host_ns_ = host_monotonic_ns();
+  kernel_only_since_stop_ = (vcpu.sregs.cs.selector & 3) == 0;
+  kernel_entries_at_stop_ = kernel_entries_.total();
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
   kernel_entries_.restart();
@@ -335,12 +371,16 @@ RunResult RecordSession::run() {
         unlogged_progress_ = false;
         timeline_.enter_landmark();
         kernel_entries_.restart();
+        // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
+        if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
+          kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;
         if (kernel_entries_.waiting_for_idt()) kernel_entries_.rearm(machine_.vcpu().get_sregs());
         if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
           at_halt();
         else
           at_landmark();
         sync_position_memory();
+        stretch_started_host_ns_ = host_monotonic_ns();  // the guest resumes now
         break;
       case Machine::Exit::Kind::kTerminal:
         return finish(exit.result);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 
 #include "clock/virtual_clock.h"
 #include "librr/recorder.h"
@@ -43,11 +44,31 @@ struct RecordPolicy {
   // Count kernel entries for stops in user mode (kernel_entry_counter.h);
   // `rr-vmm record` sets it where kernel_entry_counting_useful().
   bool count_kernel_entries = false;
+  // Log stops in kernel mode as searched positions (searched_position.h):
+  // registers plus a digest of the pages written since the previous stop,
+  // found again at replay by a hardware-breakpoint search instead of
+  // installed with a memory delta. `rr-vmm record` sets the CPL0 instruction
+  // rate kernel_stop_search_rate() measured; 0 turns it off. Only when the
+  // stretch since the previous position is short enough for a bounded
+  // search at that rate (stretch_searchable), at most `max_searched_pages`
+  // pages were written since the previous stop, and only for the first stop
+  // in each 64-byte line of code, and only when the guest provably stayed in
+  // kernel mode since the previous stop (that stop and every landmark since
+  // in kernel mode, no kernel entry counted: so count_kernel_entries too):
+  // code this host runs natively at CPL3 reads the host's own CPUID (glibc
+  // stores it), which differs between host cores, and the digest covers
+  // every page written since the previous stop. Every stop is a sample of where the guest
+  // spends its time, and a line sampled twice holds a loop the search would
+  // hit thousands of times (ticks' SYS_KSPIN: ~1700 hits per stop at ~100 us
+  // each; installed, such a stop's delta is small).
+  double searched_cpl0_instructions_per_second = 0;
+  size_t max_searched_pages = 256;
 };
 
 struct RecordStats {
   uint64_t landmarks = 0;
   uint64_t async_positions = 0;
+  uint64_t searched_positions = 0;        // of those, logged with a pages digest (found by search)
   uint64_t previous_position_deltas = 0;  // async positions whose delta needs no shadow
   uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
@@ -87,6 +108,7 @@ class RecordSession {
   void at_async_stop();
   void log_async_position();
   librr::MemoryDelta capture_memory(const librr::Position& here);
+  std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);
   void take_dirty_pages();
   void sync_position_memory();
   void try_deliver_interrupt();
@@ -112,6 +134,13 @@ class RecordSession {
   DirtyPages written_since_position_;
   librr::Position position_memory_at_;
   uint32_t landmarks_to_track_ = 0;
+  // Pages written since the last asynchronous position (a searched one's digest).
+  DirtyPages written_since_stop_;
+  uint64_t stretch_started_host_ns_;                 // host time of the last landmark or position
+  std::unordered_set<uint64_t> sampled_code_lines_;  // RIP / 64 of every stop in kernel code
+  // Since the previous logged stop: no sign of user mode (see searched_memory).
+  bool kernel_only_since_stop_ = true;
+  uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;
   uint64_t last_reset_landmark_ = 0;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "net/cooperation.h"
+#include "replay/searched_position.h"
 
 namespace vmm {
 
@@ -88,33 +89,83 @@ void ReplaySession::check_interrupt_delivery() {
   }
 }
 
-// Twin of RecordSession::at_async_stop: install the recorded state instead of
-// re-executing the stretch since the last landmark.
-bool ReplaySession::install_async_position_if_next() {
+// The next record if it is the asynchronous stop right after the current
+// position (vCPU state format checked).
+const librr::AsyncPosition* ReplaySession::next_async_stop() {
   const librr::Event* next = replayer_.peek();
   const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
   librr::Position expected = timeline_.position();
   ++expected.async_seq;
-  if (!async || async->pos != expected) return false;
+  if (!async || async->pos != expected) return nullptr;
   if (async->vcpu_state_format != kVcpuStateFormat)
     throw librr::FormatError(fmt::format("async position {}: vCPU state format {} (expected {})",
                                          async->pos.to_string(), async->vcpu_state_format,
                                          kVcpuStateFormat));
+  return async;
+}
+
+// Twin of RecordSession::at_async_stop, where the vCPU stands at the stop:
+// the recorded state goes in (for an installed stop, with its memory delta,
+// instead of re-executing the stretch since the last landmark).
+void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
   timeline_.enter_async_stop();
   machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
-  librr::ByteReader in(async->vcpu_state, "async vCPU state");
+  librr::ByteReader in(async.vcpu_state, "async vCPU state");
   machine_.restore_vcpu_state(VcpuState::load(in));
   in.expect_end();
-  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory))
-    shadow_.apply(*delta, async->pos);
+  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory))
+    shadow_.apply(*delta, async.pos);
   machine_.settle_vcpu();  // refresh IF / interrupt-shadow flags from the installed state
   replayer_.take_at(timeline_.position());
   ++outcome_.async_positions;
+  check_digest_if_next();
 
   apply_clock_if_next(std::nullopt);
   machine_.uart().pull_input();
   outcome_.net_frames += net_input_.deliver_logged();
+}
+
+bool ReplaySession::install_async_position_if_next() {
+  const librr::AsyncPosition* async = next_async_stop();
+  if (!async || std::holds_alternative<librr::PagesDigest>(async->memory)) return false;
+  enter_async_stop(*async);
   return true;
+}
+
+// A searched stop (searched_position.h): re-execute the stretch up to it.
+bool ReplaySession::reach_searched_position_if_next() {
+  const librr::AsyncPosition* async = next_async_stop();
+  const auto* digest = async ? std::get_if<librr::PagesDigest>(&async->memory) : nullptr;
+  if (!digest) return false;
+  machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
+  librr::ByteReader in(async->vcpu_state, "async vCPU state");
+  const kvm_regs recorded = VcpuState::load(in).regs;
+  switch (run_to_searched_stop(machine_, recorded, *digest, outcome_.search_hits)) {
+    case SearchResult::kFound:
+      ++outcome_.searched_positions;
+      enter_async_stop(*async);
+      return true;
+    case SearchResult::kLandmark:
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the guest reached its next landmark ({}) before the searched stop {} at "
+                      "RIP {:#x}: no breakpoint hit there had the recorded registers and pages",
+                      machine_.describe_rip(), async->pos.to_string(), recorded.rip));
+    case SearchResult::kTooManyHits:
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("no breakpoint hit at RIP {:#x} among the first {} had the recorded "
+                      "registers and pages of the searched stop {} (the recorder searches only "
+                      "stretches shorter than that)",
+                      recorded.rip, kMaxSearchHits, async->pos.to_string()));
+    case SearchResult::kTerminal:
+      break;
+  }
+  throw librr::Divergence(timeline_.position(),
+                          fmt::format("the machine stopped while searching for the stop {} at RIP "
+                                      "{:#x}: exit reason {} at {}",
+                                      async->pos.to_string(), recorded.rip,
+                                      machine_.run_state().exit_reason, machine_.describe_rip()));
 }
 
 // Twin of RecordSession::at_landmark.
@@ -175,7 +226,7 @@ void ReplaySession::step(bool delivered_already) {
     return;
   }
   if (!delivered_already) check_interrupt_delivery();
-  if (install_async_position_if_next()) return;
+  if (reach_searched_position_if_next() || install_async_position_if_next()) return;
   Machine::Exit exit;
   do {
     exit = machine_.enter_guest();
@@ -194,17 +245,17 @@ void ReplaySession::step(bool delivered_already) {
     at_landmark();
 }
 
-bool ReplaySession::registers_match_next_async_stop() {
-  const librr::Event* next = replayer_.peek();
-  const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
-  librr::Position expected = timeline_.position();
-  ++expected.async_seq;
-  if (!async || async->pos != expected || async->vcpu_state_format != kVcpuStateFormat)
-    return false;
+// The vCPU stands at the next logged asynchronous stop: its general
+// registers are the recorded ones (for a searched stop, its pages too).
+const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
+  const librr::AsyncPosition* async = next_async_stop();
+  if (!async) return nullptr;
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   const kvm_regs recorded = VcpuState::load(in).regs;
+  if (const auto* digest = std::get_if<librr::PagesDigest>(&async->memory))
+    return at_searched_stop(machine_, recorded, *digest) ? async : nullptr;
   const kvm_regs now = machine_.vcpu().get_regs();
-  return std::memcmp(&recorded, &now, sizeof now) == 0;
+  return std::memcmp(&recorded, &now, sizeof now) == 0 ? async : nullptr;
 }
 
 std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing(
@@ -221,8 +272,8 @@ std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing
     done_ = true;
     return InstructionOutcome::kEnded;
   }
-  if (registers_match_next_async_stop()) {
-    install_async_position_if_next();
+  if (const librr::AsyncPosition* async = at_next_async_stop()) {
+    enter_async_stop(*async);
     return InstructionOutcome::kReachedAsyncStop;
   }
   // The stop's memory delta may be based on memory as it is here, which the

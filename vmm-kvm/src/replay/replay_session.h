@@ -24,6 +24,8 @@ struct ReplayOutcome {
   std::string message;         // the divergence, or how the recording ended
   int guest_exit_status = -1;
   uint64_t async_positions = 0;
+  uint64_t searched_positions = 0;  // of those, found by a breakpoint search (not installed)
+  uint64_t search_hits = 0;         // breakpoint hits the searches took
   uint64_t interrupts = 0;
   uint64_t digests_checked = 0;
   uint64_t net_frames = 0;  // logged frames delivered to virtio-net
@@ -93,8 +95,11 @@ class ReplaySession {
   // After an instruction made the next synchronous exit.
   InstructionOutcome handle_landmark_reached();
   void check_interrupt_delivery();
+  const librr::AsyncPosition* next_async_stop();
+  void enter_async_stop(const librr::AsyncPosition& async);
   bool install_async_position_if_next();
-  bool registers_match_next_async_stop();
+  bool reach_searched_position_if_next();
+  const librr::AsyncPosition* at_next_async_stop();
   void at_landmark();
   void at_halt();
   void apply_clock_if_next(std::optional<uint64_t> before_deadline);

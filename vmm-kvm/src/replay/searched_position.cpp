@@ -1,0 +1,151 @@
+#include "replay/searched_position.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "librr/error.h"
+#include "probe/probe.h"
+#include "replay/guest_handler_step.h"
+#include "replay/hardware_breakpoints.h"
+#include "replay/memory_shadow.h"
+
+namespace vmm {
+namespace {
+
+constexpr uint64_t kEferLongModeActive = 1u << 10;
+// An x86 instruction is at most 15 bytes.
+constexpr uint64_t kMaxInstructionBytes = 15;
+
+// Whether a searched stop may lie at the instruction `bytes` starts: not a
+// rep-string instruction (a stop may cut one mid-way at a count the host's
+// single step never lands on), nor one that leaves kernel mode (iret,
+// sysret, sysexit: the search steps over non-matching hits with the host's
+// CPL0 single step, which on kvm_pvm runs on into user code after an iretq).
+bool searchable_instruction(std::span<const uint8_t> bytes) {
+  bool rep = false;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const uint8_t byte = bytes[i];
+    switch (byte) {
+      case 0xf2:
+      case 0xf3:
+        rep = true;
+        continue;
+      case 0x26:
+      case 0x2e:
+      case 0x36:
+      case 0x3e:
+      case 0x64:
+      case 0x65:
+      case 0x66:
+      case 0x67:
+      case 0xf0:
+        continue;
+      default:
+        break;
+    }
+    if (byte >= 0x40 && byte <= 0x4f) continue;  // REX
+    const bool string_op = (byte >= 0x6c && byte <= 0x6f) || (byte >= 0xa4 && byte <= 0xa7) ||
+                           (byte >= 0xaa && byte <= 0xaf);
+    if (rep && string_op) return false;
+    if (byte == 0xcf) return false;  // iret/iretq
+    const uint8_t next = i + 1 < bytes.size() ? bytes[i + 1] : 0;
+    return !(byte == 0x0f && (next == 0x07 || next == 0x35));  // sysret, sysexit
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<double> kernel_stop_search_rate() {
+  const probe::ProbeResult probe = probe::load_or_run_probe();
+  const probe::ModeSpeed* cpl0 = probe.speed("long64_cpl0");
+  if (!HardwareBreakpointSupport::from_probe().honoured_at_cpl0 || !cpl0 || !cpl0->ok() ||
+      cpl0->execution != "emulated" || cpl0->instructions_per_second <= 0)
+    return std::nullopt;
+  return cpl0->instructions_per_second;
+}
+
+bool stretch_searchable(uint64_t host_ns, double instructions_per_second) {
+  return static_cast<double>(host_ns) * 1e-9 * instructions_per_second * 2 <=
+         static_cast<double>(kMaxSearchHits);
+}
+
+bool stop_searchable(Machine& machine, const VcpuState& state) {
+  const kvm_sregs& sregs = state.sregs;
+  if ((sregs.cs.selector & 3) != 0 || !(sregs.efer & kEferLongModeActive) || !sregs.cs.l)
+    return false;
+  const kvm_vcpu_events& events = state.events;
+  if (events.exception.injected || events.exception.pending || events.interrupt.injected ||
+      events.nmi.injected || events.nmi.pending)
+    return false;
+  try {
+    // Up to the end of RIP's page first: the rest may not be mapped, and a
+    // prefix run that long is no instruction the guest executes anyway.
+    const uint64_t to_page_end =
+        MemoryShadow::kPageSize - (state.regs.rip % MemoryShadow::kPageSize);
+    const auto code = read_guest_virtual(machine, sregs, state.regs.rip,
+                                         std::min(kMaxInstructionBytes, to_page_end));
+    return searchable_instruction(code);
+  } catch (const librr::Error&) {
+    return false;
+  }
+}
+
+uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                 &XXH3_freeState);
+  if (!state) throw librr::Error("hash_guest_pages: out of memory for the XXH3 state");
+  XXH3_64bits_reset(state.get());
+  const GuestMemory memory = machine.memory();
+  for (const uint64_t gfn : gfns) {
+    const uint8_t* page = memory.translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
+    if (!page)
+      throw librr::Error(fmt::format(
+          "pages digest: page {:#x} lies outside guest memory ({} bytes)", gfn, memory.size()));
+    XXH3_64bits_update(state.get(), page, MemoryShadow::kPageSize);
+  }
+  return XXH3_64bits_digest(state.get());
+}
+
+bool at_searched_stop(Machine& machine, const kvm_regs& recorded,
+                      const librr::PagesDigest& digest) {
+  const kvm_regs now = machine.vcpu().get_regs();
+  return std::memcmp(&recorded, &now, sizeof now) == 0 &&
+         hash_guest_pages(machine, digest.gfns) == digest.xxh3;
+}
+
+SearchResult run_to_searched_stop(Machine& machine, const kvm_regs& recorded,
+                                  const librr::PagesDigest& digest, uint64_t& hits) {
+  const uint64_t breakpoint[] = {recorded.rip};
+  // Armed by hand below, two KVM_SET_GUEST_DEBUG per hit (the step over it,
+  // the breakpoint again); this disarms however the search ends. Measured
+  // on ticks: the generic InstructionStepper took ~23 ioctls per hit.
+  const ArmedHardwareBreakpoints disarm_at_end(machine, {});
+  uint64_t hits_here = 0;
+  for (;;) {
+    if (at_searched_stop(machine, recorded, digest)) return SearchResult::kFound;
+    // Not the stop: a first check right after the previous position, or a hit
+    // of the breakpoint. Step over the instruction there (the breakpoint
+    // would fire again: kvm_pvm ignores RFLAGS.RF) with the host's single
+    // step, at CPL0 an exit after one instruction (stop_searchable() keeps
+    // instructions that leave CPL0 out).
+    if (machine.vcpu().get_regs().rip == recorded.rip) {
+      arm_hardware_breakpoints(machine, {}, /*single_step=*/true);
+      const Machine::Exit step = enter_until_stopped(machine);
+      if (step.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;
+      if (!stopped_at_hardware_breakpoint(machine)) return SearchResult::kTerminal;
+    }
+    arm_hardware_breakpoints(machine, breakpoint);
+    const Machine::Exit exit = enter_until_stopped(machine);
+    if (exit.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;
+    if (!stopped_at_hardware_breakpoint(machine)) return SearchResult::kTerminal;
+    if (++hits_here > kMaxSearchHits) return SearchResult::kTooManyHits;
+    ++hits;
+  }
+}
+
+}  // namespace vmm
