@@ -77,11 +77,16 @@ class LogTableWriter {
       pages = listed->gfns.size();
     }
     std::optional<uint64_t> rip, cpl;
+    // NULL for a blob of another format, or one that does not decode: the
+    // export lists what the log holds and does not judge it (replay does).
     if (stop.vcpu_state_format == vmm::kVcpuStateFormat) {
-      librr::ByteReader in(stop.vcpu_state, "async vCPU state");
-      const vmm::VcpuState state = vmm::VcpuState::load(in);
-      rip = state.regs.rip;
-      cpl = state.sregs.cs.selector & 3;
+      try {
+        librr::ByteReader in(stop.vcpu_state, "async vCPU state");
+        const vmm::VcpuState state = vmm::VcpuState::load(in);
+        rip = state.regs.rip;
+        cpl = state.sregs.cs.selector & 3;
+      } catch (const librr::Error&) {
+      }
     }
     async_positions_.run(index, stop.pos.to_string(), stop.pos.landmark, stop.pos.async_seq,
                          stop.vcpu_state_format, uint64_t{stop.vcpu_state.size()}, kind,

@@ -20,12 +20,15 @@ constexpr uint64_t kEferLongModeActive = 1u << 10;
 // An x86 instruction is at most 15 bytes.
 constexpr uint64_t kMaxInstructionBytes = 15;
 
-// Whether a searched stop may lie at the instruction `bytes` starts: not a
-// rep-string instruction (a stop may cut one mid-way at a count the host's
-// single step never lands on), nor one that leaves kernel mode (iret,
+enum class InstructionKind { kRepString, kLeavesKernel, kOther };
+
+// What matters of the instruction `bytes` starts for finding a stop there:
+// a rep-string instruction (a stop may cut one mid-way, at a count the
+// host's single step never lands on), one that leaves kernel mode (iret,
 // sysret, sysexit: the search steps over non-matching hits with the host's
-// CPL0 single step, which on kvm_pvm runs on into user code after an iretq).
-bool searchable_instruction(std::span<const uint8_t> bytes) {
+// CPL0 single step, which on kvm_pvm runs on into user code after an
+// iretq), or anything else.
+InstructionKind classify(std::span<const uint8_t> bytes) {
   bool rep = false;
   for (size_t i = 0; i < bytes.size(); ++i) {
     const uint8_t byte = bytes[i];
@@ -50,12 +53,26 @@ bool searchable_instruction(std::span<const uint8_t> bytes) {
     if (byte >= 0x40 && byte <= 0x4f) continue;  // REX
     const bool string_op = (byte >= 0x6c && byte <= 0x6f) || (byte >= 0xa4 && byte <= 0xa7) ||
                            (byte >= 0xaa && byte <= 0xaf);
-    if (rep && string_op) return false;
-    if (byte == 0xcf) return false;  // iret/iretq
+    if (rep && string_op) return InstructionKind::kRepString;
     const uint8_t next = i + 1 < bytes.size() ? bytes[i + 1] : 0;
-    return !(byte == 0x0f && (next == 0x07 || next == 0x35));  // sysret, sysexit
+    if (byte == 0xcf || (byte == 0x0f && (next == 0x07 || next == 0x35)))
+      return InstructionKind::kLeavesKernel;  // iret(q), sysret, sysexit
+    return InstructionKind::kOther;
   }
-  return false;
+  return InstructionKind::kOther;
+}
+
+// The instruction at RIP, up to the end of its page (the rest may not be
+// mapped; a prefix run that long is no instruction the guest executes).
+std::optional<InstructionKind> instruction_at(Machine& machine, const kvm_sregs& sregs,
+                                              uint64_t rip) {
+  try {
+    const uint64_t to_page_end = MemoryShadow::kPageSize - (rip % MemoryShadow::kPageSize);
+    return classify(
+        read_guest_virtual(machine, sregs, rip, std::min(kMaxInstructionBytes, to_page_end)));
+  } catch (const librr::Error&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -82,17 +99,12 @@ bool stop_searchable(Machine& machine, const VcpuState& state) {
   if (events.exception.injected || events.exception.pending || events.interrupt.injected ||
       events.nmi.injected || events.nmi.pending)
     return false;
-  try {
-    // Up to the end of RIP's page first: the rest may not be mapped, and a
-    // prefix run that long is no instruction the guest executes anyway.
-    const uint64_t to_page_end =
-        MemoryShadow::kPageSize - (state.regs.rip % MemoryShadow::kPageSize);
-    const auto code = read_guest_virtual(machine, sregs, state.regs.rip,
-                                         std::min(kMaxInstructionBytes, to_page_end));
-    return searchable_instruction(code);
-  } catch (const librr::Error&) {
-    return false;
-  }
+  return instruction_at(machine, sregs, state.regs.rip) == InstructionKind::kOther;
+}
+
+bool at_rep_string_instruction(Machine& machine) {
+  return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
+         InstructionKind::kRepString;
 }
 
 uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {

@@ -47,6 +47,10 @@ bool stretch_searchable(uint64_t host_ns, double instructions_per_second);
 // through the guest's page tables; an unreadable RIP answers false.
 bool stop_searchable(Machine& machine, const VcpuState& state);
 
+// The vCPU is at a rep-string instruction (read through its page tables;
+// false when RIP is unreadable).
+bool at_rep_string_instruction(Machine& machine);
+
 // XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3).
 // Throws librr::Error for a page outside guest memory.
 uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns);
