@@ -103,7 +103,7 @@ TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
   EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
 }
 
-// Off by default (the Linux boot does not replay with it yet): every stop is installed.
+// Off by default (experimental): every stop is installed.
 TEST_F(SearchedPositions, ByDefaultEveryStopIsInstalled) {
   const fs::path rec = dir_ / "ticks";
   ASSERT_EQ(run_vmm("record --out " + rec.string() +

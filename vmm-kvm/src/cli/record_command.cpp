@@ -175,8 +175,8 @@ void add_record_command(CLI::App& app) {
                    "experimental: log a stop in kernel code as registers plus a digest of the "
                    "pages written since the previous stop, found again at replay by a "
                    "hardware-breakpoint search, where the host makes that cheap "
-                   "(docs/record-replay.md, \"Searched positions\"); off by default: the "
-                   "Linux boot does not replay with it yet");
+                   "(docs/record-replay.md, \"Searched positions\"); off by default: "
+                   "measured on the test guests and one Linux boot only");
   net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;

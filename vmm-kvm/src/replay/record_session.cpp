@@ -351,6 +351,10 @@ RunResult RecordSession::run() {
           machine_.kicker().acknowledge(&machine_.run_state());
           unlogged_progress_ = true;
           ++stats_.unlogged_stops;
+          // Measured on Linux boots: a stretch re-executed without the
+          // recorder's unlogged stops in it can take another path (see
+          // docs/record-replay.md, "Searched positions"): not searched.
+          kernel_only_since_stop_ = false;
           // The window only from the second such stop without a landmark in
           // between (a guest that reaches a landmark, its HLT or a PIO, within
           // the retry quantum takes the interrupt there at no cost), and only

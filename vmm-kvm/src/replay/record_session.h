@@ -52,9 +52,11 @@ struct RecordPolicy {
   // stretch since the previous position is short enough for a bounded
   // search at that rate (stretch_searchable), at most `max_searched_pages`
   // pages were written since the previous stop, and only for the first stop
-  // in each 64-byte line of code, and only when the guest provably stayed in
-  // kernel mode since the previous stop (that stop and every landmark since
-  // in kernel mode, no kernel entry counted: so count_kernel_entries too):
+  // in each 64-byte line of code, only when no unlogged stop came since the
+  // previous stop (Linux boots took another path when re-executed without
+  // them), and only when the guest provably stayed in kernel mode since the
+  // previous stop (that stop and every landmark since in kernel mode, no
+  // kernel entry counted: so count_kernel_entries too):
   // code this host runs natively at CPL3 reads the host's own CPUID (glibc
   // stores it), which differs between host cores, and the digest covers
   // every page written since the previous stop. Every stop is a sample of where the guest
@@ -138,7 +140,8 @@ class RecordSession {
   DirtyPages written_since_stop_;
   uint64_t stretch_started_host_ns_;                 // host time of the last landmark or position
   std::unordered_set<uint64_t> sampled_code_lines_;  // RIP / 64 of every stop in kernel code
-  // Since the previous logged stop: no sign of user mode (see searched_memory).
+  // Since the previous logged stop: no sign of user mode and no unlogged stop
+  // (see searched_memory).
   bool kernel_only_since_stop_ = true;
   uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
