@@ -12,6 +12,7 @@
 #include "replay/guest_handler_step.h"
 #include "replay/hardware_breakpoints.h"
 #include "replay/memory_shadow.h"
+#include "replay/x86_prefixes.h"
 
 namespace vmm {
 namespace {
@@ -29,36 +30,15 @@ enum class InstructionKind { kRepString, kLeavesKernel, kOther };
 // CPL0 single step, which on kvm_pvm runs on into user code after an
 // iretq), or anything else.
 InstructionKind classify(std::span<const uint8_t> bytes) {
-  bool rep = false;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    const uint8_t byte = bytes[i];
-    switch (byte) {
-      case 0xf2:
-      case 0xf3:
-        rep = true;
-        continue;
-      case 0x26:
-      case 0x2e:
-      case 0x36:
-      case 0x3e:
-      case 0x64:
-      case 0x65:
-      case 0x66:
-      case 0x67:
-      case 0xf0:
-        continue;
-      default:
-        break;
-    }
-    if (byte >= 0x40 && byte <= 0x4f) continue;  // REX
-    const bool string_op = (byte >= 0x6c && byte <= 0x6f) || (byte >= 0xa4 && byte <= 0xa7) ||
-                           (byte >= 0xaa && byte <= 0xaf);
-    if (rep && string_op) return InstructionKind::kRepString;
-    const uint8_t next = i + 1 < bytes.size() ? bytes[i + 1] : 0;
-    if (byte == 0xcf || (byte == 0x0f && (next == 0x07 || next == 0x35)))
-      return InstructionKind::kLeavesKernel;  // iret(q), sysret, sysexit
-    return InstructionKind::kOther;
-  }
+  const InstructionPrefixes prefixes = scan_prefixes(bytes);
+  if (prefixes.opcode >= bytes.size()) return InstructionKind::kOther;
+  const uint8_t byte = bytes[prefixes.opcode];
+  const bool string_op = (byte >= 0x6c && byte <= 0x6f) || (byte >= 0xa4 && byte <= 0xa7) ||
+                         (byte >= 0xaa && byte <= 0xaf);
+  if (prefixes.rep && string_op) return InstructionKind::kRepString;
+  const uint8_t next = prefixes.opcode + 1 < bytes.size() ? bytes[prefixes.opcode + 1] : 0;
+  if (byte == 0xcf || (byte == 0x0f && (next == 0x07 || next == 0x35)))
+    return InstructionKind::kLeavesKernel;  // iret(q), sysret, sysexit
   return InstructionKind::kOther;
 }
 

@@ -4,6 +4,7 @@
 
 #include "librr/error.h"
 #include "replay/guest_handler_step.h"
+#include "replay/x86_prefixes.h"
 
 namespace vmm {
 namespace {
@@ -20,33 +21,12 @@ uint64_t load_u64(const uint8_t* p) {
 
 }  // namespace
 
+// Address size, segment overrides, lock, rep and REX.W do not change what
+// pushf stores; an operand-size prefix makes it 16 bits.
 uint64_t pushf_operand_bytes(std::span<const uint8_t> code) {
-  uint64_t bytes = 8;
-  for (const uint8_t byte : code) {
-    switch (byte) {
-      case 0x66:  // operand size: pushf stores 16 bits
-        bytes = 2;
-        continue;
-      case 0x67:  // address size, segment overrides, lock, rep: no effect on pushf's store
-      case 0x26:
-      case 0x2e:
-      case 0x36:
-      case 0x3e:
-      case 0x64:
-      case 0x65:
-      case 0xf0:
-      case 0xf2:
-      case 0xf3:
-        continue;
-      default:
-        break;
-    }
-    if ((byte & 0xf0) == 0x40) {  // REX (REX.W does not change pushf's size)
-      continue;
-    }
-    return byte == 0x9c ? bytes : 0;
-  }
-  return 0;
+  const InstructionPrefixes prefixes = scan_prefixes(code);
+  if (prefixes.opcode >= code.size() || code[prefixes.opcode] != 0x9c) return 0;
+  return prefixes.operand_size ? 2 : 8;
 }
 
 TrapFlagTraces::TrapFlagTraces(Machine& machine) : machine_(machine) {
