@@ -247,30 +247,23 @@ void ReplaySession::step(bool delivered_already) {
 
 // The vCPU stands at the next logged asynchronous stop: its general
 // registers are the recorded ones (for a searched stop, its pages too).
+// Or the stop cut the rep-string instruction at RIP mid-way (the recorder's
+// kick came between two of its iterations): same RIP, the same registers but
+// for the count and the string pointers, fewer iterations left. Single steps
+// cannot stop there (the host's runs such an instruction in chunks: the
+// probe measured 2 steps for rep stosb x5 at CPL0), so that stop counts as
+// reached here and is installed, as advance() would. Seen as a
+// load-dependent failure of a stepping test on hello (its kernel clears
+// memory with rep stos).
 const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
   const librr::AsyncPosition* async = next_async_stop();
   if (!async) return nullptr;
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
-  const kvm_regs recorded = VcpuState::load(in).regs;
+  kvm_regs recorded = VcpuState::load(in).regs;
   if (const auto* digest = std::get_if<librr::PagesDigest>(&async->memory))
     return at_searched_stop(machine_, recorded, *digest) ? async : nullptr;
   const kvm_regs now = machine_.vcpu().get_regs();
-  return std::memcmp(&recorded, &now, sizeof now) == 0 ? async : nullptr;
-}
-
-// The next stop cut the rep-string instruction at RIP mid-way (the
-// recorder's kick came between two of its iterations): same RIP, the same
-// registers but for the count and the string pointers, fewer iterations
-// left. Single steps cannot stop there (the host's runs such an instruction
-// in chunks: the probe measured 2 steps for rep stosb x5 at CPL0), so the
-// stop is installed, as advance() would. Seen as a load-dependent failure of
-// a stepping test on hello (its kernel clears memory with rep stos).
-const librr::AsyncPosition* ReplaySession::next_stop_inside_this_rep_string() {
-  const librr::AsyncPosition* async = next_async_stop();
-  if (!async || std::holds_alternative<librr::PagesDigest>(async->memory)) return nullptr;
-  librr::ByteReader in(async->vcpu_state, "async vCPU state");
-  kvm_regs recorded = VcpuState::load(in).regs;
-  const kvm_regs now = machine_.vcpu().get_regs();
+  if (std::memcmp(&recorded, &now, sizeof now) == 0) return async;
   if (recorded.rip != now.rip || recorded.rcx >= now.rcx || !at_rep_string_instruction(machine_))
     return nullptr;
   recorded.rcx = now.rcx;
@@ -294,10 +287,6 @@ std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing
     return InstructionOutcome::kEnded;
   }
   if (const librr::AsyncPosition* async = at_next_async_stop()) {
-    enter_async_stop(*async);
-    return InstructionOutcome::kReachedAsyncStop;
-  }
-  if (const librr::AsyncPosition* async = next_stop_inside_this_rep_string()) {
     enter_async_stop(*async);
     return InstructionOutcome::kReachedAsyncStop;
   }

@@ -100,7 +100,6 @@ class ReplaySession {
   bool install_async_position_if_next();
   bool reach_searched_position_if_next();
   const librr::AsyncPosition* at_next_async_stop();
-  const librr::AsyncPosition* next_stop_inside_this_rep_string();
   void at_landmark();
   void at_halt();
   void apply_clock_if_next(std::optional<uint64_t> before_deadline);
