@@ -13,13 +13,7 @@ namespace {
 // A recording written with librr (no KVM needed) holding one stop of each
 // memory kind.
 fs::path make_recording_with_every_memory_kind(const fs::path& where) {
-  librr::RecordingDir dir = librr::RecordingDir::create(where);
-  std::vector<uint8_t> memory(64 * 1024, 0);
-  librr::SnapshotWriter snapshot(dir.snapshot_path());
-  snapshot.add_memory("ram", 0, memory.data(), memory.size());
-  dir.manifest().snapshot_digest = librr::to_hex(snapshot.finish());
-  dir.manifest().tools.vmm_name = "test";
-  dir.write_manifest();
+  librr::RecordingDir dir = create_synthetic_recording(where);
   std::vector<uint8_t> shadow(4096, 0), current(4096, 0);
   current[12] = 7;
   const librr::PageChange change{3, shadow, current};

@@ -18,13 +18,7 @@ namespace {
 
 // A complete recording written with librr (no KVM needed): many small chunks.
 fs::path make_synthetic_recording(const fs::path& where) {
-  librr::RecordingDir dir = librr::RecordingDir::create(where);
-  std::vector<uint8_t> memory(64 * 1024, 0);
-  librr::SnapshotWriter snapshot(dir.snapshot_path());
-  snapshot.add_memory("ram", 0, memory.data(), memory.size());
-  dir.manifest().snapshot_digest = librr::to_hex(snapshot.finish());
-  dir.manifest().tools.vmm_name = "test";
-  dir.write_manifest();
+  librr::RecordingDir dir = create_synthetic_recording(where);
   librr::LogWriterOptions options;
   options.chunk_bytes = 256;
   librr::LogWriter log(dir.log_path(), options);

@@ -15,6 +15,10 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include "librr/recording.h"
+#include "librr/snapshot.h"
 
 namespace sql_test {
 
@@ -61,6 +65,19 @@ inline CommandResult run_shell(const std::string& command_line) {
   const int status = std::system(command.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(tmp.path() / "out"),
           read_file(tmp.path() / "err")};
+}
+
+// A recording directory written with librr alone (no KVM): a 64 KiB snapshot
+// of zeros and its manifest; the caller writes the log.
+inline librr::RecordingDir create_synthetic_recording(const fs::path& where) {
+  librr::RecordingDir dir = librr::RecordingDir::create(where);
+  std::vector<uint8_t> memory(64 * 1024, 0);
+  librr::SnapshotWriter snapshot(dir.snapshot_path());
+  snapshot.add_memory("ram", 0, memory.data(), memory.size());
+  dir.manifest().snapshot_digest = librr::to_hex(snapshot.finish());
+  dir.manifest().tools.vmm_name = "test";
+  dir.write_manifest();
+  return dir;
 }
 
 inline std::string rr_analyze() { return std::string(RR_BINARY_DIR) + "/bin/rr-analyze"; }

@@ -12,12 +12,6 @@ using namespace logtest;
 
 namespace {
 
-const LogByteShare* share_of(const LogByteReport& report, const std::string& kind) {
-  auto it = std::find_if(report.shares.begin(), report.shares.end(),
-                         [&](const LogByteShare& share) { return share.kind == kind; });
-  return it == report.shares.end() ? nullptr : &*it;
-}
-
 // A recording-like stream: per "tick" an async position (a 600-byte vCPU state
 // of which a few bytes change, a one-page delta), a clock sample and an
 // interrupt; serial input now and then.

@@ -13,12 +13,6 @@ using namespace logtest;
 
 namespace {
 
-const LogByteShare* share_of(const LogByteReport& report, const std::string& kind) {
-  auto it = std::find_if(report.shares.begin(), report.shares.end(),
-                         [&](const LogByteShare& share) { return share.kind == kind; });
-  return it == report.shares.end() ? nullptr : &*it;
-}
-
 // A stream like one where replay searches every stop: per tick an interrupt
 // and a pages-digest stop listing 1 + tick % 3 pages, every other one with a
 // kernel-entry count; a memory-delta stop now and then.

@@ -5,14 +5,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "../../librr/src/log_format.h"
 #include "librr/bytes.h"
 #include "librr/log.h"
+#include "librr/log_byte_report.h"
 
 namespace logtest {
 
@@ -154,6 +157,13 @@ inline std::vector<Event> write_log(const std::filesystem::path& path, Mode m, u
   }
   w.close();
   return events;
+}
+
+// The byte report's share of one record kind, nullptr when it has none.
+inline const LogByteShare* share_of(const LogByteReport& report, const std::string& kind) {
+  auto it = std::find_if(report.shares.begin(), report.shares.end(),
+                         [&](const LogByteShare& share) { return share.kind == kind; });
+  return it == report.shares.end() ? nullptr : &*it;
 }
 
 }  // namespace logtest
