@@ -392,6 +392,11 @@ namespace {
 // A page the guest changed in a few places costs a few bytes instead of a
 // ~40-byte zstd frame, and stays compressible by the chunk's zstd.
 constexpr uint8_t kSparseMarker = 0x00;
+// Since format 2.4: byte 0 kLiteralMarker, then a zstd frame of the page's
+// new content (not XORed). For a page overwritten with unrelated bytes, a
+// fill above all (Linux poisons each freed init page with 0xcc), the XOR
+// holds the old content's entropy and the new content none.
+constexpr uint8_t kLiteralMarker = 0x01;
 // Zero gaps shorter than this are stored inside a run: a new run costs two varints.
 constexpr size_t kMinGap = 3;
 // Beyond this a sparse delta is not attempted further: zstd does better.
@@ -482,19 +487,33 @@ std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> 
   std::vector<uint8_t> xored(shadow.size());
   for (size_t i = 0; i < xored.size(); ++i) xored[i] = shadow[i] ^ current[i];
   if (auto sparse = sparse_delta(xored)) return PageDelta{gfn, std::move(*sparse)};
-  return PageDelta{gfn, zstd_compress(xored, 1)};
+  std::vector<uint8_t> dense = zstd_compress(xored, 1);
+  std::vector<uint8_t> literal = zstd_compress(current, 1);
+  if (literal.size() + 1 >= dense.size()) return PageDelta{gfn, std::move(dense)};
+  literal.insert(literal.begin(), kLiteralMarker);
+  return PageDelta{gfn, std::move(literal)};
+}
+
+bool is_literal_page(const PageDelta& delta) {
+  return !delta.compressed_xor.empty() && delta.compressed_xor.front() == kLiteralMarker;
 }
 
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page) {
   if (delta.compressed_xor.empty()) return;  // the page equals its shadow
   if (delta.compressed_xor.front() == kSparseMarker) return apply_sparse_delta(delta, page);
-  std::vector<uint8_t> xored;
+  const bool literal = is_literal_page(delta);
+  std::vector<uint8_t> bytes;
   try {
-    xored = zstd_decompress(delta.compressed_xor, page.size(), kMaxPageSize);
+    bytes = zstd_decompress(std::span(delta.compressed_xor).subspan(literal ? 1 : 0), page.size(),
+                            kMaxPageSize);
   } catch (const FormatError& e) {
     throw FormatError("page delta for gfn " + std::to_string(delta.gfn) + ": " + e.what());
   }
-  for (size_t i = 0; i < page.size(); ++i) page[i] ^= xored[i];
+  if (literal) {
+    std::copy(bytes.begin(), bytes.end(), page.begin());
+    return;
+  }
+  for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
 }
 
 MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,

@@ -24,8 +24,10 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // memory part (AsyncPosition::kernel_entries).
 // Minor 3 (2.3) adds memory kind 3 to AsyncPosition (PagesDigest: a stop
 // replay searches for instead of installing).
+// Minor 4 (2.4) adds the literal page form to memory deltas (a page's new
+// content instead of its XOR against the base).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 3;
+inline constexpr uint16_t kVersionMinor = 4;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }

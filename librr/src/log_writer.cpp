@@ -186,6 +186,8 @@ FormatNeed format_needed_by(const Event& event) {
     return {2, 3, "a pages digest (memory kind 3)"};
   if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
   const auto* delta = std::get_if<MemoryDelta>(&async->memory);
+  if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), is_literal_page))
+    return {2, 4, "a literal page (the page's new content)"};
   if (delta && delta->base == DeltaBase::previous_position)
     return {2, 1, "a memory delta against the previous position (memory kind 2)"};
   return {};

@@ -107,7 +107,7 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   }
   LogReader reader(path, reader_options(Mode::plain));
   EXPECT_EQ(reader.info().version_major, 2);
-  EXPECT_EQ(reader.info().version_minor, 3);
+  EXPECT_EQ(reader.info().version_minor, logfmt::kVersionMinor);
   EXPECT_TRUE(reader.verify().ok);
   const std::vector<Event> back = read_all(reader);
   EXPECT_EQ(back, events);
@@ -117,7 +117,8 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   EXPECT_TRUE(logfmt::is_readable_version(2, 1));
   EXPECT_TRUE(logfmt::is_readable_version(2, 2));
   EXPECT_TRUE(logfmt::is_readable_version(2, 3));
-  EXPECT_FALSE(logfmt::is_readable_version(2, 4));
+  EXPECT_TRUE(logfmt::is_readable_version(2, 4));
+  EXPECT_FALSE(logfmt::is_readable_version(2, 5));
 }
 
 TEST(LogFormat21, Format1LogsAreStillWrittenAsOneDotZero) {

@@ -46,7 +46,7 @@ std::vector<Event> write_and_read(const std::filesystem::path& path,
   }
   LogReader reader(path, reader_options(mode));
   EXPECT_EQ(reader.info().version_major, 2);
-  EXPECT_EQ(reader.info().version_minor, 3);
+  EXPECT_EQ(reader.info().version_minor, logfmt::kVersionMinor);
   const auto report = reader.verify();
   EXPECT_TRUE(report.ok) << report.to_string();
   return read_all(reader);

@@ -196,6 +196,9 @@ std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> 
 // empty compressed_xor leaves it as it is).
 // Throws FormatError if the delta does not decompress to exactly page.size() bytes.
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page);
+// Whether the delta holds the page's new content instead of a XOR (the
+// literal form, since log format 2.4; schemas/log-format.md, "Page deltas").
+bool is_literal_page(const PageDelta& delta);
 
 struct PageChange {
   uint64_t gfn;

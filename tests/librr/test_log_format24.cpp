@@ -1,0 +1,147 @@
+// Log format 2.4: the literal page form of memory deltas (a page's new
+// content instead of its XOR against the base), chosen where it is smaller,
+// applied by replacing the page, refused by writers of older formats.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "../../librr/src/log_format.h"
+#include "test_log_util.h"
+
+using namespace logtest;
+
+namespace {
+
+constexpr size_t kPage = 4096;
+
+std::vector<uint8_t> random_page(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> page(kPage);
+  for (auto& byte : page) byte = static_cast<uint8_t>(rng());
+  return page;
+}
+
+}  // namespace
+
+// Linux poisons each freed init page with 0xcc: the XOR against the old
+// code is as random as the code, the new content is one byte repeated.
+TEST(LogFormat24, OverwrittenPageIsLoggedAsItsNewContent) {
+  const std::vector<uint8_t> base = random_page(1);
+  const std::vector<uint8_t> poisoned(kPage, 0xcc);
+  const auto delta = make_page_delta(9, base, poisoned);
+  ASSERT_TRUE(delta);
+  EXPECT_TRUE(is_literal_page(*delta));
+  EXPECT_LT(delta->compressed_xor.size(), 64u);
+  std::vector<uint8_t> replayed = base;
+  apply_page_delta(*delta, replayed);
+  EXPECT_EQ(replayed, poisoned);
+}
+
+// A page changed in a few places keeps the sparse XOR form, and a page
+// whose new content is no more compressible than its XOR keeps the XOR.
+TEST(LogFormat24, OtherChangesKeepTheXorForms) {
+  const std::vector<uint8_t> base = random_page(2);
+  std::vector<uint8_t> few = base;
+  few[100] ^= 1;
+  few[2000] ^= 0x80;
+  const auto sparse = make_page_delta(1, base, few);
+  ASSERT_TRUE(sparse);
+  EXPECT_FALSE(is_literal_page(*sparse));
+  EXPECT_EQ(sparse->compressed_xor.front(), 0x00);
+
+  std::vector<uint8_t> half_zeroed = base;  // the XOR is the old half: as random as the new page
+  std::fill(half_zeroed.begin(), half_zeroed.begin() + kPage / 2, 0);
+  std::vector<uint8_t> from_zero(kPage, 0);
+  const auto dense = make_page_delta(2, from_zero, half_zeroed);
+  ASSERT_TRUE(dense);
+  EXPECT_FALSE(is_literal_page(*dense)) << "equal sizes keep the XOR form older readers know";
+  std::vector<uint8_t> replayed = from_zero;
+  apply_page_delta(*dense, replayed);
+  EXPECT_EQ(replayed, half_zeroed);
+}
+
+TEST(LogFormat24, DamagedLiteralPageIsAFormatError) {
+  const auto delta = make_page_delta(3, random_page(3), std::vector<uint8_t>(kPage, 0x5a));
+  ASSERT_TRUE(delta && is_literal_page(*delta));
+  std::vector<uint8_t> page(kPage);
+  PageDelta truncated = *delta;
+  truncated.compressed_xor.resize(truncated.compressed_xor.size() / 2);
+  EXPECT_THROW(apply_page_delta(truncated, page), FormatError);
+  std::vector<uint8_t> small(kPage / 2);
+  EXPECT_THROW(apply_page_delta(*delta, small), FormatError) << "a literal for another page size";
+  EXPECT_THROW(apply_page_delta(PageDelta{3, {0x01}}, page), FormatError) << "marker only";
+}
+
+TEST(LogFormat24, LiteralPagesSurviveTheLogAndNeedFormat24) {
+  TempDir dir;
+  const std::vector<uint8_t> base = random_page(4);
+  const std::vector<uint8_t> poisoned(kPage, 0xcc);
+  const PageChange poison{0x42, base, poisoned};
+  const MemoryDelta delta =
+      make_memory_delta(7, {&poison, 1}, UnchangedPages::kKeep, DeltaBase::previous_position);
+  ASSERT_EQ(delta.pages.size(), 1u);
+  ASSERT_TRUE(is_literal_page(delta.pages[0]));
+  const std::vector<Event> events = {AsyncPosition{{7, 1, 0}, 1, {1, 2, 3}, delta},
+                                     EndOfRecording{{8, 0, 0}, "done", 0}};
+  for (Mode mode : {Mode::plain, Mode::mac, Mode::encrypted}) {
+    SCOPED_TRACE(mode_name(mode));
+    const auto path = dir / (std::string(mode_name(mode)) + ".log");
+    {
+      LogWriter writer(path, writer_options(mode));
+      for (const Event& event : events) writer.append(event);
+      writer.close();
+    }
+    LogReader reader(path, reader_options(mode));
+    EXPECT_EQ(reader.info().version_minor, 4);
+    EXPECT_EQ(read_all(reader), events);
+  }
+
+  auto old = writer_options(Mode::plain);
+  old.format_version = 1;
+  LogWriter writer(dir / "v1.log", old);
+  try {
+    writer.append(events[0]);
+    ADD_FAILURE() << "a literal page was written into format 1.0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs log format 2.4"), std::string::npos) << e.what();
+  }
+}
+
+// The reader's fuzz corpus holds a 2.4 log with literal, sparse and dense
+// pages (regenerated with RR_WRITE_FUZZ_SEEDS=1).
+TEST(LogFormat24, FuzzSeedHoldsLiteralPages) {
+  const std::filesystem::path seed =
+      std::filesystem::path(RR_SOURCE_DIR) / "fuzz/seeds/librr_log_reader/literal-pages-v2.4.log";
+  const std::vector<uint8_t> base = random_page(5);
+  std::vector<uint8_t> few = base, half = base;
+  few[7] ^= 0x10;
+  std::fill(half.begin(), half.begin() + kPage / 2, 0);
+  const std::vector<uint8_t> poisoned(kPage, 0xcc);
+  const PageChange changes[] = {{0x10, base, poisoned}, {0x11, base, few}, {0x12, base, half}};
+  std::vector<Event> events;
+  for (uint64_t t = 1; t <= 4; ++t) {
+    events.push_back(InterruptDelivery{{t, 1, 0}, 0x20, 0});
+    events.push_back(AsyncPosition{
+        {t, 1, 0},
+        1,
+        std::vector<uint8_t>(48, static_cast<uint8_t>(t)),
+        make_memory_delta(t, changes, UnchangedPages::kKeep, DeltaBase::previous_position)});
+  }
+  events.push_back(EndOfRecording{{5, 0, 0}, "done", 0});
+  if (std::getenv("RR_WRITE_FUZZ_SEEDS")) {
+    auto options = writer_options(Mode::plain, 4096);
+    options.overwrite = true;
+    options.creator = "librr tests (fuzz seed)";
+    LogWriter writer(seed, options);
+    for (const Event& event : events) writer.append(event);
+    writer.close();
+    std::filesystem::remove(index_path_for(seed));
+  }
+  ASSERT_TRUE(std::filesystem::exists(seed)) << seed;
+  auto options = reader_options(Mode::plain);
+  options.write_index = false;
+  LogReader reader(seed, options);
+  EXPECT_EQ(reader.info().version_minor, 4);
+  EXPECT_TRUE(reader.verify().ok);
+  EXPECT_EQ(read_all(reader), events);
+}
