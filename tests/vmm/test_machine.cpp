@@ -142,5 +142,29 @@ TEST(Machine, RejectsMemorySizesOutsideTheMap) {
   EXPECT_THROW(parse_memory_size("12Q"), librr::Error);
 }
 
+// Device models write guest memory from userspace, where KVM's dirty log
+// cannot see it: the machine's dirty log reports those pages too (record's
+// memory copies depend on it), once, beside the vCPU's own writes.
+TEST(Machine, DirtyLogReportsTheDeviceModelsWritesToo) {
+  RR_SKIP_WITHOUT_KVM();
+  MachineConfig config;
+  config.ram_bytes = 16ull << 20;
+  config.track_dirty_pages = true;
+  Machine machine(config);
+  machine.take_dirty_log();
+  const auto marked = [](const std::vector<uint64_t>& bitmap, uint64_t gfn) {
+    return gfn / 64 < bitmap.size() && (bitmap[gfn / 64] >> (gfn % 64)) & 1;
+  };
+  const std::vector<uint8_t> frame(6000, 0x5a);  // spans pages 0x201-0x202
+  ASSERT_TRUE(machine.memory().write(0x201800, frame.data(), frame.size()));
+  const GuestMemory copy = machine.memory();  // a device's copy reports as well
+  ASSERT_TRUE(copy.write_obj<uint16_t>(0x300ffe, 7));
+  const std::vector<uint64_t> dirty = machine.take_dirty_log();
+  for (uint64_t gfn : {0x201, 0x202, 0x300}) EXPECT_TRUE(marked(dirty, gfn)) << std::hex << gfn;
+  for (uint64_t gfn : {0x200, 0x203, 0x301}) EXPECT_FALSE(marked(dirty, gfn)) << std::hex << gfn;
+  EXPECT_FALSE(marked(machine.take_dirty_log(), 0x201)) << "reported once";
+  EXPECT_FALSE(copy.write(16ull << 20, frame.data(), 1)) << "outside RAM: refused, nothing marked";
+}
+
 }  // namespace
 }  // namespace vmm

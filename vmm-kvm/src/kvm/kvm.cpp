@@ -306,6 +306,7 @@ GuestRam::GuestRam(uint64_t size) {
   if (addr == MAP_FAILED)
     librr::throw_errno("mmap guest RAM of " + std::to_string(size >> 20) + " MiB");
   mapping_ = Mapping(addr, size);
+  writes_ = std::make_unique<UserspaceWrites>(size);
 }
 
 }  // namespace vmm::kvm

@@ -151,10 +151,13 @@ class GuestRam {
   explicit GuestRam(uint64_t size);
   uint8_t* data() const { return static_cast<uint8_t*>(mapping_.get()); }
   uint64_t size() const { return mapping_.size(); }
-  GuestMemory memory() const { return GuestMemory(data(), size()); }
+  // Its write() calls are logged in userspace_writes().
+  GuestMemory memory() const { return GuestMemory(data(), size(), writes_.get()); }
+  UserspaceWrites& userspace_writes() const { return *writes_; }
 
  private:
   Mapping mapping_;
+  std::unique_ptr<UserspaceWrites> writes_;
 };
 
 }  // namespace vmm::kvm

@@ -112,7 +112,9 @@ void Machine::request_stop() {
 
 std::vector<uint64_t> Machine::take_dirty_log() {
   if (!track_dirty_pages_) throw librr::Error("dirty page tracking is off for this machine");
-  return vm_.get_dirty_log(kRamSlot, ram_.size());
+  std::vector<uint64_t> bitmap = vm_.get_dirty_log(kRamSlot, ram_.size());
+  ram_.userspace_writes().take_into(bitmap);  // the device models' writes
+  return bitmap;
 }
 
 std::string Machine::describe_rip() {

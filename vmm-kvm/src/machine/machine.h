@@ -200,7 +200,8 @@ class Machine final : private PowerControl {
   void forget_guest_mappings();
   VcpuState save_vcpu_state() const { return VcpuState::capture(vcpu_); }
   void restore_vcpu_state(const VcpuState& state) { state.restore(vcpu_); }
-  // Pages written since the previous call (needs track_dirty_pages).
+  // Pages written since the previous call (needs track_dirty_pages): by the
+  // vCPU (KVM's dirty log) or by the device models (GuestMemory::write).
   std::vector<uint64_t> take_dirty_log();
 
   // ---- Received network frames ----

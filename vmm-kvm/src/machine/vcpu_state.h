@@ -12,6 +12,12 @@
 
 namespace vmm {
 
+// 64-bit mode: long mode active (EFER.LMA) and a 64-bit code segment (CS.L).
+inline bool in_64_bit_mode(const kvm_sregs& sregs) {
+  constexpr uint64_t kEferLongModeActive = 1ull << 10;
+  return (sregs.efer & kEferLongModeActive) && sregs.cs.l;
+}
+
 // MSRs saved with the vCPU (the set the host notes list as readable here).
 std::span<const uint32_t> saved_msr_indices();
 

@@ -68,15 +68,22 @@ XXH128_hash_t hash_guest_memory(GuestMemory memory) {
 MemoryShadow::MemoryShadow(GuestMemory memory)
     : memory_(memory), shadow_(memory.size() ? map_zeroed(memory.size()) : kvm::Mapping()) {
   static_assert(kPageSize == librr::kHostPageSize);
-  const uint64_t pages = memory.size() / kPageSize;
-  const auto held = librr::held_pages(memory.host_base(), memory.size());
+  refresh_all();
+}
+
+// A page the host never populated reads as zeros in guest memory and in the
+// (zero-filled on demand) shadow alike; a populated page is copied only where
+// it differs, so that equal pages (zeros above all: a read maps the zero
+// page, e.g. the snapshot's scan) leave the shadow's page unfaulted.
+void MemoryShadow::refresh_all() {
+  if (memory_.size() == 0) return;
+  const uint64_t pages = memory_.size() / kPageSize;
+  const auto held = librr::held_pages(memory_.host_base(), memory_.size());
   for (uint64_t gfn = 0; gfn < pages; ++gfn) {
     if (held && !(*held)[gfn]) continue;
-    const uint8_t* page = memory.host_base() + gfn * kPageSize;
-    // A held page may still be zeros (a read mapped the zero page, e.g. the
-    // snapshot's scan): the shadow reads as zeros already, leave it unwritten.
-    if (std::all_of(page, page + kPageSize, [](uint8_t b) { return b == 0; })) continue;
-    std::memcpy(data() + gfn * kPageSize, page, kPageSize);
+    const uint8_t* page = memory_.host_base() + gfn * kPageSize;
+    uint8_t* copy = data() + gfn * kPageSize;
+    if (std::memcmp(copy, page, kPageSize) != 0) std::memcpy(copy, page, kPageSize);
   }
 }
 

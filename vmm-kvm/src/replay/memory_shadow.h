@@ -57,6 +57,8 @@ class MemoryShadow {
   // Copies the current contents of `gfns` (or of the delta's pages) into the shadow.
   void refresh(const std::vector<uint64_t>& gfns);
   void refresh(const librr::MemoryDelta& delta);
+  // Copies all of guest memory (the populated pages) into the shadow.
+  void refresh_all();
 
   // Replay: installs the delta of the asynchronous position `at` into guest
   // memory and the shadow. DeltaBase::shadow: page = shadow XOR delta.

@@ -21,8 +21,7 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       policy_(policy),
       shadow_(machine.memory()),
       dirty_(machine.memory().size() / MemoryShadow::kPageSize),
-      position_deltas_(!machine.net() && !machine.blk()),
-      position_memory_(position_deltas_ ? machine.memory() : GuestMemory{}),
+      position_memory_(machine.memory()),
       written_since_position_(machine.memory().size() / MemoryShadow::kPageSize),
       position_memory_at_(timeline.position()),
       written_since_stop_(machine.memory().size() / MemoryShadow::kPageSize),
@@ -212,23 +211,41 @@ void RecordSession::at_async_stop() {
   set_clock(guest_now_from_host(), true);
   machine_.uart().pull_input();
   net_input_.pump();
+  // Replay delivers these inputs at this position too, after installing it:
+  // a frame the NIC wrote here is part of the memory the next stop's delta
+  // is based on.
+  refresh_position_memory();
+}
+
+// The second shadow takes the pages written since it last did.
+void RecordSession::refresh_position_memory() {
+  take_dirty_pages();
+  position_memory_.refresh(written_since_position_.take());
 }
 
 void RecordSession::take_dirty_pages() {
   const std::vector<uint64_t> bitmap = machine_.take_dirty_log();
   dirty_.merge(bitmap);
   written_since_stop_.merge(bitmap);
-  if (position_deltas_) written_since_position_.merge(bitmap);
+  written_since_position_.merge(bitmap);
 }
 
 // At a landmark shortly after an asynchronous position: the second shadow
 // takes the pages written since it was last updated, so it holds memory as of
 // this landmark, which is what replay holds when it reaches it.
 void RecordSession::sync_position_memory() {
-  if (!position_deltas_ || landmarks_to_track_ == 0) return;
+  if (landmarks_to_track_ == 0) return;
   --landmarks_to_track_;
-  take_dirty_pages();
-  position_memory_.refresh(written_since_position_.take());
+  if (!position_memory_complete_ && in_64_bit_mode(machine_.vcpu().get_sregs())) {
+    // The first landmark tracked in 64-bit mode: from here on the dirty log
+    // sees every write, so the copy is made whole once (a Linux or test-guest
+    // boot starts in 32-bit mode: PVH).
+    take_dirty_pages();
+    written_since_position_.take();
+    position_memory_.refresh_all();
+    position_memory_complete_ = true;
+  }
+  refresh_position_memory();
   position_memory_at_ = timeline_.position();
   ++stats_.position_memory_syncs;
 }
@@ -238,7 +255,7 @@ void RecordSession::sync_position_memory() {
 // the shadow replay keeps.
 librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
   take_dirty_pages();
-  if (position_deltas_ && position_memory_at_ == previous_position_of(here)) {
+  if (position_memory_complete_ && position_memory_at_ == previous_position_of(here)) {
     librr::MemoryDelta delta = position_memory_.capture_since_previous_position(
         here.landmark, written_since_position_.take());
     shadow_.refresh(delta);  // replay's shadow takes the listed pages as well
@@ -247,7 +264,7 @@ librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
   }
   librr::MemoryDelta delta = shadow_.capture(last_reset_landmark_, dirty_.take());
   last_reset_landmark_ = timeline_.landmark();
-  if (position_deltas_) position_memory_.refresh(written_since_position_.take());
+  position_memory_.refresh(written_since_position_.take());
   return delta;
 }
 
@@ -270,7 +287,7 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   digest.gfns = written_since_stop_.take();
   if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
   digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
-  if (position_deltas_) position_memory_.refresh(written_since_position_.take());
+  position_memory_.refresh(written_since_position_.take());
   return digest;
 }
 
@@ -295,6 +312,9 @@ void RecordSession::log_async_position() {
   written_since_stop_.take();
   stretch_started_host_ns_ = host_monotonic_ns();
   kernel_only_since_stop_ = (vcpu.sregs.cs.selector & 3) == 0;
+  // A guest seen outside 64-bit mode may have written memory the dirty log
+  // missed: the copy is whole again only at the next landmark in 64-bit mode.
+  if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
   kernel_entries_at_stop_ = kernel_entries_.total();
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
@@ -363,7 +383,7 @@ RunResult RecordSession::run() {
           // interrupts after a long init.
           retry_soon_ = interrupt_due();
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
-          want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_deltas_ &&
+          want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
         } else {
           if (exit.kind == Machine::Exit::Kind::kSpurious) ++stats_.interrupt_window_stops;

@@ -39,7 +39,12 @@ struct RecordPolicy {
   // that the next position's memory delta can be based on the memory replay
   // holds at the landmark before it (DeltaBase::previous_position: only the
   // skipped stretch's writes, not the interrupt handler's). Each copy reads
-  // KVM's dirty log (and re-arms its write faults), so it is bounded.
+  // KVM's dirty log (and re-arms its write faults), so it is bounded. Copying
+  // at every landmark was tried (2026-11-26): 4 of 10 Linux boots then
+  // diverged in replay (a page of the kernel's random state differed from
+  // the copy at a later stop; the copy itself matched the recording's memory),
+  // against none of the bounded form's; not understood, see
+  // docs/record-replay.md.
   uint32_t tracked_landmarks_after_stop = 8;
   // Count kernel entries for stops in user mode (kernel_entry_counter.h);
   // `rr-vmm record` sets it where kernel_entry_counting_useful().
@@ -113,6 +118,7 @@ class RecordSession {
   std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);
   void take_dirty_pages();
   void sync_position_memory();
+  void refresh_position_memory();
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
@@ -128,14 +134,17 @@ class RecordSession {
   MemoryShadow shadow_;  // mirrored by replay (DeltaBase::shadow deltas)
   DirtyPages dirty_;     // written since the shadow last took them
   // Memory as of `position_memory_at_` (record only), for previous_position
-  // deltas; `written_since_position_` lists the pages written since then.
-  // Off when a device writes guest memory (virtio DMA is not in KVM's dirty
-  // log, so this copy could not follow it).
-  bool position_deltas_;
+  // deltas; `written_since_position_` lists the pages written since then (by
+  // the vCPU or a device model: Machine::take_dirty_log reports both).
   MemoryShadow position_memory_;
   DirtyPages written_since_position_;
   librr::Position position_memory_at_;
   uint32_t landmarks_to_track_ = 0;
+  // Whether every write since position_memory_ last copied a page is in the
+  // dirty log. Not before the guest runs in 64-bit mode: KVM here does not
+  // log writes made in other modes (the host notes), and a 32-bit boot path
+  // writes page tables and boot data that replay holds and the copy lacks.
+  bool position_memory_complete_ = false;
   // Pages written since the last asynchronous position (a searched one's digest).
   DirtyPages written_since_stop_;
   uint64_t stretch_started_host_ns_;                 // host time of the last landmark or position

@@ -17,7 +17,6 @@
 namespace vmm {
 namespace {
 
-constexpr uint64_t kEferLongModeActive = 1u << 10;
 // An x86 instruction is at most 15 bytes.
 constexpr uint64_t kMaxInstructionBytes = 15;
 
@@ -73,8 +72,7 @@ bool stretch_searchable(uint64_t host_ns, double instructions_per_second) {
 
 bool stop_searchable(Machine& machine, const VcpuState& state) {
   const kvm_sregs& sregs = state.sregs;
-  if ((sregs.cs.selector & 3) != 0 || !(sregs.efer & kEferLongModeActive) || !sregs.cs.l)
-    return false;
+  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return false;
   const kvm_vcpu_events& events = state.events;
   if (events.exception.injected || events.exception.pending || events.interrupt.injected ||
       events.nmi.injected || events.nmi.pending)
