@@ -137,20 +137,5 @@ TEST(LogFormat23, FuzzSeedHoldsPagesDigests) {
   const std::filesystem::path seed =
       std::filesystem::path(RR_SOURCE_DIR) / "fuzz/seeds/librr_log_reader/pages-digest-v2.3.log";
   const std::vector<Event> events = searched_stops(12);
-  if (std::getenv("RR_WRITE_FUZZ_SEEDS")) {
-    auto options = writer_options(Mode::plain, 512);
-    options.overwrite = true;
-    options.creator = "librr tests (fuzz seed)";
-    LogWriter writer(seed, options);
-    for (const Event& event : events) writer.append(event);
-    writer.close();
-    std::filesystem::remove(index_path_for(seed));
-  }
-  ASSERT_TRUE(std::filesystem::exists(seed)) << seed;
-  auto options = reader_options(Mode::plain);
-  options.write_index = false;
-  LogReader reader(seed, options);
-  EXPECT_EQ(reader.info().version_minor, 3);
-  EXPECT_TRUE(reader.verify().ok);
-  EXPECT_EQ(read_all(reader), events);
+  expect_fuzz_seed(seed, events, 512, 3);
 }

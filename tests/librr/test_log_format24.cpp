@@ -128,20 +128,5 @@ TEST(LogFormat24, FuzzSeedHoldsLiteralPages) {
         make_memory_delta(t, changes, UnchangedPages::kKeep, DeltaBase::previous_position)});
   }
   events.push_back(EndOfRecording{{5, 0, 0}, "done", 0});
-  if (std::getenv("RR_WRITE_FUZZ_SEEDS")) {
-    auto options = writer_options(Mode::plain, 4096);
-    options.overwrite = true;
-    options.creator = "librr tests (fuzz seed)";
-    LogWriter writer(seed, options);
-    for (const Event& event : events) writer.append(event);
-    writer.close();
-    std::filesystem::remove(index_path_for(seed));
-  }
-  ASSERT_TRUE(std::filesystem::exists(seed)) << seed;
-  auto options = reader_options(Mode::plain);
-  options.write_index = false;
-  LogReader reader(seed, options);
-  EXPECT_EQ(reader.info().version_minor, 4);
-  EXPECT_TRUE(reader.verify().ok);
-  EXPECT_EQ(read_all(reader), events);
+  expect_fuzz_seed(seed, events, 4096, 4);
 }

@@ -166,4 +166,28 @@ inline const LogByteShare* share_of(const LogByteReport& report, const std::stri
   return it == report.shares.end() ? nullptr : &*it;
 }
 
+// A fuzz seed of the log reader's corpus holds `events` in format 2.`minor`:
+// rewritten first when RR_WRITE_FUZZ_SEEDS is set (chunks of `chunk_bytes`;
+// then in the current format).
+inline void expect_fuzz_seed(const std::filesystem::path& seed, const std::vector<Event>& events,
+                             size_t chunk_bytes, uint16_t minor) {
+  if (std::getenv("RR_WRITE_FUZZ_SEEDS")) {
+    minor = logfmt::kVersionMinor;
+    auto options = writer_options(Mode::plain, chunk_bytes);
+    options.overwrite = true;
+    options.creator = "librr tests (fuzz seed)";
+    LogWriter writer(seed, options);
+    for (const Event& event : events) writer.append(event);
+    writer.close();
+    std::filesystem::remove(index_path_for(seed));
+  }
+  ASSERT_TRUE(std::filesystem::exists(seed)) << seed;
+  auto options = reader_options(Mode::plain);
+  options.write_index = false;
+  LogReader reader(seed, options);
+  EXPECT_EQ(reader.info().version_minor, minor);
+  EXPECT_TRUE(reader.verify().ok);
+  EXPECT_EQ(read_all(reader), events);
+}
+
 }  // namespace logtest
