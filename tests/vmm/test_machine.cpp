@@ -164,6 +164,10 @@ TEST(Machine, DirtyLogReportsTheDeviceModelsWritesToo) {
   for (uint64_t gfn : {0x200, 0x203, 0x301}) EXPECT_FALSE(marked(dirty, gfn)) << std::hex << gfn;
   EXPECT_FALSE(marked(machine.take_dirty_log(), 0x201)) << "reported once";
   EXPECT_FALSE(copy.write(16ull << 20, frame.data(), 1)) << "outside RAM: refused, nothing marked";
+  // The devices' part alone (record's refresh after a stop's inputs).
+  ASSERT_TRUE(copy.write_obj<uint8_t>(0x400000, 1));
+  EXPECT_TRUE(marked(machine.take_device_writes(), 0x400));
+  EXPECT_FALSE(marked(machine.take_dirty_log(), 0x400)) << "taken by take_device_writes";
 }
 
 }  // namespace

@@ -117,6 +117,12 @@ std::vector<uint64_t> Machine::take_dirty_log() {
   return bitmap;
 }
 
+std::vector<uint64_t> Machine::take_device_writes() {
+  std::vector<uint64_t> bitmap;
+  ram_.userspace_writes().take_into(bitmap);
+  return bitmap;
+}
+
 std::string Machine::describe_rip() {
   try {
     const kvm_regs regs = vcpu_.get_regs();

@@ -213,18 +213,15 @@ void RecordSession::at_async_stop() {
   net_input_.pump();
   // Replay delivers these inputs at this position too, after installing it:
   // a frame the NIC wrote here is part of the memory the next stop's delta
-  // is based on.
-  refresh_position_memory();
-}
-
-// The second shadow takes the pages written since it last did.
-void RecordSession::refresh_position_memory() {
-  take_dirty_pages();
+  // is based on. The vCPU has not run since the stop took the dirty log, so
+  // only the device models' writes can be new (no KVM_GET_DIRTY_LOG).
+  merge_written(machine_.take_device_writes());
   position_memory_.refresh(written_since_position_.take());
 }
 
-void RecordSession::take_dirty_pages() {
-  const std::vector<uint64_t> bitmap = machine_.take_dirty_log();
+void RecordSession::take_dirty_pages() { merge_written(machine_.take_dirty_log()); }
+
+void RecordSession::merge_written(const std::vector<uint64_t>& bitmap) {
   dirty_.merge(bitmap);
   written_since_stop_.merge(bitmap);
   written_since_position_.merge(bitmap);
@@ -236,16 +233,17 @@ void RecordSession::take_dirty_pages() {
 void RecordSession::sync_position_memory() {
   if (landmarks_to_track_ == 0) return;
   --landmarks_to_track_;
+  take_dirty_pages();
   if (!position_memory_complete_ && in_64_bit_mode(machine_.vcpu().get_sregs())) {
     // The first landmark tracked in 64-bit mode: from here on the dirty log
     // sees every write, so the copy is made whole once (a Linux or test-guest
     // boot starts in 32-bit mode: PVH).
-    take_dirty_pages();
     written_since_position_.take();
     position_memory_.refresh_all();
     position_memory_complete_ = true;
+  } else {
+    position_memory_.refresh(written_since_position_.take());
   }
-  refresh_position_memory();
   position_memory_at_ = timeline_.position();
   ++stats_.position_memory_syncs;
 }

@@ -117,8 +117,8 @@ class RecordSession {
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);
   void take_dirty_pages();
+  void merge_written(const std::vector<uint64_t>& bitmap);
   void sync_position_memory();
-  void refresh_position_memory();
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
