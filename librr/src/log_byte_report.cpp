@@ -1,5 +1,6 @@
 #include "librr/log_byte_report.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include "librr/log.h"
 #include "log_compact.h"
 #include "log_format.h"
+#include "log_io.h"
 
 namespace librr {
 namespace {
@@ -109,6 +111,23 @@ void add_async_position(Accounting& accounting, const AsyncPosition& async,
   if (entries) accounting.add("AsyncPosition.kernel_entries", memory.last(entries));
 }
 
+// The chunk headers' bytes: fixed before log format 2.5, of varying size since.
+uint64_t chunk_header_bytes(const std::filesystem::path& log, const LogReader& reader) {
+  const LogInfo& info = reader.info();
+  logfmt::FileHeader file;
+  file.version_major = info.version_major;
+  file.version_minor = info.version_minor;
+  file.flags = info.mac ? logfmt::kFlagMac : 0;
+  const logfmt::ChunkLayout layout = file.chunk_layout();
+  logio::UniqueFd fd = logio::open_or_throw(log, O_RDONLY);
+  uint64_t total = 0;
+  for (const ChunkIndexEntry& chunk : reader.chunk_index())
+    total += logfmt::ChunkHeader::decode(
+                 logio::pread_upto(fd.get(), chunk.offset, layout.max_size(), log), layout)
+                 .header_size;
+  return total;
+}
+
 }  // namespace
 
 LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<Key> key) {
@@ -144,7 +163,7 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
   }
   accounting.end_chunk();
   report.chunks = next_chunk;
-  report.framing_bytes += report.chunks * logfmt::kChunkHeaderSize;
+  report.framing_bytes += chunk_header_bytes(log, reader);
   report.stored_payload_bytes =
       report.file_bytes > report.framing_bytes ? report.file_bytes - report.framing_bytes : 0;
   report.shares = accounting.shares();

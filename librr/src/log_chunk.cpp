@@ -1,5 +1,6 @@
 #include "log_chunk.h"
 
+#include <algorithm>
 #include <array>
 
 #include "librr/bytes.h"
@@ -15,6 +16,7 @@ ChunkSource::ChunkSource(int fd, std::filesystem::path path, uint64_t file_size,
       path_(std::move(path)),
       file_size_(file_size),
       file_header_(file_header),
+      layout_(file_header.chunk_layout()),
       key_(key) {}
 
 LogProblem ChunkSource::problem(LogProblemKind kind, const Expectation& at,
@@ -22,13 +24,18 @@ LogProblem ChunkSource::problem(LogProblemKind kind, const Expectation& at,
   return LogProblem{kind, at.sequence, at.offset, std::move(message)};
 }
 
+// The header bytes at `offset`: up to the layout's largest header, fewer
+// where the file ends sooner (decode then tells whether they suffice).
+std::vector<uint8_t> ChunkSource::read_header_bytes(uint64_t offset) {
+  const uint64_t available = offset <= file_size_ ? file_size_ - offset : 0;
+  return logio::pread_upto(fd_, offset, std::min<uint64_t>(available, layout_.max_size()), path_);
+}
+
 std::optional<logfmt::ChunkHeader> ChunkSource::read_header_at(uint64_t offset, Digest* hash) {
-  if (offset > file_size_ || file_size_ - offset < logfmt::kChunkHeaderSize) return std::nullopt;
-  auto bytes = logio::pread_upto(fd_, offset, logfmt::kChunkHeaderSize, path_);
-  if (bytes.size() != logfmt::kChunkHeaderSize) return std::nullopt;
+  auto bytes = read_header_bytes(offset);
   try {
-    auto h = logfmt::ChunkHeader::decode(bytes);
-    if (hash) *hash = hash256(bytes);
+    auto h = logfmt::ChunkHeader::decode(bytes, layout_);
+    if (hash) *hash = hash256(std::span(bytes).first(h.header_size));
     return h;
   } catch (const FormatError&) {
     return std::nullopt;
@@ -38,20 +45,26 @@ std::optional<logfmt::ChunkHeader> ChunkSource::read_header_at(uint64_t offset, 
 LoadResult ChunkSource::load_header(const Expectation& expect) {
   using K = LogProblemKind;
   uint64_t available = expect.offset <= file_size_ ? file_size_ - expect.offset : 0;
-  if (available < logfmt::kChunkHeaderSize)
+  auto bytes = read_header_bytes(expect.offset);
+  if (bytes.size() != std::min<uint64_t>(available, layout_.max_size()))
+    return problem(K::torn_tail, expect, "short read of the chunk header");
+  // A header the file cuts off is a torn tail, not damage: the writer was
+  // killed during its write.
+  const size_t declared = logfmt::ChunkHeader::declared_size(bytes, layout_);
+  const bool plausible = declared >= layout_.min_size() && declared <= layout_.max_size();
+  if (declared == 0 || (plausible && available < declared))
     return problem(K::torn_tail, expect,
                    "file ends " + std::to_string(available) + " bytes into a " +
-                       std::to_string(logfmt::kChunkHeaderSize) + "-byte chunk header");
-  auto bytes = logio::pread_upto(fd_, expect.offset, logfmt::kChunkHeaderSize, path_);
-  if (bytes.size() != logfmt::kChunkHeaderSize)
-    return problem(K::torn_tail, expect, "short read of the chunk header");
+                       (plausible ? std::to_string(declared) + "-byte " : std::string()) +
+                       "chunk header");
   LoadedChunk chunk;
   try {
-    chunk.header = logfmt::ChunkHeader::decode(bytes);
+    chunk.header = logfmt::ChunkHeader::decode(bytes, layout_);
   } catch (const FormatError& e) {
     return problem(K::bad_header, expect, e.what());
   }
   const auto& h = chunk.header;
+  chunk.header_bytes.assign(bytes.begin(), bytes.begin() + h.header_size);
   if (!digests_equal(h.prev_hash, expect.prev_hash))
     return problem(K::bad_chain, expect,
                    "previous-chunk hash does not match: a chunk before this one was deleted, "
@@ -68,13 +81,13 @@ LoadResult ChunkSource::load_header(const Expectation& expect) {
     return problem(K::bad_header, expect,
                    "chunk's first position " + h.first.to_string() +
                        " is before the previous chunk's last " + expect.min_position->to_string());
-  uint64_t payload_available = available - logfmt::kChunkHeaderSize;
+  uint64_t payload_available = available - h.header_size;
   if (payload_available < h.stored_length)
     return problem(K::torn_tail, expect,
                    "file ends " + std::to_string(payload_available) + " bytes into a " +
                        std::to_string(h.stored_length) + "-byte chunk payload");
-  chunk.header_hash = hash256(bytes);
-  chunk.end_offset = expect.offset + logfmt::kChunkHeaderSize + h.stored_length;
+  chunk.header_hash = hash256(chunk.header_bytes);
+  chunk.end_offset = expect.offset + h.header_size + h.stored_length;
   return chunk;
 }
 
@@ -95,11 +108,10 @@ std::optional<LogProblem> ChunkSource::decrypt_upto(uint64_t sequence,
                          std::to_string(decrypt_next_));
     uint64_t offset = index[decrypt_next_].offset;
     auto h = read_header_at(offset, nullptr);
-    if (!h || file_size_ - offset - logfmt::kChunkHeaderSize < h->stored_length)
+    if (!h || file_size_ - offset - h->header_size < h->stored_length)
       return problem(LogProblemKind::decrypt_failed, at,
                      "earlier chunk at offset " + std::to_string(offset) + " is unreadable");
-    auto payload =
-        logio::pread_upto(fd_, offset + logfmt::kChunkHeaderSize, h->stored_length, path_);
+    auto payload = logio::pread_upto(fd_, offset + h->header_size, h->stored_length, path_);
     try {
       decryptor_->open(payload);
     } catch (const FormatError& e) {
@@ -174,14 +186,12 @@ LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkI
   const auto& h = chunk.header;
 
   auto payload = logio::reuse_buffer(payload_, h.stored_length);
-  if (logio::pread_into(fd_, expect.offset + logfmt::kChunkHeaderSize, payload, path_) !=
-      payload.size())
+  if (logio::pread_into(fd_, expect.offset + h.header_size, payload, path_) != payload.size())
     return problem(K::torn_tail, expect, "short read of the chunk payload");
   if (checksum64(payload) != h.payload_checksum)
     return problem(K::bad_checksum, expect, "payload checksum mismatch");
-  if (key_ && (file_header_.flags & logfmt::kFlagMac)) {
-    auto header_bytes = h.encode();
-    if (!digests_equal(logfmt::chunk_mac(*key_, header_bytes, payload), h.mac))
+  if (key_ && layout_.mac) {
+    if (!digests_equal(logfmt::chunk_mac(*key_, chunk.header_bytes, layout_, payload), h.mac))
       return problem(K::bad_mac, expect,
                      "MAC mismatch: the chunk was modified by someone without the key");
   }

@@ -25,6 +25,7 @@ struct Expectation {
 
 struct LoadedChunk {
   logfmt::ChunkHeader header;
+  std::vector<uint8_t> header_bytes;  // as in the file (the MAC covers them)
   Digest header_hash{};
   uint64_t end_offset = 0;
   // The chunk's framed records (u32 length + record; format 2's compact
@@ -52,11 +53,13 @@ class ChunkSource {
   // Reads and checksums the header at `offset` (for seeks: the chain link
   // to the chunk before the target).
   std::optional<logfmt::ChunkHeader> read_header_at(uint64_t offset, Digest* hash);
+  const logfmt::ChunkLayout& layout() const { return layout_; }
 
   uint64_t file_size() const { return file_size_; }
 
  private:
   LogProblem problem(LogProblemKind kind, const Expectation& at, std::string message) const;
+  std::vector<uint8_t> read_header_bytes(uint64_t offset);
   std::optional<LogProblem> decrypt_upto(uint64_t sequence,
                                          const std::vector<ChunkIndexEntry>& index,
                                          const Expectation& at);
@@ -68,6 +71,7 @@ class ChunkSource {
   std::filesystem::path path_;
   uint64_t file_size_;
   const logfmt::FileHeader& file_header_;
+  logfmt::ChunkLayout layout_;
   const std::optional<Key>& key_;
   std::optional<StreamDecryptor> decryptor_;
   uint64_t decrypt_next_ = 0;  // sequence number the decryptor expects next

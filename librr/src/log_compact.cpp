@@ -14,14 +14,6 @@ constexpr size_t kTagSize = 1;
 constexpr size_t kPositionSize = 3 * sizeof(uint64_t);
 constexpr size_t kMaxVarintBytes = 10;  // 64 bits, 7 per byte
 
-void put_varint(std::vector<uint8_t>& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<uint8_t>(v));
-}
-
 Position load_position(const uint8_t* p) {
   Position pos;
   std::memcpy(&pos.landmark, p, 8);
@@ -36,21 +28,12 @@ void store_position(uint8_t* p, const Position& pos) {
   std::memcpy(p + 16, &pos.steps, 8);
 }
 
-// The delta of `p` from `prev` (p >= prev): landmarks always as a difference;
-// async_seq as a difference only within the same landmark (it restarts at 0
-// with each landmark), steps likewise within the same (landmark, async_seq).
-void put_position_delta(std::vector<uint8_t>& out, const Position& prev, const Position& p) {
-  const uint64_t landmarks = p.landmark - prev.landmark;
-  put_varint(out, landmarks);
-  const bool same_landmark = landmarks == 0;
-  put_varint(out, same_landmark ? p.async_seq - prev.async_seq : p.async_seq);
-  const bool same_stop = same_landmark && p.async_seq == prev.async_seq;
-  put_varint(out, same_stop ? p.steps - prev.steps : p.steps);
-}
-
 class CompactReader {
  public:
-  explicit CompactReader(std::span<const uint8_t> data) : data_(data) {}
+  // `what` names the structure in errors; without it they name the record.
+  explicit CompactReader(std::span<const uint8_t> data, size_t offset = 0,
+                         const char* what = nullptr)
+      : data_(data), pos_(offset), what_(what) {}
   bool at_end() const { return pos_ == data_.size(); }
   size_t offset() const { return pos_; }
 
@@ -79,14 +62,15 @@ class CompactReader {
     return out;
   }
   [[noreturn]] void fail(const std::string& message) const {
-    throw FormatError("compact record " + std::to_string(record_) + ": " + message,
-                      static_cast<int64_t>(pos_));
+    std::string where = what_ ? what_ : "compact record " + std::to_string(record_);
+    throw FormatError(where + ": " + message, static_cast<int64_t>(pos_));
   }
   void next_record() { ++record_; }
 
  private:
   std::span<const uint8_t> data_;
   size_t pos_ = 0;
+  const char* what_;
   uint64_t record_ = 0;
 };
 
@@ -109,6 +93,40 @@ Position apply_position_delta(CompactReader& in, const Position& prev) {
 }
 
 }  // namespace
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+// The delta of `p` from `prev` (p >= prev): landmarks always as a difference;
+// async_seq as a difference only within the same landmark (it restarts at 0
+// with each landmark), steps likewise within the same (landmark, async_seq).
+void put_position_delta(std::vector<uint8_t>& out, const Position& prev, const Position& p) {
+  const uint64_t landmarks = p.landmark - prev.landmark;
+  put_varint(out, landmarks);
+  const bool same_landmark = landmarks == 0;
+  put_varint(out, same_landmark ? p.async_seq - prev.async_seq : p.async_seq);
+  const bool same_stop = same_landmark && p.async_seq == prev.async_seq;
+  put_varint(out, same_stop ? p.steps - prev.steps : p.steps);
+}
+
+uint64_t get_varint(std::span<const uint8_t> data, size_t& offset, const char* what) {
+  CompactReader in(data, offset, "compact field");
+  const uint64_t v = in.varint(what);
+  offset = in.offset();
+  return v;
+}
+
+Position get_position_delta(std::span<const uint8_t> data, size_t& offset, const Position& prev) {
+  CompactReader in(data, offset, "compact position");
+  const Position p = apply_position_delta(in, prev);
+  offset = in.offset();
+  return p;
+}
 
 void compact_records(std::span<const uint8_t> framed, const Position& first,
                      std::vector<uint8_t>& out) {

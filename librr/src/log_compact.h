@@ -36,4 +36,13 @@ void compact_records(std::span<const uint8_t> framed, const Position& first,
 void expand_records(std::span<const uint8_t> compact, const Position& first, size_t max_expanded,
                     std::vector<uint8_t>& out);
 
+// The varint and position-delta codes above, for other compact structures
+// (format 2.5's chunk header). `what` names the field in errors.
+void put_varint(std::vector<uint8_t>& out, uint64_t v);
+void put_position_delta(std::vector<uint8_t>& out, const Position& prev, const Position& p);
+// Read at `offset`, which they advance; throw FormatError (naming `what` and
+// the offset) on truncation or a value above 64 bits.
+uint64_t get_varint(std::span<const uint8_t> data, size_t& offset, const char* what);
+Position get_position_delta(std::span<const uint8_t> data, size_t& offset, const Position& prev);
+
 }  // namespace librr::logcompact

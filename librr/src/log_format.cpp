@@ -4,6 +4,7 @@
 
 #include "librr/bytes.h"
 #include "librr/error.h"
+#include "log_compact.h"
 
 namespace librr::logfmt {
 
@@ -62,52 +63,124 @@ FileHeader FileHeader::decode(std::span<const uint8_t> bytes) {
   return h;
 }
 
-std::array<uint8_t, kChunkHeaderSize> ChunkHeader::encode() const {
-  ByteWriter w;
-  w.pod(kChunkMagic);
-  w.u32(flags);
-  w.u64(sequence);
-  w.u64(first_record_index);
-  w.u32(record_count);
-  w.u32(raw_length);
-  w.u32(stored_length);
+namespace {
+
+void encode_fixed(const ChunkHeader& h, ByteWriter& w) {
+  w.u32(h.flags);
+  w.u64(h.sequence);
+  w.u64(h.first_record_index);
+  w.u32(h.record_count);
+  w.u32(h.raw_length);
+  w.u32(h.stored_length);
   w.u32(0);  // reserved
-  encode_position(w, first);
-  encode_position(w, last);
-  w.u64(payload_checksum);
-  w.pod(prev_hash);
-  w.pod(mac);
-  w.u64(checksum64(w.data()));
-  std::array<uint8_t, kChunkHeaderSize> out;
-  std::copy(w.data().begin(), w.data().end(), out.begin());
-  return out;
+  encode_position(w, h.first);
+  encode_position(w, h.last);
+  w.u64(h.payload_checksum);
+  w.pod(h.prev_hash);
+  w.pod(h.mac);
 }
 
-ChunkHeader ChunkHeader::decode(std::span<const uint8_t> bytes) {
-  if (bytes.size() != kChunkHeaderSize) throw FormatError("chunk header has the wrong size");
-  if (!std::equal(kChunkMagic.begin(), kChunkMagic.end(), bytes.begin()))
-    throw FormatError("bad chunk magic");
-  uint64_t stored_checksum = ByteReader(bytes.last(8)).u64();
-  if (stored_checksum != checksum64(bytes.first(kChunkHeaderSize - 8)))
-    throw FormatError("chunk header checksum mismatch");
-  ByteReader r(bytes, "chunk header");
-  r.raw(4);
-  ChunkHeader h;
+void encode_compact(const ChunkHeader& h, bool mac, ByteWriter& w) {
+  std::vector<uint8_t> fields;
+  for (uint64_t v : {uint64_t{h.flags}, h.sequence, h.first_record_index, uint64_t{h.record_count},
+                     uint64_t{h.raw_length}, uint64_t{h.stored_length}, h.first.landmark,
+                     h.first.async_seq, h.first.steps})
+    logcompact::put_varint(fields, v);
+  logcompact::put_position_delta(fields, h.first, h.last);
+  const size_t size = 4 + 1 + fields.size() + 8 + sizeof h.prev_hash + (mac ? sizeof h.mac : 0) + 8;
+  w.u8(static_cast<uint8_t>(size));
+  w.raw(fields.data(), fields.size());
+  w.u64(h.payload_checksum);
+  w.pod(h.prev_hash);
+  if (mac) w.pod(h.mac);
+}
+
+// Reads the fixed layout's fields after the magic.
+void decode_fixed(ByteReader& r, ChunkHeader& h) {
   h.flags = r.u32();
   h.sequence = r.u64();
   h.first_record_index = r.u64();
   h.record_count = r.u32();
   h.raw_length = r.u32();
   h.stored_length = r.u32();
-  uint32_t reserved = r.u32();
+  if (r.u32() != 0) throw FormatError("reserved chunk header field is not zero");
   h.first = decode_position(r);
   h.last = decode_position(r);
   h.payload_checksum = r.u64();
   h.prev_hash = r.pod<Digest>();
   h.mac = r.pod<Digest>();
+}
+
+uint32_t u32_field(uint64_t v, const char* what) {
+  if (v > UINT32_MAX) throw FormatError(std::string("chunk header ") + what + " exceeds 32 bits");
+  return static_cast<uint32_t>(v);
+}
+
+// Reads the compact layout's fields after the size byte; `bytes` is exactly
+// the header, `offset` at the first varint.
+void decode_compact(std::span<const uint8_t> bytes, bool mac, ChunkHeader& h) {
+  size_t at = 5;
+  auto next = [&](const char* what) { return logcompact::get_varint(bytes, at, what); };
+  h.flags = u32_field(next("flags"), "flags");
+  h.sequence = next("sequence");
+  h.first_record_index = next("first record index");
+  h.record_count = u32_field(next("record count"), "record count");
+  h.raw_length = u32_field(next("raw length"), "raw length");
+  h.stored_length = u32_field(next("stored length"), "stored length");
+  h.first.landmark = next("first landmark");
+  h.first.async_seq = next("first async_seq");
+  h.first.steps = next("first steps");
+  h.last = logcompact::get_position_delta(bytes, at, h.first);
+  const size_t tail = 8 + sizeof h.prev_hash + (mac ? sizeof h.mac : 0) + 8;
+  if (bytes.size() - at != tail)
+    throw FormatError("chunk header size byte disagrees with its fields");
+  ByteReader r(bytes.subspan(at, tail - 8), "chunk header");
+  h.payload_checksum = r.u64();
+  h.prev_hash = r.pod<Digest>();
+  if (mac) h.mac = r.pod<Digest>();
+}
+
+}  // namespace
+
+std::vector<uint8_t> ChunkHeader::encode(const ChunkLayout& layout) {
+  ByteWriter w;
+  w.pod(kChunkMagic);
+  if (layout.compact)
+    encode_compact(*this, layout.mac, w);
+  else
+    encode_fixed(*this, w);
+  w.u64(checksum64(w.data()));
+  header_size = static_cast<uint32_t>(w.data().size());
+  return w.take();
+}
+
+size_t ChunkHeader::declared_size(std::span<const uint8_t> bytes, const ChunkLayout& layout) {
+  if (!layout.compact) return kChunkHeaderSize;
+  return bytes.size() < 5 ? 0 : bytes[4];
+}
+
+ChunkHeader ChunkHeader::decode(std::span<const uint8_t> bytes, const ChunkLayout& layout) {
+  if (bytes.size() < 5) throw FormatError("chunk header is truncated");
+  if (!std::equal(kChunkMagic.begin(), kChunkMagic.end(), bytes.begin()))
+    throw FormatError("bad chunk magic");
+  const size_t size = declared_size(bytes, layout);
+  if (size < layout.min_size() || size > layout.max_size())
+    throw FormatError("chunk header size " + std::to_string(size) + " is out of range");
+  if (bytes.size() < size) throw FormatError("chunk header is truncated");
+  bytes = bytes.first(size);
+  uint64_t stored_checksum = ByteReader(bytes.last(8)).u64();
+  if (stored_checksum != checksum64(bytes.first(size - 8)))
+    throw FormatError("chunk header checksum mismatch");
+  ChunkHeader h;
+  if (layout.compact) {
+    decode_compact(bytes.first(size), layout.mac, h);
+  } else {
+    ByteReader r(bytes.subspan(4), "chunk header");
+    decode_fixed(r, h);
+  }
+  h.header_size = static_cast<uint32_t>(size);
   if (h.flags & ~kKnownChunkFlags)
     throw FormatError("unknown chunk flags " + std::to_string(h.flags));
-  if (reserved != 0) throw FormatError("reserved chunk header field is not zero");
   if (h.raw_length > kMaxRawLength || h.stored_length > kMaxStoredLength)
     throw FormatError("chunk lengths (raw " + std::to_string(h.raw_length) + ", stored " +
                       std::to_string(h.stored_length) + ") exceed the format's limits");
@@ -118,10 +191,14 @@ ChunkHeader ChunkHeader::decode(std::span<const uint8_t> bytes) {
   return h;
 }
 
-Digest chunk_mac(const Key& key, std::span<const uint8_t> header_prefix,
+Digest chunk_mac(const Key& key, std::span<const uint8_t> encoded_header, const ChunkLayout& layout,
                  std::span<const uint8_t> payload) {
+  // Everything before the MAC field: [0, 128) in the fixed layout; in the
+  // compact one the MAC is followed only by the header checksum.
+  const size_t before_mac =
+      layout.compact ? encoded_header.size() - sizeof(Digest) - 8 : kChunkMacOffset;
   Hasher h(key.bytes());
-  h.update(header_prefix.first(kChunkMacOffset));
+  h.update(encoded_header.first(before_mac));
   h.update(payload);
   return h.finish();
 }

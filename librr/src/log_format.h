@@ -26,8 +26,10 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // replay searches for instead of installing).
 // Minor 4 (2.4) adds the literal page form to memory deltas (a page's new
 // content instead of its XOR against the base).
+// Minor 5 (2.5) writes chunk headers compactly (ChunkLayout::compact).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 4;
+inline constexpr uint16_t kVersionMinor = 5;
+inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }
@@ -46,8 +48,24 @@ inline constexpr size_t kFileHeaderMaxSize = 4096;
 inline constexpr size_t kFingerprintSize = 8;
 
 inline constexpr std::array<uint8_t, 4> kChunkMagic = {'R', 'R', 'C', 'K'};
-inline constexpr size_t kChunkHeaderSize = 168;
-inline constexpr size_t kChunkMacOffset = 128;  // the MAC covers header bytes [0, 128) + payload
+inline constexpr size_t kChunkHeaderSize = 168;  // the fixed layout (before 2.5)
+inline constexpr size_t kChunkMacOffset = 128;   // the MAC covers header bytes [0, 128) + payload
+// The compact layout (2.5): magic, size byte, 12 varints, payload checksum,
+// previous-header hash, the MAC only in MAC'd logs, header checksum.
+inline constexpr size_t kCompactChunkHeaderMinSize = 4 + 1 + 12 + 8 + 32 + 8;
+inline constexpr size_t kCompactChunkHeaderMaxSize = 4 + 1 + 12 * 10 + 8 + 32 + 32 + 8;
+
+// How a file's chunk headers are laid out (FileHeader::chunk_layout()).
+// Before 2.5 every header is 168 bytes with a MAC field, zero when unkeyed;
+// an idle guest seals a chunk every 10 s, so those bytes were a third of its
+// log. From 2.5 the integers are varints, the last position a delta from the
+// first, and the MAC field exists only in MAC'd logs: ~70 bytes unkeyed.
+struct ChunkLayout {
+  bool compact = false;
+  bool mac = false;
+  size_t min_size() const { return compact ? kCompactChunkHeaderMinSize : kChunkHeaderSize; }
+  size_t max_size() const { return compact ? kCompactChunkHeaderMaxSize : kChunkHeaderSize; }
+};
 inline constexpr uint32_t kChunkFlagFinal = 1u << 0;
 inline constexpr uint32_t kKnownChunkFlags = kChunkFlagFinal;
 
@@ -75,6 +93,10 @@ struct FileHeader {
   uint64_t created_unix_ns = 0;
   std::string creator;
 
+  ChunkLayout chunk_layout() const {
+    return {version_major == 2 && version_minor >= kCompactChunkHeaderMinor,
+            (flags & kFlagMac) != 0};
+  }
   std::vector<uint8_t> encode() const;
   // Reads the declared total size from the first 16 bytes (0 if they are
   // not a plausible header start).
@@ -96,17 +118,25 @@ struct ChunkHeader {
   uint64_t payload_checksum = 0;
   Digest prev_hash{};
   Digest mac{};
+  // Bytes of the encoded header (set by encode and decode): the payload
+  // follows it.
+  uint32_t header_size = 0;
 
   bool final() const { return flags & kChunkFlagFinal; }
-  // Complete header including its trailing checksum.
-  std::array<uint8_t, kChunkHeaderSize> encode() const;
-  // Throws FormatError on a bad magic, checksum, unknown flags or lengths
-  // above the caps.
-  static ChunkHeader decode(std::span<const uint8_t> bytes);
+  // Complete header including its trailing checksum; sets header_size.
+  std::vector<uint8_t> encode(const ChunkLayout& layout);
+  // Decodes the header at the start of `bytes`, which may run on past it
+  // (a read of layout.max_size() bytes). Throws FormatError on a bad magic,
+  // size, checksum, unknown flags or lengths above the caps.
+  static ChunkHeader decode(std::span<const uint8_t> bytes, const ChunkLayout& layout);
+  // The size a header starting with `bytes` declares (the compact layout's
+  // size byte), or 0 when fewer than 5 bytes are there.
+  static size_t declared_size(std::span<const uint8_t> bytes, const ChunkLayout& layout);
 };
 
-// Keyed BLAKE2b over the header bytes before the MAC field, then the payload.
-Digest chunk_mac(const Key& key, std::span<const uint8_t> header_prefix,
+// Keyed BLAKE2b over the encoded header's bytes before its MAC field, then
+// the payload.
+Digest chunk_mac(const Key& key, std::span<const uint8_t> encoded_header, const ChunkLayout& layout,
                  std::span<const uint8_t> payload);
 
 std::array<uint8_t, kFingerprintSize> fingerprint_bytes(const Key& key);

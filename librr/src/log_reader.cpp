@@ -165,7 +165,7 @@ struct LogReader::Impl {
              "delete the .idx file to rebuild it");
       return false;
     }
-    expect = Expectation{k, prev.offset + logfmt::kChunkHeaderSize + h->stored_length,
+    expect = Expectation{k, prev.offset + h->header_size + h->stored_length,
                          h->first_record_index + h->record_count, prev_hash, h->last};
     saw_final = h->final();
     next_record = expect.first_record_index;
@@ -234,7 +234,7 @@ bool LogReader::Impl::index_matches(const LogIndex& idx) const {
     // Offsets grow by at least a header; record numbering is contiguous.
     if (c.offset < offset || c.offset >= info.file_size || c.first_record_index != record)
       return false;
-    offset = c.offset + logfmt::kChunkHeaderSize;
+    offset = c.offset + file_header.chunk_layout().min_size();
     record += c.record_count;
   }
   return true;

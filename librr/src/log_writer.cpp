@@ -62,6 +62,7 @@ struct LogWriter::Impl {
   std::deque<SealedChunk> queue;
   uint64_t records = 0;
   uint16_t version_major = 0, version_minor = 0;  // of the file header written
+  logfmt::ChunkLayout layout;                     // of the chunk headers, from the file header
   Position last_pos;  // of the last record appended, for the order check
   uint64_t sealed = 0, written = 0;
   bool ended = false;     // EndOfRecording appended
@@ -113,8 +114,8 @@ struct LogWriter::Impl {
     h.last = chunk.last;
     h.payload_checksum = checksum64(stored);
     h.prev_hash = prev_hash;
-    if (options.key) h.mac = logfmt::chunk_mac(*options.key, h.encode(), stored);
-    auto header = h.encode();
+    if (options.key) h.mac = logfmt::chunk_mac(*options.key, h.encode(layout), layout, stored);
+    auto header = h.encode(layout);
 
     std::vector<uint8_t> out;
     out.reserve(header.size() + stored.size());
@@ -234,6 +235,7 @@ LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options
   if (header.creator.size() > logfmt::kFileHeaderMaxSize - logfmt::kFileHeaderMinSize)
     header.creator.resize(logfmt::kFileHeaderMaxSize - logfmt::kFileHeaderMinSize);
   auto header_bytes = header.encode();
+  impl_->layout = header.chunk_layout();
 
   int flags = O_WRONLY | O_CREAT | (o.overwrite ? O_TRUNC : O_EXCL);
   impl_->fd = logio::open_or_throw(path, flags);

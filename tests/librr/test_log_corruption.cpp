@@ -175,9 +175,8 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
     Digest prev = hash256(std::span(full).first(header_size));
     bool edited = false;
     for (size_t k = 0; k < spans.size(); ++k) {
-      auto h = logfmt::ChunkHeader::decode(
-          std::span(full).subspan(spans[k].offset, logfmt::kChunkHeaderSize));
-      std::vector<uint8_t> payload(full.begin() + spans[k].offset + logfmt::kChunkHeaderSize,
+      auto h = chunk_header_at(full, spans[k]);
+      std::vector<uint8_t> payload(full.begin() + spans[k].offset + spans[k].header_size,
                                    full.begin() + spans[k].offset + spans[k].size);
       if (k == 1) {
         // Format 2 stores compact records: expand them to the u32-framed
@@ -203,7 +202,7 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
       }
       h.payload_checksum = checksum64(payload);
       h.prev_hash = prev;
-      auto header = h.encode();  // recomputes the header checksum
+      auto header = h.encode(chunk_layout_of(full));  // recomputes the header checksum
       prev = hash256(header);
       out.insert(out.end(), header.begin(), header.end());
       out.insert(out.end(), payload.begin(), payload.end());

@@ -22,8 +22,7 @@ PayloadSizes payload_sizes(const std::filesystem::path& path) {
   auto file = read_file(path);
   PayloadSizes sizes;
   for (const auto& span : chunk_spans(file)) {
-    auto h =
-        logfmt::ChunkHeader::decode(std::span(file).subspan(span.offset, logfmt::kChunkHeaderSize));
+    auto h = chunk_header_at(file, span);
     sizes.raw += h.raw_length;
     sizes.stored += h.stored_length;
   }
@@ -183,16 +182,15 @@ TEST(LogFormat2, FirstRecordMustSitAtTheHeaderPosition) {
   auto file = read_file(path);
   auto spans = chunk_spans(file);
   ASSERT_EQ(spans.size(), 1u);
-  auto h = logfmt::ChunkHeader::decode(
-      std::span(file).subspan(spans[0].offset, logfmt::kChunkHeaderSize));
+  auto h = chunk_header_at(file, spans[0]);
   auto compact = zstd_decompress(
-      std::span(file).subspan(spans[0].offset + logfmt::kChunkHeaderSize, h.stored_length),
+      std::span(file).subspan(spans[0].offset + spans[0].header_size, h.stored_length),
       h.raw_length);
   compact[2] = 1;  // the first record's landmark delta: 0 -> 1
   auto payload = zstd_compress(compact);
   h.stored_length = static_cast<uint32_t>(payload.size());
   h.payload_checksum = checksum64(payload);
-  auto header = h.encode();
+  auto header = h.encode(chunk_layout_of(file));
   std::vector<uint8_t> out(file.begin(),
                            file.begin() + static_cast<std::ptrdiff_t>(spans[0].offset));
   out.insert(out.end(), header.begin(), header.end());

@@ -98,19 +98,33 @@ inline void write_file(const std::filesystem::path& p, std::span<const uint8_t> 
 struct ChunkSpan {
   size_t offset, size;  // header + payload
   uint32_t records;
+  size_t header_size;  // fixed (168) before log format 2.5, varying since
 };
+
+// How the log `file`'s chunk headers are laid out (test-side, trusting input).
+inline logfmt::ChunkLayout chunk_layout_of(std::span<const uint8_t> file) {
+  size_t header_size = logfmt::FileHeader::declared_size(file.first(16));
+  return logfmt::FileHeader::decode(file.first(header_size)).chunk_layout();
+}
 
 // Walks a well-formed log's chunks by their headers (test-side, trusting input).
 inline std::vector<ChunkSpan> chunk_spans(std::span<const uint8_t> file) {
   size_t header_size = logfmt::FileHeader::declared_size(file.first(16));
+  const logfmt::ChunkLayout layout = chunk_layout_of(file);
   std::vector<ChunkSpan> out;
-  for (size_t off = header_size; off + logfmt::kChunkHeaderSize <= file.size();) {
-    auto h = logfmt::ChunkHeader::decode(file.subspan(off, logfmt::kChunkHeaderSize));
-    size_t size = logfmt::kChunkHeaderSize + h.stored_length;
-    out.push_back({off, size, h.record_count});
+  for (size_t off = header_size; off + layout.min_size() <= file.size();) {
+    auto h = logfmt::ChunkHeader::decode(file.subspan(off), layout);
+    size_t size = h.header_size + h.stored_length;
+    out.push_back({off, size, h.record_count, h.header_size});
     off += size;
   }
   return out;
+}
+
+// The decoded header of the chunk `span` of `file`.
+inline logfmt::ChunkHeader chunk_header_at(std::span<const uint8_t> file, const ChunkSpan& span) {
+  return logfmt::ChunkHeader::decode(file.subspan(span.offset, span.header_size),
+                                     chunk_layout_of(file));
 }
 
 enum class Mode { plain, mac, encrypted };
