@@ -33,6 +33,25 @@ TEST_F(RecordReplay, TicksInterruptOrderReplaysExactly) {
   EXPECT_GT(count(report, librr::EventType::interrupt_delivery), 20u);
 }
 
+// `--digest-interval-ms` places a state digest every so much guest time
+// (default 10 s: ticks gets only the final one); replay checks each where
+// record took it, so a divergence is reported close to where it starts.
+TEST_F(RecordReplay, FrequentStateDigestsAreEachCheckedByReplay) {
+  record_and_replay_three_times("ticks", "--guest ticks --serial-in none --digest-interval-ms 20");
+  const uint64_t digests = count(log_report(dir_ / "ticks"), librr::EventType::state_digest);
+  EXPECT_GE(digests, 10u);
+  const std::string err = read_file(dir_ / "replay.err");
+  EXPECT_NE(err.find(std::to_string(digests) + " state digests checked"), std::string::npos) << err;
+  EXPECT_NE(run_vmm("record --out " + (dir_ / "bad").string() +
+                        " --guest ticks --serial-in none --digest-interval-ms -1",
+                    dir_ / "bad.out", dir_ / "bad.err"),
+            0);
+  EXPECT_NE(read_file(dir_ / "bad.err").find("--digest-interval-ms: Value -1 not in range"),
+            std::string::npos)
+      << read_file(dir_ / "bad.err");
+  EXPECT_FALSE(fs::exists(dir_ / "bad")) << "nothing is recorded on bad input";
+}
+
 TEST_F(RecordReplay, DemoGuest) {
   record_and_replay_three_times("demo", "--guest demo --serial-in none");
 }

@@ -26,6 +26,7 @@ struct RecordOptions {
   std::string key_file;
   bool encrypt = false;
   double max_lateness_ms = 4;
+  double digest_interval_ms = 10'000;
   bool no_kernel_entries = false;
   bool search_kernel_stops = false;
   net::CooperativeRecordOptions cooperation;
@@ -94,6 +95,7 @@ int record_command(RecordOptions& options) {
 
   RecordPolicy policy;
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
+  policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
   if (options.search_kernel_stops) {
     policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
@@ -167,6 +169,13 @@ void add_record_command(CLI::App& app) {
       ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
                    "how late a timer interrupt may be before the vCPU is stopped to deliver it")
       ->default_val(4);
+  record
+      ->add_option("--digest-interval-ms", options->digest_interval_ms,
+                   "guest time between state digests (registers and all of guest memory, "
+                   "checked by replay); smaller values find a divergence closer to where it "
+                   "starts, at ~60 bytes and one hash of guest RAM each; 0: at every landmark")
+      ->default_val(10'000)
+      ->check(CLI::Range(0.0, 86'400'000.0));
   record->add_flag("--no-kernel-entries", options->no_kernel_entries,
                    "do not count kernel entries with the debug registers (a guest kernel that "
                    "uses them itself loses them while recording); analyzers then cannot search "
