@@ -30,6 +30,7 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       last_digest_guest_ns_(clock.now_ns()),
       kernel_entries_(machine, policy.count_kernel_entries) {
   machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
+  landmarks_to_track_ = policy_.tracked_landmarks_after_stop;
   kernel_entries_.rearm(machine_.vcpu().get_sregs());
 }
 
@@ -227,12 +228,12 @@ void RecordSession::merge_written(const std::vector<uint64_t>& bitmap) {
   written_since_position_.merge(bitmap);
 }
 
-// At a landmark shortly after an asynchronous position: the second shadow
-// takes the pages written since it was last updated, so it holds memory as of
-// this landmark, which is what replay holds when it reaches it.
+// At a landmark (RecordPolicy::tracked_landmarks_after_stop): the second
+// shadow takes the pages written since it was last updated, so it holds
+// memory as of this landmark, which is what replay holds when it reaches it.
 void RecordSession::sync_position_memory() {
   if (landmarks_to_track_ == 0) return;
-  --landmarks_to_track_;
+  if (landmarks_to_track_ != RecordPolicy::kEveryLandmark) --landmarks_to_track_;
   take_dirty_pages();
   if (!position_memory_complete_ && in_64_bit_mode(machine_.vcpu().get_sregs())) {
     // The first landmark tracked in 64-bit mode: from here on the dirty log

@@ -34,18 +34,21 @@ struct RecordPolicy {
   // than host time: an idle guest's digests would otherwise be a third of
   // its log, and a digest hashes all of guest RAM.
   uint64_t digest_interval_ns = 10'000'000'000;
-  // After each asynchronous position, record copies the pages written since
-  // the previous position into a second shadow at this many landmarks, so
-  // that the next position's memory delta can be based on the memory replay
-  // holds at the landmark before it (DeltaBase::previous_position: only the
-  // skipped stretch's writes, not the interrupt handler's). Each copy reads
-  // KVM's dirty log (and re-arms its write faults), so it is bounded. Copying
-  // at every landmark was tried (2026-11-26): 4 of 10 Linux boots then
-  // diverged in replay (a page of the kernel's random state differed from
-  // the copy at a later stop; the copy itself matched the recording's memory),
-  // against none of the bounded form's; not understood, see
-  // docs/record-replay.md.
-  uint32_t tracked_landmarks_after_stop = 8;
+  // At every landmark record copies the pages written since the previous one
+  // into a second shadow, so that each asynchronous position's memory delta is
+  // based on the memory replay holds at the landmark before it
+  // (DeltaBase::previous_position: only the skipped stretch's writes, not the
+  // interrupt handler's, nor every page written since the shadow's reset).
+  // Each copy reads KVM's dirty log (and re-arms its write faults): ~20 us
+  // per landmark here (hello, 489 landmarks: 55 -> 65 ms). This bounds it to
+  // so many landmarks after the start and after each asynchronous position
+  // (a later stop is then based on the shadow); kEveryLandmark does not.
+  // Until 2026-11-26 it was 8, because 4 of 10 Linux boots recorded with
+  // every landmark diverged: the guest kernel read the TSC in an interrupt
+  // handler (docs/linux-guest.md, patch 0001), which the shadow-based deltas
+  // of the bounded form happened to paper over.
+  static constexpr uint32_t kEveryLandmark = UINT32_MAX;
+  uint32_t tracked_landmarks_after_stop = kEveryLandmark;
   // Count kernel entries for stops in user mode (kernel_entry_counter.h);
   // `rr-vmm record` sets it where kernel_entry_counting_useful().
   bool count_kernel_entries = false;
