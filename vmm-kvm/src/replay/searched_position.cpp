@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "librr/error.h"
 #include "probe/probe.h"
@@ -41,17 +42,35 @@ InstructionKind classify(std::span<const uint8_t> bytes) {
   return InstructionKind::kOther;
 }
 
-// The instruction at RIP, up to the end of its page (the rest may not be
-// mapped; a prefix run that long is no instruction the guest executes).
-std::optional<InstructionKind> instruction_at(Machine& machine, const kvm_sregs& sregs,
-                                              uint64_t rip) {
+// Whether the instruction `bytes` starts exits to the VMM whenever it runs:
+// port I/O (in, out, ins, outs) or hlt, i.e. it ends the stretch since the
+// last landmark.
+bool exits_to_vmm(std::span<const uint8_t> bytes) {
+  const InstructionPrefixes prefixes = scan_prefixes(bytes);
+  if (prefixes.opcode >= bytes.size()) return false;
+  const uint8_t byte = bytes[prefixes.opcode];
+  return byte == 0xf4 || (byte >= 0xe4 && byte <= 0xe7) || (byte >= 0xec && byte <= 0xef) ||
+         (byte >= 0x6c && byte <= 0x6f);
+}
+
+// The bytes of the instruction at RIP, up to the end of its page (the rest
+// may not be mapped; a prefix run that long is no instruction the guest
+// executes); nullopt when RIP is unreadable.
+std::optional<std::vector<uint8_t>> instruction_bytes_at(Machine& machine, const kvm_sregs& sregs,
+                                                         uint64_t rip) {
   try {
     const uint64_t to_page_end = MemoryShadow::kPageSize - (rip % MemoryShadow::kPageSize);
-    return classify(
-        read_guest_virtual(machine, sregs, rip, std::min(kMaxInstructionBytes, to_page_end)));
+    return read_guest_virtual(machine, sregs, rip, std::min(kMaxInstructionBytes, to_page_end));
   } catch (const librr::Error&) {
     return std::nullopt;
   }
+}
+
+std::optional<InstructionKind> instruction_at(Machine& machine, const kvm_sregs& sregs,
+                                              uint64_t rip) {
+  const auto bytes = instruction_bytes_at(machine, sregs, rip);
+  if (!bytes) return std::nullopt;
+  return classify(*bytes);
 }
 
 }  // namespace
@@ -83,6 +102,12 @@ bool stop_searchable(Machine& machine, const VcpuState& state) {
 bool at_rep_string_instruction(Machine& machine) {
   return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
          InstructionKind::kRepString;
+}
+
+bool at_port_or_halt_instruction(Machine& machine) {
+  const auto bytes =
+      instruction_bytes_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip);
+  return bytes && exits_to_vmm(*bytes);
 }
 
 uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {

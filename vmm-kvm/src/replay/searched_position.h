@@ -50,6 +50,9 @@ bool stop_searchable(Machine& machine, const VcpuState& state);
 // The vCPU is at a rep-string instruction (read through its page tables;
 // false when RIP is unreadable).
 bool at_rep_string_instruction(Machine& machine);
+// The vCPU is at an instruction that exits to the VMM whenever it runs (port
+// I/O or hlt: the next landmark); false when RIP is unreadable.
+bool at_port_or_halt_instruction(Machine& machine);
 
 // XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3).
 // Throws librr::Error for a page outside guest memory.
