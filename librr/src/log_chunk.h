@@ -53,7 +53,6 @@ class ChunkSource {
   // Reads and checksums the header at `offset` (for seeks: the chain link
   // to the chunk before the target).
   std::optional<logfmt::ChunkHeader> read_header_at(uint64_t offset, Digest* hash);
-  const logfmt::ChunkLayout& layout() const { return layout_; }
 
   uint64_t file_size() const { return file_size_; }
 

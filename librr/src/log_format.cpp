@@ -116,8 +116,8 @@ uint32_t u32_field(uint64_t v, const char* what) {
   return static_cast<uint32_t>(v);
 }
 
-// Reads the compact layout's fields after the size byte; `bytes` is exactly
-// the header, `offset` at the first varint.
+// Reads the compact layout's fields, which start after the size byte;
+// `bytes` is exactly the header.
 void decode_compact(std::span<const uint8_t> bytes, bool mac, ChunkHeader& h) {
   size_t at = 5;
   auto next = [&](const char* what) { return logcompact::get_varint(bytes, at, what); };
@@ -173,7 +173,7 @@ ChunkHeader ChunkHeader::decode(std::span<const uint8_t> bytes, const ChunkLayou
     throw FormatError("chunk header checksum mismatch");
   ChunkHeader h;
   if (layout.compact) {
-    decode_compact(bytes.first(size), layout.mac, h);
+    decode_compact(bytes, layout.mac, h);
   } else {
     ByteReader r(bytes.subspan(4), "chunk header");
     decode_fixed(r, h);
