@@ -13,6 +13,7 @@
 
 #include "librr/compress.h"
 #include "librr/log.h"
+#include "librr/page_delta.h"
 
 using namespace librr;
 using Clock = std::chrono::steady_clock;

@@ -27,8 +27,10 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // Minor 4 (2.4) adds the literal page form to memory deltas (a page's new
 // content instead of its XOR against the base).
 // Minor 5 (2.5) writes chunk headers compactly (ChunkLayout::compact).
+// Minor 6 (2.6) adds the copied page form to memory deltas (a page as the
+// bytes at a source address of the base memory plus a XOR residual).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 5;
+inline constexpr uint16_t kVersionMinor = 6;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.

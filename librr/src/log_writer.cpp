@@ -15,6 +15,7 @@
 
 #include "librr/compress.h"
 #include "librr/log.h"
+#include "librr/page_delta.h"
 #include "librr/version.h"
 #include "log_compact.h"
 #include "log_format.h"
@@ -187,6 +188,8 @@ FormatNeed format_needed_by(const Event& event) {
     return {2, 3, "a pages digest (memory kind 3)"};
   if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
   const auto* delta = std::get_if<MemoryDelta>(&async->memory);
+  if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), is_copied_page))
+    return {2, 6, "a copied page (bytes of the base memory plus a XOR)"};
   if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), is_literal_page))
     return {2, 4, "a literal page (the page's new content)"};
   if (delta && delta->base == DeltaBase::previous_position)

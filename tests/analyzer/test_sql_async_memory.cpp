@@ -2,6 +2,7 @@
 // async_positions.md): a digest, a delta (pages and their bytes) or a pages
 // digest (log format 2.3: the pages replay hashes, none stored).
 #include "librr/log.h"
+#include "librr/page_delta.h"
 #include "librr/recording.h"
 #include "librr/snapshot.h"
 #include "test_sql_support.h"

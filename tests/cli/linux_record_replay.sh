@@ -6,6 +6,7 @@
 # divergence that a later memory delta would rewrite is caught where it
 # starts (the guest kernel once read the TSC in a window of identify_cpu();
 # with the default 10 s interval most such replays still ended faithfully).
+# Pages filled from the initrd are logged as copies of it (checked below).
 # The guest kernel is built once and cached (examples/linux-guest/build.sh).
 set -euo pipefail
 : "${RR_SOURCE_DIR:?}" "${RR_BINARY_DIR:?}"
@@ -26,6 +27,13 @@ start=$(date +%s)
 echo "record: $(( $(date +%s) - start )) s; $(tail -1 "$tmp/record.err")"
 grep -q "Run /init as init process" "$tmp/record.out" || {
   echo "the recorded boot did not reach Run /init:"; tail -20 "$tmp/record.out"; exit 1; }
+# The kernel unpacks its initramfs into the page cache while timer stops
+# interrupt it: some of those pages must be logged as copies of the initrd
+# (log format 2.6), and the replay below installs them from guest memory.
+copies=$(sed -n 's/.* \([0-9]*\) pages logged as copies.*/\1/p' "$tmp/record.err")
+[[ "${copies:-0}" -gt 0 ]] || {
+  echo "no page was logged as a copy of the initrd:"; grep stops: "$tmp/record.err"; exit 1; }
+echo "pages logged as copies: $copies"
 
 start=$(date +%s)
 "$vmm" replay "$tmp/rec" >"$tmp/replay.out" 2>"$tmp/replay.err" || {

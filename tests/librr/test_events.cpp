@@ -7,6 +7,7 @@
 #include "librr/crypto.h"
 #include "librr/error.h"
 #include "librr/events.h"
+#include "librr/page_delta.h"
 
 using namespace librr;
 

@@ -6,6 +6,7 @@
 
 #include "../../librr/src/log_format.h"
 #include "librr/log_byte_report.h"
+#include "librr/page_delta.h"
 #include "test_log_util.h"
 
 using namespace logtest;
@@ -118,7 +119,8 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   EXPECT_TRUE(logfmt::is_readable_version(2, 3));
   EXPECT_TRUE(logfmt::is_readable_version(2, 4));
   EXPECT_TRUE(logfmt::is_readable_version(2, 5));
-  EXPECT_FALSE(logfmt::is_readable_version(2, 6));
+  EXPECT_TRUE(logfmt::is_readable_version(2, 6));
+  EXPECT_FALSE(logfmt::is_readable_version(2, 7));
 }
 
 TEST(LogFormat21, Format1LogsAreStillWrittenAsOneDotZero) {

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "../../librr/src/log_format.h"
+#include "librr/page_delta.h"
 #include "test_log_util.h"
 
 using namespace logtest;

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "librr/page_delta.h"
 #include "librr/replayer.h"
 #include "test_log_util.h"
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "librr/events.h"
+#include "librr/page_delta.h"
 
 TEST(MemoryDeltaUnchanged, KeptPagesResetReplayToTheShadow) {
   std::vector<uint8_t> shadow(4096, 0xaa);

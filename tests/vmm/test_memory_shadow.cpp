@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 #include "librr/error.h"
@@ -110,6 +111,44 @@ TEST(MemoryShadow, ShadowDeltasStillXorAgainstTheShadow) {
   replay_shadow.apply(delta, {7, 2, 0});
   EXPECT_EQ(replay.page(1), record.page(1));
   EXPECT_EQ(replay.page(2), record.page(2));
+}
+
+// A page filled from indexed memory (the initrd) in the skipped stretch is
+// logged as a copy, and replay, installing it (also after stepping into the
+// stretch), reads the source from guest memory, which the stretch did not
+// write there; a page copied from a page the stretch also wrote is not.
+TEST(MemoryShadow, PagesCopiedFromIndexedMemoryAreInstalledFromGuestMemory) {
+  FakeRam at_landmark, at_stop;
+  std::mt19937 rng(7);
+  for (uint64_t i = 4 * kPage; i < 8 * kPage; ++i)
+    at_landmark.base[i] = static_cast<uint8_t>(rng());
+  librr::PageCopyIndex initrd;  // pages 4-7
+  initrd.add_region(4 * kPage, {at_landmark.base + 4 * kPage, 4 * kPage});
+  at_stop.copy_from(at_landmark);
+  MemoryShadow position_copy(at_stop.memory());
+  std::copy_n(at_stop.base + 4 * kPage + 40, kPage, at_stop.base + 9 * kPage);  // a file
+  std::copy_n(at_stop.base + 6 * kPage, kPage, at_stop.base + 2 * kPage);
+  at_stop.base[6 * kPage] ^= 1;  // the source of page 2 is written too
+  const librr::AsyncPosition async{
+      {5, 1, 0}, 0, {}, position_copy.capture_since_previous_position(5, {2, 6, 9}, &initrd)};
+  const auto& delta = std::get<librr::MemoryDelta>(async.memory);
+  ASSERT_EQ(delta.pages.size(), 3u);
+  EXPECT_FALSE(librr::is_copied_page(delta.pages[0])) << "its source, page 6, is listed";
+  EXPECT_TRUE(librr::is_copied_page(delta.pages[2]));
+  EXPECT_LT(delta.pages[2].compressed_xor.size(), 8u);
+  for (bool step_first : {false, true}) {
+    SCOPED_TRACE(step_first ? "after stepping into the stretch" : "installed");
+    FakeRam replay;
+    replay.copy_from(at_landmark);
+    MemoryShadow shadow(replay.memory());
+    if (step_first) {
+      shadow.keep_preimages(async, {5, 0, 0});
+      replay.base[9 * kPage + 7] = 0x77;
+    }
+    shadow.apply(delta, async.pos);
+    for (uint64_t gfn = 0; gfn < kPages; ++gfn)
+      EXPECT_EQ(replay.page(gfn), at_stop.page(gfn)) << gfn;
+  }
 }
 
 }  // namespace

@@ -176,38 +176,6 @@ void decode_event_into(std::span<const uint8_t> data, Event& out);
 // `pos`. Throws FormatError where decode_event would.
 EventType check_event(std::span<const uint8_t> data, Position& pos);
 
-// --- Memory deltas -------------------------------------------------------
-
-// What to do with a page equal to its shadow. A VMM that installs deltas
-// instead of re-executing must keep them: a page written after the reset point
-// and written back to its old value before the stop must still be reset on
-// replay, which may hold the intermediate value. Kept unchanged pages have an
-// empty compressed_xor.
-enum class UnchangedPages { kOmit, kKeep };
-
-// Delta of one page: `shadow` is the page at the reset point, `current` the
-// page now (same size). Returns nullopt when the page is unchanged and
-// `unchanged` is kOmit.
-std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
-                                         std::span<const uint8_t> current,
-                                         UnchangedPages unchanged = UnchangedPages::kOmit);
-
-// Turns `page` (holding the shadow copy) into the recorded page in place (an
-// empty compressed_xor leaves it as it is).
-// Throws FormatError if the delta does not decompress to exactly page.size() bytes.
-void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page);
-// Whether the delta holds the page's new content instead of a XOR (the
-// literal form, since log format 2.4; schemas/log-format.md, "Page deltas").
-bool is_literal_page(const PageDelta& delta);
-
-struct PageChange {
-  uint64_t gfn;
-  std::span<const uint8_t> shadow;
-  std::span<const uint8_t> current;
-};
-// Builds a delta from (shadow, current) pairs, leaving out unchanged pages.
-MemoryDelta make_memory_delta(uint64_t reset_landmark, std::span<const PageChange> pages,
-                              UnchangedPages unchanged = UnchangedPages::kOmit,
-                              DeltaBase base = DeltaBase::shadow);
+// Memory deltas (make_page_delta, apply_page_delta, ...): librr/page_delta.h.
 
 }  // namespace librr

@@ -28,6 +28,7 @@ struct BootInfo {
   uint64_t entry;       // guest-physical entry point
   uint64_t kernel_end;  // one past the highest kernel byte
   uint64_t initrd_address = 0;
+  uint64_t initrd_size = 0;
 };
 
 // Loads the kernel (and initrd, cmdline) and sets registers. Throws

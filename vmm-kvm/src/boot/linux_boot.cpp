@@ -35,6 +35,7 @@ void fill_common(boot_params& params, const GuestMemory& memory, const BootReque
   hdr.cmdline_size = static_cast<uint32_t>(request.cmdline.size() + 1);
   if (!request.initrd.empty()) {
     info.initrd_address = place_initrd(memory, request.initrd, kernel_end, initrd_limit);
+    info.initrd_size = request.initrd.size();
     hdr.ramdisk_image = static_cast<uint32_t>(info.initrd_address);
     hdr.ramdisk_size = static_cast<uint32_t>(request.initrd.size());
     params.ext_ramdisk_image = static_cast<uint32_t>(info.initrd_address >> 32);

@@ -68,6 +68,7 @@ BootInfo boot_pvh(kvm::Vcpu& vcpu, const GuestMemory& memory, const BootRequest&
   BootInfo result{Protocol::kPvh, *image.pvh_entry(), image.physical_end()};
   if (!request.initrd.empty()) {
     result.initrd_address = place_initrd(memory, request.initrd, image.physical_end(), ~0ull);
+    result.initrd_size = request.initrd.size();
     memory.write_obj(kModlistAddress,
                      HvmModlistEntry{result.initrd_address, request.initrd.size(), 0, 0});
     info.nr_modules = 1;

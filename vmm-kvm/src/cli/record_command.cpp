@@ -97,6 +97,9 @@ int record_command(RecordOptions& options) {
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
   policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
+  if (prepared.boot_info.initrd_size > 0)
+    policy.page_copy_sources.push_back(
+        {prepared.boot_info.initrd_address, prepared.boot_info.initrd_size});
   if (options.search_kernel_stops) {
     policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
     if (policy.searched_cpl0_instructions_per_second <= 0 || !policy.count_kernel_entries)
@@ -134,11 +137,12 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(stderr,
                "rr-vmm: stops: %llu to be searched at replay (the rest installed), %llu memory "
-               "deltas based on the previous position (%llu landmark copies), %llu unlogged "
-               "stops, %llu stops at an interrupt window, %s\n",
+               "deltas based on the previous position (%llu landmark copies, %llu pages logged "
+               "as copies), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
                static_cast<unsigned long long>(s.searched_positions),
                static_cast<unsigned long long>(s.previous_position_deltas),
                static_cast<unsigned long long>(s.position_memory_syncs),
+               static_cast<unsigned long long>(s.copied_pages),
                static_cast<unsigned long long>(s.unlogged_stops),
                static_cast<unsigned long long>(s.interrupt_window_stops),
                policy.count_kernel_entries

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -126,13 +127,19 @@ librr::MemoryDelta MemoryShadow::capture(uint64_t reset_landmark,
 }
 
 librr::MemoryDelta MemoryShadow::capture_since_previous_position(
-    uint64_t landmark, const std::vector<uint64_t>& dirty_gfns) {
+    uint64_t landmark, const std::vector<uint64_t>& dirty_gfns,
+    const librr::PageCopyIndex* copies) {
   const std::vector<librr::PageChange> changes = changes_against_shadow(dirty_gfns);
+  // This shadow is the memory at the base: the pages not listed equal guest
+  // memory, which is where replay reads a copy's source.
+  std::optional<librr::PageCopySearch> search;
+  if (copies) search.emplace(*copies, librr::BaseMemory{{data(), memory_.size()}, dirty_gfns});
   // A page written back to its base value is listed too (empty delta): replay
   // skips the stretch, but the analyzer may have stepped into it and written
   // an intermediate value that the install must undo.
-  librr::MemoryDelta delta = librr::make_memory_delta(
-      landmark, changes, librr::UnchangedPages::kKeep, librr::DeltaBase::previous_position);
+  librr::MemoryDelta delta =
+      librr::make_memory_delta(landmark, changes, librr::UnchangedPages::kKeep,
+                               librr::DeltaBase::previous_position, search ? &*search : nullptr);
   refresh(dirty_gfns);
   return delta;
 }
@@ -168,6 +175,12 @@ void MemoryShadow::apply(const librr::MemoryDelta& delta, const librr::Position&
                              std::to_string(delta.reset_landmark) + ", not on the position before");
   const bool use_preimages = delta.base == librr::DeltaBase::previous_position &&
                              preimages_at_ == previous_position_of(at);
+  // Copied pages read their source from guest memory outside the listed
+  // pages, which nothing here writes: it is the memory at the base.
+  std::vector<uint64_t> listed;
+  for (const librr::PageDelta& page : delta.pages) listed.push_back(page.gfn);
+  std::sort(listed.begin(), listed.end());
+  const librr::BaseMemory base_memory{{memory_.host_base(), memory_.size()}, listed};
   std::vector<uint8_t> page_bytes(kPageSize);
   for (const librr::PageDelta& page : delta.pages) {
     uint8_t* guest = guest_page(page.gfn);
@@ -184,7 +197,7 @@ void MemoryShadow::apply(const librr::MemoryDelta& delta, const librr::Position&
       if (it != preimages_.end()) base = it->second.data();
     }
     std::memcpy(page_bytes.data(), base, kPageSize);
-    librr::apply_page_delta(page, page_bytes);
+    librr::apply_page_delta(page, page_bytes, &base_memory);
     std::memcpy(guest, page_bytes.data(), kPageSize);
     std::memcpy(shadow_page.data(), page_bytes.data(), kPageSize);
   }

@@ -13,6 +13,7 @@
 #include "guest_memory.h"
 #include "kvm/kvm.h"
 #include "librr/events.h"
+#include "librr/page_delta.h"
 
 namespace vmm {
 
@@ -52,8 +53,11 @@ class MemoryShadow {
   // RecordSession keeps a second shadow for that): the delta of `dirty_gfns`
   // with DeltaBase::previous_position; pages equal to it are listed with an
   // empty delta, as capture() does. The shadow then takes the pages' contents.
+  // With `copies`, a page whose bytes are found at one of its candidate
+  // sources in this shadow (outside `dirty_gfns`) may be logged as a copy.
   librr::MemoryDelta capture_since_previous_position(uint64_t landmark,
-                                                     const std::vector<uint64_t>& dirty_gfns);
+                                                     const std::vector<uint64_t>& dirty_gfns,
+                                                     const librr::PageCopyIndex* copies = nullptr);
   // Copies the current contents of `gfns` (or of the delta's pages) into the shadow.
   void refresh(const std::vector<uint64_t>& gfns);
   void refresh(const librr::MemoryDelta& delta);

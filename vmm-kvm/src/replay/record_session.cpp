@@ -31,6 +31,9 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       kernel_entries_(machine, policy.count_kernel_entries) {
   machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
   landmarks_to_track_ = policy_.tracked_landmarks_after_stop;
+  for (const RecordPolicy::Region& region : policy_.page_copy_sources)
+    if (const uint8_t* bytes = machine_.memory().translate(region.address, region.size))
+      page_copies_.add_region(region.address, {bytes, region.size});
   kernel_entries_.rearm(machine_.vcpu().get_sregs());
 }
 
@@ -256,9 +259,11 @@ librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
   take_dirty_pages();
   if (position_memory_complete_ && position_memory_at_ == previous_position_of(here)) {
     librr::MemoryDelta delta = position_memory_.capture_since_previous_position(
-        here.landmark, written_since_position_.take());
+        here.landmark, written_since_position_.take(), &page_copies_);
     shadow_.refresh(delta);  // replay's shadow takes the listed pages as well
     ++stats_.previous_position_deltas;
+    stats_.copied_pages +=
+        std::count_if(delta.pages.begin(), delta.pages.end(), librr::is_copied_page);
     return delta;
   }
   librr::MemoryDelta delta = shadow_.capture(last_reset_landmark_, dirty_.take());

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_set>
+#include <vector>
 
 #include "clock/virtual_clock.h"
 #include "librr/recorder.h"
@@ -73,6 +74,14 @@ struct RecordPolicy {
   // each; installed, such a stop's delta is small).
   double searched_cpl0_instructions_per_second = 0;
   size_t max_searched_pages = 256;
+  // Guest memory the guest is likely to copy whole pages from (the initrd the
+  // VMM loaded, which Linux unpacks into its page cache), indexed as it is at
+  // the start: a page of a memory delta filled from there is logged as the
+  // source's address (librr::PageCopyIndex, log format 2.6) instead of its bytes.
+  struct Region {
+    uint64_t address = 0, size = 0;
+  };
+  std::vector<Region> page_copy_sources;
 };
 
 struct RecordStats {
@@ -80,6 +89,7 @@ struct RecordStats {
   uint64_t async_positions = 0;
   uint64_t searched_positions = 0;        // of those, logged with a pages digest (found by search)
   uint64_t previous_position_deltas = 0;  // async positions whose delta needs no shadow
+  uint64_t copied_pages = 0;              // their pages logged as copies of other memory
   uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
@@ -141,6 +151,7 @@ class RecordSession {
   // the vCPU or a device model: Machine::take_dirty_log reports both).
   MemoryShadow position_memory_;
   DirtyPages written_since_position_;
+  librr::PageCopyIndex page_copies_;  // of policy_.page_copy_sources
   librr::Position position_memory_at_;
   uint32_t landmarks_to_track_ = 0;
   // Whether every write since position_memory_ last copied a page is in the
