@@ -188,8 +188,11 @@ FormatNeed format_needed_by(const Event& event) {
     return {2, 3, "a pages digest (memory kind 3)"};
   if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
   const auto* delta = std::get_if<MemoryDelta>(&async->memory);
-  if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), is_copied_page))
-    return {2, 6, "a copied page (bytes of the base memory plus a XOR)"};
+  if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), [](const PageDelta& page) {
+        const PageForm form = page_form(page);
+        return form == PageForm::copied_range || form == PageForm::filled_range;
+      }))
+    return {2, 6, "a page coded as a copied or filled range"};
   if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), is_literal_page))
     return {2, 4, "a literal page (the page's new content)"};
   if (delta && delta->base == DeltaBase::previous_position)

@@ -26,15 +26,26 @@ constexpr uint64_t kMaxPageSize = uint64_t{1} << 21;
 // the guest changed in a few places costs a few bytes instead of a ~40-byte
 // zstd frame, and stays compressible by the chunk's zstd.
 constexpr uint8_t kSparseMarker = 0x00;
+constexpr uint8_t kZstdMagicFirstByte = 0x28;
 // Literal (since 2.4): kLiteralMarker, then a zstd frame of the page's new
 // content (not XORed). For a page overwritten with unrelated bytes, a fill
 // above all (Linux poisons each freed init page with 0xcc), the XOR holds the
 // old content's entropy and the new content none.
 constexpr uint8_t kLiteralMarker = 0x01;
-// Copied (since 2.6): kCopyMarker, varint source address, then the XOR of the
-// page against the source's bytes as nothing (equal), a sparse form or a zstd
-// frame. A page filled from memory the guest already held costs a few bytes.
+// Ranges (since 2.6): the page starts as its base, a range of it is replaced,
+// then a residual is XORed in: nothing (the result is the page), a sparse
+// form or a zstd frame.
+// Copied: kCopyMarker, varint source address, varint offset, varint length:
+// bytes [offset, offset + length) are those at the source address. A page the
+// guest filled from memory it already held costs a few bytes, also halfway.
 constexpr uint8_t kCopyMarker = 0x02;
+// Filled: kFillMarker, varint offset, varint length, u8 value: a memset, in
+// progress or not (Linux poisoning a freed page, clearing one).
+constexpr uint8_t kFillMarker = 0x03;
+// Ranges shorter than this are left to the other forms.
+constexpr size_t kMinRange = 64;
+// Mismatches up to this long do not end a copied range (the residual fixes them).
+constexpr size_t kMaxRangeGap = 32;
 // Zero gaps shorter than this are stored inside a run: a new run costs two varints.
 constexpr size_t kMinGap = 3;
 // Beyond this a sparse delta is not attempted further: zstd does better.
@@ -117,31 +128,112 @@ std::vector<uint8_t> xor_of(std::span<const uint8_t> a, std::span<const uint8_t>
   return out;
 }
 
-// The copied form of `current` from the candidate source that matches it
-// best, or nullopt when no candidate is usable.
-std::optional<std::vector<uint8_t>> copied_form(std::span<const uint8_t> current,
-                                                const PageCopySearch& copies) {
-  std::optional<uint64_t> best;
-  size_t best_equal = 0;
-  for (uint64_t address : copies.index.candidates(current)) {
-    std::span<const uint8_t> source;
-    try {
-      source = copies.base.source(address, current.size());
-    } catch (const FormatError&) {
-      continue;  // outside memory or over a page the delta lists
-    }
-    size_t equal = 0;
-    for (size_t i = 0; i < current.size(); ++i) equal += source[i] == current[i];
-    if (equal > best_equal) best_equal = equal, best = address;
+struct Range {
+  size_t offset = 0, length = 0;
+};
+
+// `head` (a range form's marker and fields) followed by the residual that
+// turns `built` (the base with the range replaced) into `current`.
+std::vector<uint8_t> with_residual(std::vector<uint8_t> head, std::span<const uint8_t> built,
+                                   std::span<const uint8_t> current) {
+  if (std::equal(built.begin(), built.end(), current.begin())) return head;
+  const std::vector<uint8_t> residual = code_xor(xor_of(built, current));
+  head.insert(head.end(), residual.begin(), residual.end());
+  return head;
+}
+
+// The filled form over the longest run of one byte value in `current`.
+std::optional<std::vector<uint8_t>> filled_form(std::span<const uint8_t> base,
+                                                std::span<const uint8_t> current) {
+  Range best;
+  for (size_t start = 0; start < current.size();) {
+    size_t end = start + 1;
+    while (end < current.size() && current[end] == current[start]) ++end;
+    if (end - start > best.length) best = {start, end - start};
+    start = end;
   }
-  if (!best) return std::nullopt;
-  std::vector<uint8_t> out{kCopyMarker};
-  put_varint(out, *best);
-  if (best_equal == current.size()) return out;
-  const std::vector<uint8_t> residual =
-      code_xor(xor_of(copies.base.source(*best, current.size()), current));
-  out.insert(out.end(), residual.begin(), residual.end());
-  return out;
+  if (best.length < kMinRange) return std::nullopt;
+  const uint8_t value = current[best.offset];
+  std::vector<uint8_t> built(base.begin(), base.end());
+  std::fill_n(built.begin() + static_cast<std::ptrdiff_t>(best.offset), best.length, value);
+  std::vector<uint8_t> head{kFillMarker};
+  put_varint(head, best.offset);
+  put_varint(head, best.length);
+  head.push_back(value);
+  return with_residual(std::move(head), built, current);
+}
+
+// The longest stretch where `page` equals `window`, bridging mismatches of
+// up to kMaxRangeGap bytes.
+Range equal_range_of(std::span<const uint8_t> page, std::span<const uint8_t> window) {
+  Range best;
+  size_t start = 0, last_equal = 0;
+  bool open = false;
+  for (size_t i = 0; i < page.size(); ++i) {
+    if (page[i] != window[i]) {
+      if (open && i - last_equal > kMaxRangeGap) open = false;
+      continue;
+    }
+    if (!open) start = i, open = true;
+    last_equal = i;
+    if (last_equal + 1 - start > best.length) best = {start, last_equal + 1 - start};
+  }
+  return best;
+}
+
+// The copied form of `current` from the candidate source that matches it
+// over the longest range, or nullopt when no candidate is usable.
+std::optional<std::vector<uint8_t>> copied_form(std::span<const uint8_t> base,
+                                                std::span<const uint8_t> current,
+                                                const PageCopySearch& copies) {
+  const std::span<const uint8_t> memory = copies.base.bytes;
+  std::optional<uint64_t> best_source;
+  Range best;
+  for (uint64_t address : copies.index.candidates(current)) {
+    if (address > memory.size() || current.size() > memory.size() - address) continue;
+    const Range range = equal_range_of(current, memory.subspan(address, current.size()));
+    if (range.length <= best.length) continue;
+    try {
+      copies.base.source(address + range.offset, range.length, current.size());
+    } catch (const FormatError&) {
+      continue;  // over a page the delta lists
+    }
+    best = range, best_source = address + range.offset;
+  }
+  if (!best_source || best.length < kMinRange) return std::nullopt;
+  std::vector<uint8_t> built(base.begin(), base.end());
+  std::copy_n(memory.begin() + static_cast<std::ptrdiff_t>(*best_source), best.length,
+              built.begin() + static_cast<std::ptrdiff_t>(best.offset));
+  std::vector<uint8_t> head{kCopyMarker};
+  put_varint(head, *best_source);
+  put_varint(head, best.offset);
+  put_varint(head, best.length);
+  return with_residual(std::move(head), built, current);
+}
+
+// Reads a range form's offset and length at `at` and checks them against the page.
+Range read_range(std::span<const uint8_t> coded, size_t& at, std::span<uint8_t> page,
+                 const std::string& what) {
+  Range range;
+  range.offset = get_varint(coded, at, what.c_str());
+  range.length = get_varint(coded, at, what.c_str());
+  if (range.length == 0 || range.offset > page.size() || range.length > page.size() - range.offset)
+    throw FormatError(what + ": range of " + std::to_string(range.length) + " bytes at " +
+                          std::to_string(range.offset) + " does not fit a " +
+                          std::to_string(page.size()) + "-byte page",
+                      static_cast<int64_t>(at));
+  return range;
+}
+
+void apply_residual(std::span<const uint8_t> residual, std::span<uint8_t> page,
+                    const PageDelta& delta, size_t at) {
+  if (residual.empty()) return;
+  if (residual.front() == kSparseMarker) return apply_sparse(residual, page, delta);
+  if (residual.front() != kZstdMagicFirstByte)
+    throw FormatError(page_name(delta) + ": a range's residual is not a XOR",
+                      static_cast<int64_t>(at));
+  const std::vector<uint8_t> bytes = decompress_page(residual, page, delta);
+  for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
 }
 
 void apply_copied(const PageDelta& delta, std::span<uint8_t> page, const BaseMemory* base) {
@@ -149,29 +241,35 @@ void apply_copied(const PageDelta& delta, std::span<uint8_t> page, const BaseMem
   if (!base)
     throw FormatError(page_name(delta) +
                       " copies bytes of the base memory, which a delta of this base cannot name");
-  size_t at = 1;
   const std::string what = "copied " + page_name(delta);
+  size_t at = 1;
   const uint64_t address = get_varint(coded, at, what.c_str());
-  const std::span<const uint8_t> source = base->source(address, page.size());
-  std::memmove(page.data(), source.data(), page.size());
-  const std::span<const uint8_t> residual = coded.subspan(at);
-  if (residual.empty()) return;
-  if (residual.front() == kSparseMarker) return apply_sparse(residual, page, delta);
-  if (residual.front() == kLiteralMarker || residual.front() == kCopyMarker)
-    throw FormatError(what + ": its residual is not a XOR", static_cast<int64_t>(at));
-  const std::vector<uint8_t> bytes = decompress_page(residual, page, delta);
-  for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
+  const Range range = read_range(coded, at, page, what);
+  const std::span<const uint8_t> source = base->source(address, range.length, page.size());
+  std::memmove(page.data() + range.offset, source.data(), range.length);
+  apply_residual(coded.subspan(at), page, delta, at);
+}
+
+void apply_filled(const PageDelta& delta, std::span<uint8_t> page) {
+  const std::span<const uint8_t> coded = delta.compressed_xor;
+  const std::string what = "filled " + page_name(delta);
+  size_t at = 1;
+  const Range range = read_range(coded, at, page, what);
+  if (at >= coded.size()) throw FormatError(what + ": no fill value", static_cast<int64_t>(at));
+  std::fill_n(page.begin() + static_cast<std::ptrdiff_t>(range.offset), range.length, coded[at]);
+  ++at;
+  apply_residual(coded.subspan(at), page, delta, at);
 }
 
 }  // namespace
 
-std::span<const uint8_t> BaseMemory::source(uint64_t address, size_t length) const {
+std::span<const uint8_t> BaseMemory::source(uint64_t address, size_t length,
+                                            size_t page_size) const {
   if (length == 0 || address > bytes.size() || length > bytes.size() - address)
     throw FormatError("page copy source of " + std::to_string(length) + " bytes at " +
                       std::to_string(address) + " lies outside guest memory of " +
                       std::to_string(bytes.size()) + " bytes");
-  // A page delta's gfn counts pages of its own size.
-  for (uint64_t gfn = address / length; gfn <= (address + length - 1) / length; ++gfn)
+  for (uint64_t gfn = address / page_size; gfn <= (address + length - 1) / page_size; ++gfn)
     if (std::binary_search(listed_gfns.begin(), listed_gfns.end(), gfn))
       throw FormatError("page copy source at " + std::to_string(address) + " overlaps page " +
                         std::to_string(gfn) + ", which the same delta lists");
@@ -217,15 +315,23 @@ std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> 
     return PageDelta{gfn, {}};
   }
   const std::vector<uint8_t> xored = xor_of(shadow, current);
-  if (auto sparse = sparse_delta(xored)) return PageDelta{gfn, std::move(*sparse)};
-  std::vector<uint8_t> best = zstd_compress(xored, 1);
-  std::vector<uint8_t> literal = zstd_compress(current, 1);
-  if (literal.size() + 1 < best.size()) {
-    literal.insert(literal.begin(), kLiteralMarker);
-    best = std::move(literal);
+  std::vector<uint8_t> best;
+  if (auto sparse = sparse_delta(xored)) {
+    // A range form costs at least ~6 bytes: not worth a look below this.
+    if (sparse->size() <= kMinRange / 2) return PageDelta{gfn, std::move(*sparse)};
+    best = std::move(*sparse);
+  } else {
+    best = zstd_compress(xored, 1);
+    std::vector<uint8_t> literal = zstd_compress(current, 1);
+    if (literal.size() + 1 < best.size()) {
+      literal.insert(literal.begin(), kLiteralMarker);
+      best = std::move(literal);
+    }
   }
+  if (auto filled = filled_form(shadow, current); filled && filled->size() < best.size())
+    best = std::move(*filled);
   if (copies && !copies->index.empty())
-    if (auto copied = copied_form(current, *copies); copied && copied->size() < best.size())
+    if (auto copied = copied_form(shadow, current, *copies); copied && copied->size() < best.size())
       best = std::move(*copied);
   return PageDelta{gfn, std::move(best)};
 }
@@ -234,8 +340,20 @@ bool is_literal_page(const PageDelta& delta) {
   return !delta.compressed_xor.empty() && delta.compressed_xor.front() == kLiteralMarker;
 }
 
-bool is_copied_page(const PageDelta& delta) {
-  return !delta.compressed_xor.empty() && delta.compressed_xor.front() == kCopyMarker;
+PageForm page_form(const PageDelta& delta) {
+  if (delta.compressed_xor.empty()) return PageForm::unchanged;
+  switch (delta.compressed_xor.front()) {
+    case kSparseMarker:
+      return PageForm::sparse_xor;
+    case kLiteralMarker:
+      return PageForm::literal;
+    case kCopyMarker:
+      return PageForm::copied_range;
+    case kFillMarker:
+      return PageForm::filled_range;
+    default:
+      return PageForm::zstd_xor;
+  }
 }
 
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page, const BaseMemory* base) {
@@ -246,6 +364,8 @@ void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page, const Bas
       return apply_sparse(coded, page, delta);
     case kCopyMarker:
       return apply_copied(delta, page, base);
+    case kFillMarker:
+      return apply_filled(delta, page);
     case kLiteralMarker: {
       const std::vector<uint8_t> bytes = decompress_page(coded.subspan(1), page, delta);
       std::copy(bytes.begin(), bytes.end(), page.begin());

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "../../librr/src/log_format.h"
+#include "librr/compress.h"
 #include "librr/page_delta.h"
 #include "test_log_util.h"
 
@@ -14,6 +15,27 @@ using namespace logtest;
 namespace {
 
 constexpr size_t kPage = 4096;
+
+// New content that compresses well but is no fill (those are filled ranges
+// since 2.6): a 16-byte pattern, as a page of a table or of text might be.
+std::vector<uint8_t> pattern_page(uint8_t first) {
+  std::vector<uint8_t> page(kPage);
+  for (size_t i = 0; i < page.size(); ++i) page[i] = static_cast<uint8_t>(first + i % 16);
+  return page;
+}
+
+// The forms a 2.4 writer chose, built by hand: later writers may prefer others.
+PageDelta literal_of(uint64_t gfn, const std::vector<uint8_t>& page) {
+  std::vector<uint8_t> coded = zstd_compress(page, 1);
+  coded.insert(coded.begin(), 0x01);
+  return {gfn, coded};
+}
+PageDelta dense_xor_of(uint64_t gfn, const std::vector<uint8_t>& base,
+                       const std::vector<uint8_t>& page) {
+  std::vector<uint8_t> xored(kPage);
+  for (size_t i = 0; i < kPage; ++i) xored[i] = base[i] ^ page[i];
+  return {gfn, zstd_compress(xored, 1)};
+}
 
 std::vector<uint8_t> random_page(uint32_t seed) {
   std::mt19937 rng(seed);
@@ -24,11 +46,11 @@ std::vector<uint8_t> random_page(uint32_t seed) {
 
 }  // namespace
 
-// Linux poisons each freed init page with 0xcc: the XOR against the old
-// code is as random as the code, the new content is one byte repeated.
+// A page overwritten with unrelated, compressible content: the XOR against
+// the old code is as random as the code, the new content is a pattern.
 TEST(LogFormat24, OverwrittenPageIsLoggedAsItsNewContent) {
   const std::vector<uint8_t> base = random_page(1);
-  const std::vector<uint8_t> poisoned(kPage, 0xcc);
+  const std::vector<uint8_t> poisoned = pattern_page(0xc0);
   const auto delta = make_page_delta(9, base, poisoned);
   ASSERT_TRUE(delta);
   EXPECT_TRUE(is_literal_page(*delta));
@@ -62,7 +84,7 @@ TEST(LogFormat24, OtherChangesKeepTheXorForms) {
 }
 
 TEST(LogFormat24, DamagedLiteralPageIsAFormatError) {
-  const auto delta = make_page_delta(3, random_page(3), std::vector<uint8_t>(kPage, 0x5a));
+  const auto delta = make_page_delta(3, random_page(3), pattern_page(0x5a));
   ASSERT_TRUE(delta && is_literal_page(*delta));
   std::vector<uint8_t> page(kPage);
   PageDelta truncated = *delta;
@@ -76,7 +98,7 @@ TEST(LogFormat24, DamagedLiteralPageIsAFormatError) {
 TEST(LogFormat24, LiteralPagesSurviveTheLogAndNeedFormat24) {
   TempDir dir;
   const std::vector<uint8_t> base = random_page(4);
-  const std::vector<uint8_t> poisoned(kPage, 0xcc);
+  const std::vector<uint8_t> poisoned = pattern_page(0xc0);
   const PageChange poison{0x42, base, poisoned};
   const MemoryDelta delta =
       make_memory_delta(7, {&poison, 1}, UnchangedPages::kKeep, DeltaBase::previous_position);
@@ -118,15 +140,16 @@ TEST(LogFormat24, FuzzSeedHoldsLiteralPages) {
   few[7] ^= 0x10;
   std::fill(half.begin(), half.begin() + kPage / 2, 0);
   const std::vector<uint8_t> poisoned(kPage, 0xcc);
-  const PageChange changes[] = {{0x10, base, poisoned}, {0x11, base, few}, {0x12, base, half}};
+  const PageChange sparse_change{0x11, base, few};
   std::vector<Event> events;
   for (uint64_t t = 1; t <= 4; ++t) {
+    MemoryDelta delta = make_memory_delta(t, {&sparse_change, 1}, UnchangedPages::kKeep,
+                                          DeltaBase::previous_position);
+    delta.pages.insert(delta.pages.begin(), literal_of(0x10, poisoned));
+    delta.pages.push_back(dense_xor_of(0x12, base, half));
     events.push_back(InterruptDelivery{{t, 1, 0}, 0x20, 0});
-    events.push_back(AsyncPosition{
-        {t, 1, 0},
-        1,
-        std::vector<uint8_t>(48, static_cast<uint8_t>(t)),
-        make_memory_delta(t, changes, UnchangedPages::kKeep, DeltaBase::previous_position)});
+    events.push_back(
+        AsyncPosition{{t, 1, 0}, 1, std::vector<uint8_t>(48, static_cast<uint8_t>(t)), delta});
   }
   events.push_back(EndOfRecording{{5, 0, 0}, "done", 0});
   expect_fuzz_seed(seed, events, 4096, 4);

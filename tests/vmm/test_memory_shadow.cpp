@@ -133,9 +133,10 @@ TEST(MemoryShadow, PagesCopiedFromIndexedMemoryAreInstalledFromGuestMemory) {
       {5, 1, 0}, 0, {}, position_copy.capture_since_previous_position(5, {2, 6, 9}, &initrd)};
   const auto& delta = std::get<librr::MemoryDelta>(async.memory);
   ASSERT_EQ(delta.pages.size(), 3u);
-  EXPECT_FALSE(librr::is_copied_page(delta.pages[0])) << "its source, page 6, is listed";
-  EXPECT_TRUE(librr::is_copied_page(delta.pages[2]));
-  EXPECT_LT(delta.pages[2].compressed_xor.size(), 8u);
+  EXPECT_FALSE((librr::page_form(delta.pages[0]) == librr::PageForm::copied_range))
+      << "its source, page 6, is listed";
+  EXPECT_TRUE((librr::page_form(delta.pages[2]) == librr::PageForm::copied_range));
+  EXPECT_LT(delta.pages[2].compressed_xor.size(), 10u);
   for (bool step_first : {false, true}) {
     SCOPED_TRACE(step_first ? "after stepping into the stretch" : "installed");
     FakeRam replay;

@@ -19,19 +19,21 @@ namespace librr {
 // empty compressed_xor.
 enum class UnchangedPages { kOmit, kKeep };
 
-// Guest memory at a previous_position delta's base, for the copied-page form
-// (since log format 2.6): a page the guest filled by copying bytes that were
-// already in memory (Linux unpacking its initramfs into the page cache) is
-// logged as "the bytes at source address S" plus a XOR residual, instead of
-// its content. The source may not overlap a page the delta lists: replay
-// reads it from memory it has not installed anything into yet, record from
-// its copy of the memory at the base, and both hold the same bytes there.
+// Guest memory at a previous_position delta's base, for the copied-range
+// form (since log format 2.6): a page into which the guest copied bytes that
+// were already in memory (Linux unpacking its initramfs into the page cache,
+// also when a stop comes in the middle of one page's copy) is logged as "its
+// bytes from O to O+N are those at source address S" plus a XOR residual,
+// instead of their content. The source may not overlap a page the delta
+// lists: replay reads it from memory it has not installed anything into yet,
+// record from its copy of the memory at the base, and both hold the same
+// bytes there.
 struct BaseMemory {
   std::span<const uint8_t> bytes;         // all of guest memory from address 0
   std::span<const uint64_t> listed_gfns;  // the delta's pages, ascending
   // The `length` bytes at `address`; throws FormatError when they lie outside
-  // `bytes` or overlap a listed page.
-  std::span<const uint8_t> source(uint64_t address, size_t length) const;
+  // `bytes` or overlap a listed page (of `page_size` bytes).
+  std::span<const uint8_t> source(uint64_t address, size_t length, size_t page_size) const;
 };
 
 // Where a page's bytes may have been copied from, among regions of memory a
@@ -66,8 +68,10 @@ struct PageCopySearch {
 
 // Delta of one page: `shadow` is the page at the reset point, `current` the
 // page now (same size). Returns nullopt when the page is unchanged and
-// `unchanged` is kOmit. With `copies`, a page that does not fit the sparse
-// form is also tried as a copy of each candidate source; the smallest form wins.
+// `unchanged` is kOmit. A page that does not fit the sparse form is also
+// tried as a filled range (its longest run of one byte value: a memset in
+// progress) and, with `copies`, as a range copied from each candidate
+// source; the smallest form wins.
 std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> shadow,
                                          std::span<const uint8_t> current,
                                          UnchangedPages unchanged = UnchangedPages::kOmit,
@@ -83,8 +87,16 @@ void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page,
 // Whether the delta holds the page's new content instead of a XOR (the
 // literal form, since log format 2.4; schemas/log-format.md, "Page deltas").
 bool is_literal_page(const PageDelta& delta);
-// Whether the delta names a source in the base memory (since 2.6).
-bool is_copied_page(const PageDelta& delta);
+// How a page delta is coded (schemas/log-format.md, "Page deltas").
+enum class PageForm {
+  unchanged,     // empty: the page equals its base
+  sparse_xor,    // runs of XOR bytes
+  zstd_xor,      // a zstd frame of the XOR
+  literal,       // a zstd frame of the new content (since 2.4)
+  copied_range,  // a range from the base memory, plus a XOR (since 2.6)
+  filled_range,  // a range of one byte value, plus a XOR (since 2.6)
+};
+PageForm page_form(const PageDelta& delta);
 
 struct PageChange {
   uint64_t gfn;

@@ -135,19 +135,21 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.clock_samples),
       static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
-  std::fprintf(stderr,
-               "rr-vmm: stops: %llu to be searched at replay (the rest installed), %llu memory "
-               "deltas based on the previous position (%llu landmark copies, %llu pages logged "
-               "as copies), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
-               static_cast<unsigned long long>(s.searched_positions),
-               static_cast<unsigned long long>(s.previous_position_deltas),
-               static_cast<unsigned long long>(s.position_memory_syncs),
-               static_cast<unsigned long long>(s.copied_pages),
-               static_cast<unsigned long long>(s.unlogged_stops),
-               static_cast<unsigned long long>(s.interrupt_window_stops),
-               policy.count_kernel_entries
-                   ? fmt::format("{} kernel entries counted", s.kernel_entries).c_str()
-                   : "kernel entries not counted");
+  std::fprintf(
+      stderr,
+      "rr-vmm: stops: %llu to be searched at replay (the rest installed), %llu memory "
+      "deltas based on the previous position (%llu landmark copies, %llu pages logged "
+      "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
+      static_cast<unsigned long long>(s.searched_positions),
+      static_cast<unsigned long long>(s.previous_position_deltas),
+      static_cast<unsigned long long>(s.position_memory_syncs),
+      static_cast<unsigned long long>(s.copied_pages),
+      static_cast<unsigned long long>(s.filled_pages),
+      static_cast<unsigned long long>(s.unlogged_stops),
+      static_cast<unsigned long long>(s.interrupt_window_stops),
+      policy.count_kernel_entries
+          ? fmt::format("{} kernel entries counted", s.kernel_entries).c_str()
+          : "kernel entries not counted");
   if (s.net_frames > 0)
     std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",
                  static_cast<unsigned long long>(s.net_frames),

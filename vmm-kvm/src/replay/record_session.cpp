@@ -262,8 +262,11 @@ librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
         here.landmark, written_since_position_.take(), &page_copies_);
     shadow_.refresh(delta);  // replay's shadow takes the listed pages as well
     ++stats_.previous_position_deltas;
-    stats_.copied_pages +=
-        std::count_if(delta.pages.begin(), delta.pages.end(), librr::is_copied_page);
+    for (const librr::PageDelta& page : delta.pages) {
+      const librr::PageForm form = librr::page_form(page);
+      stats_.copied_pages += form == librr::PageForm::copied_range;
+      stats_.filled_pages += form == librr::PageForm::filled_range;
+    }
     return delta;
   }
   librr::MemoryDelta delta = shadow_.capture(last_reset_landmark_, dirty_.take());

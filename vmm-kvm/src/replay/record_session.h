@@ -89,7 +89,8 @@ struct RecordStats {
   uint64_t async_positions = 0;
   uint64_t searched_positions = 0;        // of those, logged with a pages digest (found by search)
   uint64_t previous_position_deltas = 0;  // async positions whose delta needs no shadow
-  uint64_t copied_pages = 0;              // their pages logged as copies of other memory
+  uint64_t copied_pages = 0;              // their pages with a range copied from other memory
+  uint64_t filled_pages = 0;              // their pages with a range of one byte value
   uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
