@@ -96,7 +96,6 @@ TEST(LogFormat24, DamagedLiteralPageIsAFormatError) {
 }
 
 TEST(LogFormat24, LiteralPagesSurviveTheLogAndNeedFormat24) {
-  TempDir dir;
   const std::vector<uint8_t> base = random_page(4);
   const std::vector<uint8_t> poisoned = pattern_page(0xc0);
   const PageChange poison{0x42, base, poisoned};
@@ -106,28 +105,7 @@ TEST(LogFormat24, LiteralPagesSurviveTheLogAndNeedFormat24) {
   ASSERT_TRUE(is_literal_page(delta.pages[0]));
   const std::vector<Event> events = {AsyncPosition{{7, 1, 0}, 1, {1, 2, 3}, delta},
                                      EndOfRecording{{8, 0, 0}, "done", 0}};
-  for (Mode mode : {Mode::plain, Mode::mac, Mode::encrypted}) {
-    SCOPED_TRACE(mode_name(mode));
-    const auto path = dir / (std::string(mode_name(mode)) + ".log");
-    {
-      LogWriter writer(path, writer_options(mode));
-      for (const Event& event : events) writer.append(event);
-      writer.close();
-    }
-    LogReader reader(path, reader_options(mode));
-    EXPECT_GE(reader.info().version_minor, 4);
-    EXPECT_EQ(read_all(reader), events);
-  }
-
-  auto old = writer_options(Mode::plain);
-  old.format_version = 1;
-  LogWriter writer(dir / "v1.log", old);
-  try {
-    writer.append(events[0]);
-    ADD_FAILURE() << "a literal page was written into format 1.0";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("needs log format 2.4"), std::string::npos) << e.what();
-  }
+  expect_round_trip_and_format_gate(events, 4, events[0], "2.4");
 }
 
 // The reader's fuzz corpus holds a 2.4 log with literal, sparse and dense

@@ -216,33 +216,12 @@ std::vector<Event> copied_page_events(const Memory& memory) {
 }
 
 TEST(LogFormat26, CopiedPagesSurviveTheLogAndNeedFormat26) {
-  TempDir dir;
   Memory memory;
   const std::vector<Event> events = copied_page_events(memory);
   const auto& delta = std::get<MemoryDelta>(std::get<AsyncPosition>(events[1]).memory);
   ASSERT_TRUE(copied(delta.pages[0]) && copied(delta.pages[1]));
   ASSERT_EQ(page_form(delta.pages[2]), PageForm::filled_range);
-  for (Mode mode : {Mode::plain, Mode::mac, Mode::encrypted}) {
-    SCOPED_TRACE(mode_name(mode));
-    const auto path = dir / (std::string(mode_name(mode)) + ".log");
-    {
-      LogWriter writer(path, writer_options(mode));
-      for (const Event& event : events) writer.append(event);
-      writer.close();
-    }
-    LogReader reader(path, reader_options(mode));
-    EXPECT_GE(reader.info().version_minor, 6);
-    EXPECT_EQ(read_all(reader), events);
-  }
-  auto old = writer_options(Mode::plain);
-  old.format_version = 1;
-  LogWriter writer(dir / "v1.log", old);
-  try {
-    writer.append(events[1]);
-    ADD_FAILURE() << "a copied range was written into format 1.0";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("needs log format 2.6"), std::string::npos) << e.what();
-  }
+  expect_round_trip_and_format_gate(events, 6, events[1], "2.6");
 }
 
 // The reader's fuzz corpus holds a 2.6 log with copied pages (regenerated

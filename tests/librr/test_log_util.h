@@ -183,6 +183,36 @@ inline const LogByteShare* share_of(const LogByteReport& report, const std::stri
 // A fuzz seed of the log reader's corpus holds `events` in format 2.`minor`:
 // rewritten first when RR_WRITE_FUZZ_SEEDS is set (chunks of `chunk_bytes`;
 // then in the current format).
+// `events` written in every mode read back identically from a log of minor
+// version `min_minor` or later; a writer asked for format 1.0 refuses
+// `newer` (a record holding a newer form), naming format `needed`.
+inline void expect_round_trip_and_format_gate(const std::vector<Event>& events, uint16_t min_minor,
+                                              const Event& newer, const std::string& needed) {
+  TempDir dir;
+  for (Mode mode : {Mode::plain, Mode::mac, Mode::encrypted}) {
+    SCOPED_TRACE(mode_name(mode));
+    const auto path = dir / (std::string(mode_name(mode)) + ".log");
+    {
+      LogWriter writer(path, writer_options(mode));
+      for (const Event& event : events) writer.append(event);
+      writer.close();
+    }
+    LogReader reader(path, reader_options(mode));
+    EXPECT_GE(reader.info().version_minor, min_minor);
+    EXPECT_EQ(read_all(reader), events);
+  }
+  auto old = writer_options(Mode::plain);
+  old.format_version = 1;
+  LogWriter writer(dir / "v1.log", old);
+  try {
+    writer.append(newer);
+    ADD_FAILURE() << "a record needing format " << needed << " was written into format 1.0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs log format " + needed), std::string::npos)
+        << e.what();
+  }
+}
+
 inline void expect_fuzz_seed(const std::filesystem::path& seed, const std::vector<Event>& events,
                              size_t chunk_bytes, uint16_t minor) {
   if (std::getenv("RR_WRITE_FUZZ_SEEDS")) {
