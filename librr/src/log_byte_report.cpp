@@ -8,6 +8,7 @@
 
 #include "librr/compress.h"
 #include "librr/log.h"
+#include "librr/page_delta.h"
 #include "log_compact.h"
 #include "log_format.h"
 #include "log_io.h"
@@ -111,6 +112,34 @@ void add_async_position(Accounting& accounting, const AsyncPosition& async,
   if (entries) accounting.add("AsyncPosition.kernel_entries", memory.last(entries));
 }
 
+const char* page_form_name(PageForm form) {
+  switch (form) {
+    case PageForm::unchanged:
+      return "unchanged (listed)";
+    case PageForm::sparse_xor:
+      return "sparse XOR";
+    case PageForm::zstd_xor:
+      return "zstd XOR";
+    case PageForm::literal:
+      return "literal";
+    case PageForm::copied_range:
+      return "copied range";
+    case PageForm::filled_range:
+      return "filled range";
+  }
+  return "?";
+}
+
+void count_page_forms(const AsyncPosition& async, std::vector<PageFormShare>& forms) {
+  const auto* delta = std::get_if<MemoryDelta>(&async.memory);
+  if (!delta) return;
+  for (const PageDelta& page : delta->pages) {
+    PageFormShare& share = forms[static_cast<size_t>(page_form(page))];
+    ++share.pages;
+    share.bytes += page.compressed_xor.size();
+  }
+}
+
 // The chunk headers' bytes: fixed before log format 2.5, of varying size since.
 uint64_t chunk_header_bytes(const std::filesystem::path& log, const LogReader& reader) {
   const LogInfo& info = reader.info();
@@ -144,6 +173,9 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
     chunk_starts.push_back(chunk.first_record_index);
   size_t next_chunk = 0;
   Accounting accounting;
+  std::vector<PageFormShare> forms(static_cast<size_t>(PageForm::filled_range) + 1);
+  for (size_t i = 0; i < forms.size(); ++i)
+    forms[i].form = page_form_name(static_cast<PageForm>(i));
   Position previous;
   while (true) {
     const uint64_t index = reader.next_record_index();
@@ -155,9 +187,10 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
       previous = event_position(*event);  // the chunk header's first position
     }
     const std::vector<uint8_t> compact = compact_form(*event, previous);
-    if (const auto* async = std::get_if<AsyncPosition>(event))
+    if (const auto* async = std::get_if<AsyncPosition>(event)) {
       add_async_position(accounting, *async, compact);
-    else
+      count_page_forms(*async, forms);
+    } else
       accounting.add(kind_of(*event), compact);
     previous = event_position(*event);
   }
@@ -167,6 +200,8 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
   report.stored_payload_bytes =
       report.file_bytes > report.framing_bytes ? report.file_bytes - report.framing_bytes : 0;
   report.shares = accounting.shares();
+  for (PageFormShare& form : forms)
+    if (form.pages > 0) report.page_forms.push_back(std::move(form));
   for (const LogByteShare& share : report.shares) report.raw_bytes += share.raw_bytes;
   return report;
 }
@@ -190,6 +225,12 @@ std::string LogByteReport::to_string() const {
                      share.raw_bytes, percent, share.compressed_alone, per_record);
   }
   s += "  * each kind's bytes of each chunk compressed alone (zstd level 1, as the writer)\n";
+  if (page_forms.empty()) return s;
+  s += fmt::format("  {:<28}{:>9}{:>11}{:>9}\n", "memory delta pages as", "pages", "coded B",
+                   "B/page");
+  for (const PageFormShare& form : page_forms)
+    s += fmt::format("  {:<28}{:>9}{:>11}{:>9.1f}\n", form.form, form.pages, form.bytes,
+                     static_cast<double>(form.bytes) / static_cast<double>(form.pages));
   return s;
 }
 

@@ -94,6 +94,16 @@ TEST(LogByteReport, AccountsForEveryRecordAndEveryStoredByte) {
   const std::string text = report.to_string();
   EXPECT_NE(text.find("AsyncPosition.vcpu_state"), std::string::npos) << text;
   EXPECT_NE(text.find("Input:clock"), std::string::npos) << text;
+  // Every page of every delta, by the form it is coded in: here one sparse page per stop.
+  ASSERT_EQ(report.page_forms.size(), 1u) << text;
+  EXPECT_EQ(report.page_forms[0].form, "sparse XOR");
+  EXPECT_EQ(report.page_forms[0].pages, 200u);
+  uint64_t page_bytes = 0;
+  for (const Event& event : events)
+    if (const auto* stop = std::get_if<AsyncPosition>(&event))
+      page_bytes += std::get<MemoryDelta>(stop->memory).pages[0].compressed_xor.size();
+  EXPECT_EQ(report.page_forms[0].bytes, page_bytes);
+  EXPECT_NE(text.find("sparse XOR"), std::string::npos) << text;
 }
 
 TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {

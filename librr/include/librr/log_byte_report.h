@@ -23,14 +23,22 @@ struct LogByteShare {
   uint64_t compressed_alone = 0;
 };
 
+// The pages of memory deltas coded in one form (librr/page_delta.h, PageForm).
+struct PageFormShare {
+  std::string form;  // "sparse XOR", "copied range", ...
+  uint64_t pages = 0;
+  uint64_t bytes = 0;  // their coded bytes, before the chunk's compression
+};
+
 struct LogByteReport {
   uint64_t file_bytes = 0;
   uint64_t chunks = 0;
-  uint64_t framing_bytes = 0;         // file header + chunk headers
-  uint64_t stored_payload_bytes = 0;  // file_bytes - framing_bytes
-  uint64_t raw_bytes = 0;             // sum of the shares' raw bytes
-  std::vector<LogByteShare> shares;   // in a fixed order, kinds with no record left out
-  std::string to_string() const;      // a table
+  uint64_t framing_bytes = 0;             // file header + chunk headers
+  uint64_t stored_payload_bytes = 0;      // file_bytes - framing_bytes
+  uint64_t raw_bytes = 0;                 // sum of the shares' raw bytes
+  std::vector<LogByteShare> shares;       // in a fixed order, kinds with no record left out
+  std::vector<PageFormShare> page_forms;  // in PageForm order, forms with no page left out
+  std::string to_string() const;          // a table
 };
 
 // Reads the whole log (verifying it as LogReader does); throws what
