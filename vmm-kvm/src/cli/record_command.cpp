@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
+#include <string_view>
 
 #include "cli/run_command.h"
 #include "clock/virtual_clock.h"
@@ -17,6 +20,22 @@
 
 namespace vmm::cli {
 namespace {
+
+// The initrd as a source of copied pages (RecordPolicy::page_copy_sources),
+// when the guest copies it byte for byte: an uncompressed cpio ("newc"
+// magic), as Linux unpacks into its page cache. A compressed one is
+// decompressed, not copied, and its index (4 bytes per byte) would be waste;
+// past kMaxIndexedInitrd only the start is indexed.
+std::optional<RecordPolicy::Region> copied_initrd_region(const Machine& machine,
+                                                         const boot::BootInfo& boot) {
+  constexpr uint64_t kMaxIndexedInitrd = 64ull << 20;
+  constexpr std::string_view kCpioNewc = "07070";  // 070701, or 070702 with checksums
+  const uint8_t* start = machine.memory().translate(boot.initrd_address, kCpioNewc.size());
+  if (boot.initrd_size < kCpioNewc.size() || !start ||
+      std::string_view(reinterpret_cast<const char*>(start), kCpioNewc.size()) != kCpioNewc)
+    return std::nullopt;
+  return RecordPolicy::Region{boot.initrd_address, std::min(boot.initrd_size, kMaxIndexedInitrd)};
+}
 
 namespace fs = std::filesystem;
 
@@ -97,9 +116,8 @@ int record_command(RecordOptions& options) {
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
   policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
-  if (prepared.boot_info.initrd_size > 0)
-    policy.page_copy_sources.push_back(
-        {prepared.boot_info.initrd_address, prepared.boot_info.initrd_size});
+  if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
+    policy.page_copy_sources.push_back(*initrd);
   if (options.search_kernel_stops) {
     policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
     if (policy.searched_cpl0_instructions_per_second <= 0 || !policy.count_kernel_entries)
