@@ -133,7 +133,8 @@ librr::MemoryDelta MemoryShadow::capture_since_previous_position(
   // This shadow is the memory at the base: the pages not listed equal guest
   // memory, which is where replay reads a copy's source.
   std::optional<librr::PageCopySearch> search;
-  if (copies) search.emplace(*copies, librr::BaseMemory{{data(), memory_.size()}, dirty_gfns});
+  if (copies)
+    search.emplace(librr::PageCopySearch{*copies, {{data(), memory_.size()}, dirty_gfns}});
   // A page written back to its base value is listed too (empty delta): replay
   // skips the stretch, but the analyzer may have stepped into it and written
   // an intermediate value that the install must undo.
