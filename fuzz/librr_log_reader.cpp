@@ -8,7 +8,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -32,9 +31,7 @@ void apply_deltas(const librr::Event& event) {
     for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + (i >> 12));
     return bytes;
   }();
-  std::vector<uint64_t> listed;
-  for (const librr::PageDelta& page : delta->pages) listed.push_back(page.gfn);
-  std::sort(listed.begin(), listed.end());
+  const std::vector<uint64_t> listed = librr::listed_gfns(*delta);
   const librr::BaseMemory base{memory, listed};
   std::vector<uint8_t> page(4096);
   for (const librr::PageDelta& page_delta : delta->pages) {

@@ -192,12 +192,9 @@ std::optional<std::vector<uint8_t>> copied_form(std::span<const uint8_t> base,
   for (uint64_t address : copies.index.candidates(current)) {
     if (address > memory.size() || current.size() > memory.size() - address) continue;
     const Range range = equal_range_of(current, memory.subspan(address, current.size()));
-    if (range.length <= best.length) continue;
-    try {
-      copies.base.source(address + range.offset, range.length, current.size());
-    } catch (const FormatError&) {
+    if (range.length <= best.length ||
+        copies.base.refusal(address + range.offset, range.length, current.size()))
       continue;  // over a page the delta lists
-    }
     best = range, best_source = address + range.offset;
   }
   if (!best_source || best.length < kMinRange) return std::nullopt;
@@ -225,15 +222,20 @@ Range read_range(std::span<const uint8_t> coded, size_t& at, std::span<uint8_t> 
   return range;
 }
 
+// XORs `coded`, a XOR in its sparse form or as a zstd frame, into `page`.
+void apply_xor(std::span<const uint8_t> coded, std::span<uint8_t> page, const PageDelta& delta) {
+  if (coded.front() == kSparseMarker) return apply_sparse(coded, page, delta);
+  const std::vector<uint8_t> bytes = decompress_page(coded, page, delta);
+  for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
+}
+
 void apply_residual(std::span<const uint8_t> residual, std::span<uint8_t> page,
                     const PageDelta& delta, size_t at) {
   if (residual.empty()) return;
-  if (residual.front() == kSparseMarker) return apply_sparse(residual, page, delta);
-  if (residual.front() != kZstdMagicFirstByte)
+  if (residual.front() != kSparseMarker && residual.front() != kZstdMagicFirstByte)
     throw FormatError(page_name(delta) + ": a range's residual is not a XOR",
                       static_cast<int64_t>(at));
-  const std::vector<uint8_t> bytes = decompress_page(residual, page, delta);
-  for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
+  apply_xor(residual, page, delta);
 }
 
 void apply_copied(const PageDelta& delta, std::span<uint8_t> page, const BaseMemory* base) {
@@ -263,17 +265,31 @@ void apply_filled(const PageDelta& delta, std::span<uint8_t> page) {
 
 }  // namespace
 
-std::span<const uint8_t> BaseMemory::source(uint64_t address, size_t length,
-                                            size_t page_size) const {
+std::optional<std::string> BaseMemory::refusal(uint64_t address, size_t length,
+                                               size_t page_size) const {
   if (length == 0 || address > bytes.size() || length > bytes.size() - address)
-    throw FormatError("page copy source of " + std::to_string(length) + " bytes at " +
-                      std::to_string(address) + " lies outside guest memory of " +
-                      std::to_string(bytes.size()) + " bytes");
+    return "page copy source of " + std::to_string(length) + " bytes at " +
+           std::to_string(address) + " lies outside guest memory of " +
+           std::to_string(bytes.size()) + " bytes";
   for (uint64_t gfn = address / page_size; gfn <= (address + length - 1) / page_size; ++gfn)
     if (std::binary_search(listed_gfns.begin(), listed_gfns.end(), gfn))
-      throw FormatError("page copy source at " + std::to_string(address) + " overlaps page " +
-                        std::to_string(gfn) + ", which the same delta lists");
+      return "page copy source at " + std::to_string(address) + " overlaps page " +
+             std::to_string(gfn) + ", which the same delta lists";
+  return std::nullopt;
+}
+
+std::span<const uint8_t> BaseMemory::source(uint64_t address, size_t length,
+                                            size_t page_size) const {
+  if (auto why = refusal(address, length, page_size)) throw FormatError(*why);
   return bytes.subspan(address, length);
+}
+
+std::vector<uint64_t> listed_gfns(const MemoryDelta& delta) {
+  std::vector<uint64_t> gfns;
+  gfns.reserve(delta.pages.size());
+  for (const PageDelta& page : delta.pages) gfns.push_back(page.gfn);
+  std::sort(gfns.begin(), gfns.end());
+  return gfns;
 }
 
 void PageCopyIndex::add_region(uint64_t address, std::span<const uint8_t> bytes) {
@@ -336,10 +352,6 @@ std::optional<PageDelta> make_page_delta(uint64_t gfn, std::span<const uint8_t> 
   return PageDelta{gfn, std::move(best)};
 }
 
-bool is_literal_page(const PageDelta& delta) {
-  return !delta.compressed_xor.empty() && delta.compressed_xor.front() == kLiteralMarker;
-}
-
 PageForm page_form(const PageDelta& delta) {
   if (delta.compressed_xor.empty()) return PageForm::unchanged;
   switch (delta.compressed_xor.front()) {
@@ -356,12 +368,12 @@ PageForm page_form(const PageDelta& delta) {
   }
 }
 
+bool is_literal_page(const PageDelta& delta) { return page_form(delta) == PageForm::literal; }
+
 void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page, const BaseMemory* base) {
   const std::span<const uint8_t> coded = delta.compressed_xor;
   if (coded.empty()) return;  // the page equals its base
   switch (coded.front()) {
-    case kSparseMarker:
-      return apply_sparse(coded, page, delta);
     case kCopyMarker:
       return apply_copied(delta, page, base);
     case kFillMarker:
@@ -371,10 +383,8 @@ void apply_page_delta(const PageDelta& delta, std::span<uint8_t> page, const Bas
       std::copy(bytes.begin(), bytes.end(), page.begin());
       return;
     }
-    default: {
-      const std::vector<uint8_t> bytes = decompress_page(coded, page, delta);
-      for (size_t i = 0; i < page.size(); ++i) page[i] ^= bytes[i];
-    }
+    default:
+      return apply_xor(coded, page, delta);
   }
 }
 

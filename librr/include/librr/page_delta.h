@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "librr/events.h"
@@ -31,10 +32,14 @@ enum class UnchangedPages { kOmit, kKeep };
 struct BaseMemory {
   std::span<const uint8_t> bytes;         // all of guest memory from address 0
   std::span<const uint64_t> listed_gfns;  // the delta's pages, ascending
-  // The `length` bytes at `address`; throws FormatError when they lie outside
-  // `bytes` or overlap a listed page (of `page_size` bytes).
+  // Why the `length` bytes at `address` cannot be a source: they lie outside
+  // `bytes` or overlap a listed page (of `page_size` bytes); nullopt if they can.
+  std::optional<std::string> refusal(uint64_t address, size_t length, size_t page_size) const;
+  // Those bytes; throws FormatError with the refusal.
   std::span<const uint8_t> source(uint64_t address, size_t length, size_t page_size) const;
 };
+// The page frame numbers a delta lists, ascending (BaseMemory::listed_gfns).
+std::vector<uint64_t> listed_gfns(const MemoryDelta& delta);
 
 // Where a page's bytes may have been copied from, among regions of memory a
 // VMM expects guests to copy (the initrd it loaded): a sorted table of the
@@ -57,7 +62,6 @@ class PageCopyIndex {
     friend bool operator<(const Entry& a, const Entry& b) { return a.key < b.key; }
   };
   std::vector<Entry> entries_;
-  bool sorted_ = true;
 };
 
 // Record's means to log copied pages: where to look, and the memory at the base.

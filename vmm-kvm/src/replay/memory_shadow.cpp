@@ -178,9 +178,7 @@ void MemoryShadow::apply(const librr::MemoryDelta& delta, const librr::Position&
                              preimages_at_ == previous_position_of(at);
   // Copied pages read their source from guest memory outside the listed
   // pages, which nothing here writes: it is the memory at the base.
-  std::vector<uint64_t> listed;
-  for (const librr::PageDelta& page : delta.pages) listed.push_back(page.gfn);
-  std::sort(listed.begin(), listed.end());
+  const std::vector<uint64_t> listed = librr::listed_gfns(delta);
   const librr::BaseMemory base_memory{{memory_.host_base(), memory_.size()}, listed};
   std::vector<uint8_t> page_bytes(kPageSize);
   for (const librr::PageDelta& page : delta.pages) {
