@@ -101,6 +101,8 @@ std::string Manifest::to_json_string() const {
                                     {"vmm_version", tools.vmm_version},
                                     {"vmm_build_id", tools.vmm_build_id},
                                     {"device_model_version", tools.device_model_version}});
+  if (!tools.replay_rules_version.empty())
+    j_tools["replay_rules_version"] = tools.replay_rules_version;
   json j_host = with_extra(host.extra_json, {{"vendor", host.vendor},
                                              {"family", host.family},
                                              {"model", host.model},
@@ -150,6 +152,7 @@ Manifest Manifest::from_json_string(std::string_view text, std::string_view sour
   m.tools.vmm_version = tools.optional<std::string>("vmm_version", "");
   m.tools.vmm_build_id = tools.optional<std::string>("vmm_build_id", "");
   m.tools.device_model_version = tools.optional<std::string>("device_model_version", "");
+  m.tools.replay_rules_version = tools.optional<std::string>("replay_rules_version", "");
   m.tools.extra_json = tools.extra();
 
   ObjectReader host(top.object("host"), "host", source);

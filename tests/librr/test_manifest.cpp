@@ -19,6 +19,7 @@ Manifest sample_manifest() {
   m.tools.vmm_version = "0.3.1";
   m.tools.vmm_build_id = "abc123";
   m.tools.device_model_version = "7";
+  m.tools.replay_rules_version = "2";
   m.host = librr::current_host_identity();
   m.guest = {
       {"memory_bytes", "268435456"}, {"kernel", "/boot/vmlinuz"}, {"cmdline", "console=ttyS0"}};
@@ -26,6 +27,12 @@ Manifest sample_manifest() {
   m.snapshot_digest = std::string(64, 'a');
   m.checkpoints.push_back({"checkpoints/000001.rrsnap", 12345, std::string(64, 'b'), "{}"});
   return m;
+}
+
+// The format_version this librr writes, quoted as in the JSON.
+std::string current_version() {
+  return "\"" + std::to_string(librr::kManifestFormatMajor) + "." +
+         std::to_string(librr::kManifestFormatMinor) + "\"";
 }
 
 std::string expect_format_error(const std::string& json) {
@@ -48,6 +55,7 @@ TEST(Manifest, RoundTripsAllFields) {
   EXPECT_EQ(back.tools.vmm_name, "rr-vmm");
   EXPECT_EQ(back.tools.vmm_build_id, "abc123");
   EXPECT_EQ(back.tools.device_model_version, "7");
+  EXPECT_EQ(back.tools.replay_rules_version, "2");
   EXPECT_TRUE(back.host.same_cpu(m.host));
   EXPECT_EQ(back.guest, m.guest);
   EXPECT_EQ(back.created_utc, m.created_utc);
@@ -60,10 +68,20 @@ TEST(Manifest, RoundTripsAllFields) {
   EXPECT_EQ(back.to_json_string(), m.to_json_string());
 }
 
+// Manifests from before replay rules were versioned (format 1.0) read as
+// rules "" (the VMM's first), and a manifest without them does not invent one.
+TEST(Manifest, ReplayRulesVersionIsOptional) {
+  Manifest m = sample_manifest();
+  m.tools.replay_rules_version.clear();
+  const std::string json = m.to_json_string();
+  EXPECT_EQ(json.find("replay_rules_version"), std::string::npos) << json;
+  EXPECT_EQ(Manifest::from_json_string(json).tools.replay_rules_version, "");
+}
+
 TEST(Manifest, PreservesUnknownFieldsAtEveryLevel) {
   std::string json = sample_manifest().to_json_string();
   // A newer minor version with fields this librr does not know.
-  json.replace(json.find("\"1.0\""), 5, "\"1.7\"");
+  json.replace(json.find(current_version()), current_version().size(), "\"1.7\"");
   json.insert(json.rfind('}'), ",\n  \"future_top\": {\"nested\": [1, 2, 3]}\n");
   json.insert(json.find("\"librr\""), "\"future_tool\": \"x\", ");
   json.insert(json.find("\"vendor\""), "\"microcode\": \"0xde\", ");
@@ -83,7 +101,7 @@ TEST(Manifest, PreservesUnknownFieldsAtEveryLevel) {
 
 TEST(Manifest, RefusesNewerMajorVersion) {
   std::string json = sample_manifest().to_json_string();
-  json.replace(json.find("\"1.0\""), 5, "\"2.0\"");
+  json.replace(json.find(current_version()), current_version().size(), "\"2.0\"");
   std::string message = expect_format_error(json);
   EXPECT_NE(message.find("2.0 is newer than this librr supports"), std::string::npos) << message;
   EXPECT_NE(message.find("upgrade librr"), std::string::npos) << message;
@@ -103,7 +121,7 @@ TEST(Manifest, ReportsMalformedInputWithFieldNames) {
   EXPECT_NE(expect_format_error(mistyped).find("'host.family'"), std::string::npos);
 
   std::string bad_version = good;
-  bad_version.replace(bad_version.find("\"1.0\""), 5, "\"one\"");
+  bad_version.replace(bad_version.find(current_version()), current_version().size(), "\"one\"");
   EXPECT_NE(expect_format_error(bad_version).find("MAJOR.MINOR"), std::string::npos);
 
   std::string escaping = good;

@@ -55,8 +55,10 @@ TEST_F(RecordReplay, FrequentStateDigestsAreEachCheckedByReplay) {
 // demo's stops come hundreds of landmarks apart (its tasks print and sleep
 // between them): each is still based on the landmark just before it, not on
 // every page written since the previous stop.
+// Twice the default work: on a fast host (AMD EPYC, 2026-11-27) the default
+// run had only 3-5 stops.
 TEST_F(RecordReplay, DemoGuest) {
-  record_and_replay_three_times("demo", "--guest demo --serial-in none");
+  record_and_replay_three_times("demo", "--guest demo --serial-in none --append work=200");
   uint64_t asyncs = 0, previous_position_based = 0, landmarks_apart = 0;
   uint64_t previous_landmark = 0;
   for (const librr::Event& event : read_log(dir_ / "demo")) {
@@ -75,8 +77,9 @@ TEST_F(RecordReplay, DemoGuest) {
 
 TEST_F(RecordReplay, Spin3HasManyAsyncPositionsAllReplayedExactly) {
   // Long CPL3 loops without exits, one progressing only in memory: every
-  // timer interrupt needs an asynchronous stop.
-  record_and_replay_three_times("spin3", "--guest spin3 --serial-in none --append iters=256");
+  // timer interrupt needs an asynchronous stop. 384 units: ~130 stops on the
+  // fastest host seen (iters=256 gave 86-90 there, ~1 s).
+  record_and_replay_three_times("spin3", "--guest spin3 --serial-in none --append iters=384");
   const auto report = log_report(dir_ / "spin3");
   EXPECT_GE(count(report, librr::EventType::async_position), 100u);
   EXPECT_TRUE(report.terminated);
@@ -140,6 +143,40 @@ TEST_F(RecordReplay, EditedAsyncMemoryDeltaIsCaught) {
   const std::string err = read_file(dir_ / "replay.err");
   EXPECT_EQ(replayed, 1) << err;
   EXPECT_NE(err.find("memory differ"), std::string::npos) << err;
+}
+
+// The manifest's replay rules decide what replay's state digests hash
+// (replay/replay_rules.h): a recording claiming the first rules, whose digests
+// hashed every byte, no longer matches; rules this rr-vmm does not know are
+// refused, and with --force tried as its own.
+TEST_F(RecordReplay, ManifestReplayRulesDecideHowDigestsAreChecked) {
+  const fs::path rec = dir_ / "hello";
+  ASSERT_EQ(run_vmm("record --out " + rec.string() + " --guest hello --digest-interval-ms 20",
+                    dir_ / "record.out", dir_ / "record.err"),
+            0)
+      << read_file(dir_ / "record.err");
+  const fs::path manifest = rec / "manifest.json";
+  const std::string recorded = read_file(manifest);
+  const std::string written = "\"replay_rules_version\": \"2\"";
+  ASSERT_NE(recorded.find(written), std::string::npos) << recorded;
+  const auto replay_with_rules = [&](const std::string& version, const std::string& flags) {
+    std::string edited = recorded;
+    edited.replace(edited.find(written), written.size(),
+                   "\"replay_rules_version\": \"" + version + "\"");
+    std::ofstream(manifest, std::ios::trunc) << edited;
+    return run_vmm("replay " + flags + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+  };
+  EXPECT_EQ(replay_with_rules("2", ""), 0) << read_file(dir_ / "replay.err");
+  EXPECT_EQ(replay_with_rules("1", ""), 1);
+  EXPECT_NE(read_file(dir_ / "replay.err").find("memory differ from the recording's state digest"),
+            std::string::npos)
+      << read_file(dir_ / "replay.err");
+  EXPECT_NE(replay_with_rules("9", ""), 0);
+  EXPECT_NE(read_file(dir_ / "replay.err").find("replay rules version '9'"), std::string::npos)
+      << read_file(dir_ / "replay.err");
+  EXPECT_EQ(replay_with_rules("9", "--force "), 0) << read_file(dir_ / "replay.err");
+  EXPECT_NE(read_file(dir_ / "replay.err").find("replay faithful"), std::string::npos)
+      << read_file(dir_ / "replay.err");
 }
 
 TEST_F(RecordReplay, SerialEchoReplaysWithoutItsInput) {

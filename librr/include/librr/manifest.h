@@ -19,7 +19,7 @@ namespace librr {
 // A newer minor version adds fields (readable here); a newer major version
 // changes meaning and is refused.
 inline constexpr uint32_t kManifestFormatMajor = 1;
-inline constexpr uint32_t kManifestFormatMinor = 0;
+inline constexpr uint32_t kManifestFormatMinor = 1;  // 1.1: tools.replay_rules_version
 
 struct ToolVersions {
   std::string librr = std::string(library_version());
@@ -27,6 +27,11 @@ struct ToolVersions {
   std::string vmm_version;
   std::string vmm_build_id;  // e.g. git commit of the VMM
   std::string device_model_version;
+  // How the VMM interprets the recording at replay, apart from its devices:
+  // what a state digest hashes, which events it derives instead of logging.
+  // VMM-defined; "" (absent: manifests before it existed) means the VMM's
+  // first rules. Unlike device_model_version it does not concern snapshots.
+  std::string replay_rules_version;
   std::string extra_json = "{}";
 };
 

@@ -93,6 +93,7 @@ int record_command(RecordOptions& options) {
   manifest.tools.vmm_name = "rr-vmm";
   manifest.tools.vmm_version = std::string(librr::library_version());
   manifest.tools.device_model_version = kDeviceModelVersion;
+  manifest.tools.replay_rules_version = ReplayRules::current().manifest_value();
   manifest.guest["name"] = options.guest.guest.empty() && options.guest.kernel.empty()
                                ? "demo"
                                : (options.guest.kernel.empty() ? options.guest.guest : "linux");

@@ -45,27 +45,6 @@ kvm::Mapping map_zeroed(uint64_t size) {
 
 }  // namespace
 
-XXH128_hash_t hash_guest_memory(GuestMemory memory) {
-  const auto held = librr::held_pages(memory.host_base(), memory.size());
-  if (!held) return XXH3_128bits(memory.host_base(), memory.size());
-  static constexpr std::array<uint8_t, MemoryShadow::kPageSize> kZeroPage{};
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                 &XXH3_freeState);
-  if (!state) throw librr::Error("hash_guest_memory: out of memory for the XXH3 state");
-  XXH3_128bits_reset(state.get());
-  const uint64_t pages = memory.size() / MemoryShadow::kPageSize;
-  uint64_t run_start = 0;  // first page of the current run of held pages
-  for (uint64_t gfn = 0; gfn <= pages; ++gfn) {
-    if (gfn < pages && (*held)[gfn]) continue;
-    if (gfn > run_start)
-      XXH3_128bits_update(state.get(), memory.host_base() + run_start * MemoryShadow::kPageSize,
-                          (gfn - run_start) * MemoryShadow::kPageSize);
-    if (gfn < pages) XXH3_128bits_update(state.get(), kZeroPage.data(), kZeroPage.size());
-    run_start = gfn + 1;
-  }
-  return XXH3_128bits_digest(state.get());
-}
-
 MemoryShadow::MemoryShadow(GuestMemory memory)
     : memory_(memory), shadow_(memory.size() ? map_zeroed(memory.size()) : kvm::Mapping()) {
   static_assert(kPageSize == librr::kHostPageSize);

@@ -30,11 +30,6 @@ class DirtyPages {
   std::vector<uint64_t> bits_;
 };
 
-// XXH3-128 of all of guest memory (the state digest's memory part), without
-// faulting in pages the host never populated: they are hashed as zeros, which
-// is what they read as, so the value is that of hashing every byte.
-XXH128_hash_t hash_guest_memory(GuestMemory memory);
-
 class MemoryShadow {
  public:
   static constexpr uint64_t kPageSize = 4096;

@@ -7,6 +7,7 @@
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
 #include "replay/searched_position.h"
+#include "replay/state_digest.h"
 
 namespace vmm {
 
@@ -90,7 +91,8 @@ void RecordSession::maybe_digest(bool force) {
   const uint64_t now = clock_.now_ns();
   if (!force && now - last_digest_guest_ns_ < policy_.digest_interval_ns) return;
   last_digest_guest_ns_ = now;
-  recorder_.state_digest(compute_state_digest(machine_, timeline_.position()));
+  recorder_.state_digest(
+      compute_state_digest(machine_, timeline_.position(), policy_.rules.memory_digest));
   ++stats_.digests;
 }
 

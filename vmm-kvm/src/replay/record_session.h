@@ -13,6 +13,7 @@
 #include "machine/machine.h"
 #include "replay/kernel_entry_counter.h"
 #include "replay/memory_shadow.h"
+#include "replay/replay_rules.h"
 #include "replay/session_common.h"
 
 namespace vmm {
@@ -35,6 +36,8 @@ struct RecordPolicy {
   // than host time: an idle guest's digests would otherwise be a third of
   // its log, and a digest hashes all of guest RAM.
   uint64_t digest_interval_ns = 10'000'000'000;
+  // What the state digests hash (the manifest must name the same rules).
+  ReplayRules rules = ReplayRules::current();
   // At every landmark record copies the pages written since the previous one
   // into a second shadow, so that each asynchronous position's memory delta is
   // based on the memory replay holds at the landmark before it

@@ -11,9 +11,11 @@
 namespace vmm {
 namespace {
 
-// Refusals that `force` overrides: another CPU or other device models can
-// make a faithful replay impossible, but a user may want to see where.
-void check_compatibility(const librr::Manifest& manifest, const ReplayMachineOptions& options) {
+// Refusals that `force` overrides: another CPU, other device models or replay
+// rules this rr-vmm does not know can make a faithful replay impossible, but a
+// user may want to see where. Returns the rules to replay with.
+ReplayRules check_compatibility(const librr::Manifest& manifest,
+                                const ReplayMachineOptions& options) {
   std::vector<std::string> problems;
   const librr::HostIdentity here = librr::current_host_identity();
   if (!manifest.host.same_cpu(here))
@@ -25,10 +27,17 @@ void check_compatibility(const librr::Manifest& manifest, const ReplayMachineOpt
   if (manifest.tools.device_model_version != cli::kDeviceModelVersion)
     problems.push_back(fmt::format("recorded with device models version '{}', this rr-vmm has '{}'",
                                    manifest.tools.device_model_version, cli::kDeviceModelVersion));
+  const std::optional<ReplayRules> rules = ReplayRules::from_manifest(manifest.tools);
+  if (!rules)
+    problems.push_back(
+        fmt::format("recorded under replay rules version '{}', this rr-vmm knows versions 1 to {} "
+                    "(trying its own)",
+                    manifest.tools.replay_rules_version, ReplayRules::current().version));
   for (const std::string& problem : problems) {
     if (!options.force) throw librr::Error(problem + " (use --force to try anyway)");
     if (options.warn) options.warn(problem);
   }
+  return rules.value_or(ReplayRules::current());
 }
 
 uint64_t recorded_memory_size(const librr::Manifest& manifest) {
@@ -62,7 +71,7 @@ void check_disk_size(const librr::Manifest& manifest, Machine& machine, const st
 ReplayMachine::ReplayMachine(const std::filesystem::path& recording, ReplayMachineOptions options)
     : options_(std::move(options)) {
   dir_ = std::make_unique<librr::RecordingDir>(librr::RecordingDir::open(recording));
-  check_compatibility(dir_->manifest(), options_);
+  const ReplayRules rules = check_compatibility(dir_->manifest(), options_);
   const librr::SnapshotCheck snapshot = dir_->verify_snapshot(options_.key);
   if (!snapshot.ok) throw RecordingDamaged(snapshot.message);
 
@@ -81,7 +90,7 @@ ReplayMachine::ReplayMachine(const std::filesystem::path& recording, ReplayMachi
   } catch (const librr::FormatError& e) {
     throw RecordingDamaged(fmt::format("{}: {}", dir_->snapshot_path().string(), e.what()));
   }
-  session_ = std::make_unique<ReplaySession>(*machine_, clock_, *replayer_, timeline_);
+  session_ = std::make_unique<ReplaySession>(*machine_, clock_, *replayer_, timeline_, rules);
 }
 
 ReplayMachine::~ReplayMachine() = default;

@@ -6,15 +6,17 @@
 
 #include "net/cooperation.h"
 #include "replay/searched_position.h"
+#include "replay/state_digest.h"
 
 namespace vmm {
 
 ReplaySession::ReplaySession(Machine& machine, VirtualClock& clock, librr::Replayer& replayer,
-                             Timeline& timeline)
+                             Timeline& timeline, ReplayRules rules)
     : machine_(machine),
       clock_(clock),
       replayer_(replayer),
       timeline_(timeline),
+      rules_(rules),
       shadow_(machine.memory()),
       net_input_(machine, replayer, timeline) {}
 
@@ -40,7 +42,8 @@ void ReplaySession::check_digest_if_next() {
   const librr::Event* next = next_at_position();
   const auto* expected = next ? std::get_if<librr::StateDigest>(next) : nullptr;
   if (!expected) return;
-  const librr::StateDigest actual = compute_state_digest(machine_, timeline_.position());
+  const librr::StateDigest actual =
+      compute_state_digest(machine_, timeline_.position(), rules_.memory_digest);
   const std::string what = describe_digest_difference(*expected, actual);
   if (!what.empty())
     throw librr::Divergence(timeline_.position(),

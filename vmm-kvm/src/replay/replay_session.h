@@ -13,6 +13,7 @@
 #include "machine/machine.h"
 #include "replay/instruction_stepper.h"
 #include "replay/memory_shadow.h"
+#include "replay/replay_rules.h"
 #include "replay/session_common.h"
 
 namespace vmm {
@@ -35,8 +36,9 @@ class ReplaySession {
  public:
   // The machine has been restored from the recording's initial snapshot and
   // uses `clock`; its serial input is a ReplaySerialInput on `replayer` and `timeline`.
+  // `rules`: the recording's (ReplayRules::from_manifest).
   ReplaySession(Machine& machine, VirtualClock& clock, librr::Replayer& replayer,
-                Timeline& timeline);
+                Timeline& timeline, ReplayRules rules = ReplayRules::current());
   // Never throws librr::Divergence: a divergence is reported in the outcome.
   ReplayOutcome run();
 
@@ -111,6 +113,7 @@ class ReplaySession {
   VirtualClock& clock_;
   librr::Replayer& replayer_;
   Timeline& timeline_;
+  ReplayRules rules_;
   MemoryShadow shadow_;
   ReplayNetInput net_input_;
   ReplayOutcome outcome_;

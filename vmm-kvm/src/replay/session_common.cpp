@@ -1,7 +1,6 @@
 #include "replay/session_common.h"
 
 #include <fmt/format.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
@@ -11,31 +10,6 @@
 #include "replay/memory_shadow.h"
 
 namespace vmm {
-
-librr::StateDigest compute_state_digest(Machine& machine, const librr::Position& pos) {
-  const kvm_regs regs = machine.vcpu().get_regs();
-  const kvm_sregs sregs = machine.vcpu().get_sregs();
-  librr::Hasher registers;
-  registers.update_pod(regs);
-  registers.update_pod(sregs.cr0).update_pod(sregs.cr3).update_pod(sregs.cr4);
-  registers.update_pod(sregs.efer).update_pod(sregs.cs.selector);
-  librr::StateDigest digest;
-  digest.pos = pos;
-  digest.registers = registers.finish();
-  const GuestMemory memory = machine.memory();
-  const XXH128_hash_t ram = hash_guest_memory(memory);
-  std::memcpy(digest.memory.data(), &ram.low64, 8);
-  std::memcpy(digest.memory.data() + 8, &ram.high64, 8);
-  return digest;
-}
-
-std::string describe_digest_difference(const librr::StateDigest& expected,
-                                       const librr::StateDigest& actual) {
-  std::string what;
-  if (expected.registers != actual.registers) what = "registers";
-  if (expected.memory != actual.memory) what += what.empty() ? "memory" : " and memory";
-  return what;
-}
 
 RecordingSerialInput::RecordingSerialInput(SerialInput& inner, librr::Recorder& recorder,
                                            const Timeline& timeline)

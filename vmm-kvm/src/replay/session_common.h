@@ -38,13 +38,6 @@ class Timeline {
   uint64_t async_seq_ = 0;
 };
 
-// BLAKE2b of the registers that define where the guest is, and a fast
-// 128-bit hash of all of guest RAM (zero-padded into the 32-byte field).
-librr::StateDigest compute_state_digest(Machine& machine, const librr::Position& pos);
-// "registers", "memory" or "" when equal.
-std::string describe_digest_difference(const librr::StateDigest& expected,
-                                       const librr::StateDigest& actual);
-
 // Record: wraps the real serial input; every byte the UART takes is logged at
 // the session's current position.
 class RecordingSerialInput final : public SerialInput {
