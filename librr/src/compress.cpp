@@ -43,7 +43,8 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
   return out;
 }
 
-void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out) {
+void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out,
+                          std::span<const uint8_t> prefix) {
   const size_t expected_size = out.size();
   check_declared_size(data, expected_size);
   // One decompression context per thread: ZSTD_decompress() would allocate
@@ -54,6 +55,12 @@ void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out)
   };
   thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) throw Error("zstd: cannot allocate a decompression context");
+  if (!prefix.empty()) {
+    const size_t referenced = ZSTD_DCtx_refPrefix(dctx.get(), prefix.data(), prefix.size());
+    if (ZSTD_isError(referenced))
+      throw Error(std::string("zstd: ") + ZSTD_getErrorName(referenced));
+  }
+  // The prefix serves this one frame only (zstd forgets it at the frame's start).
   size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) throw FormatError(std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != expected_size)
@@ -67,11 +74,22 @@ ZstdCompressor::ZstdCompressor(int level) : ctx_(ZSTD_createCCtx()), level_(leve
 
 ZstdCompressor::~ZstdCompressor() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(ctx_)); }
 
-size_t ZstdCompressor::compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out) {
+size_t ZstdCompressor::compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out,
+                                       std::span<const uint8_t> prefix) {
   size_t old = out.size();
   out.resize(old + ZSTD_compressBound(data.size()));
-  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(ctx_), out.data() + old, out.size() - old,
-                               data.data(), data.size(), level_);
+  auto* ctx = static_cast<ZSTD_CCtx*>(ctx_);
+  size_t n;
+  if (prefix.empty()) {
+    n = ZSTD_compressCCtx(ctx, out.data() + old, out.size() - old, data.data(), data.size(),
+                          level_);
+  } else {
+    // compress2 applies the sticky level and the prefix (which it then forgets).
+    n = ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level_);
+    if (!ZSTD_isError(n)) n = ZSTD_CCtx_refPrefix(ctx, prefix.data(), prefix.size());
+    if (!ZSTD_isError(n))
+      n = ZSTD_compress2(ctx, out.data() + old, out.size() - old, data.data(), data.size());
+  }
   if (ZSTD_isError(n)) {
     out.resize(old);
     throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));

@@ -82,15 +82,11 @@ class Accounting {
   std::vector<uint8_t> scratch_;
 };
 
-// The record's compact (format 2) form, coded against `previous` as the
-// writer codes it against the previous record of its chunk.
-std::vector<uint8_t> compact_form(const Event& event, const Position& previous) {
-  const std::vector<uint8_t> record = encode_event(event);
-  ByteWriter framed;
-  framed.u32(static_cast<uint32_t>(record.size()));
-  framed.raw(record.data(), record.size());
+// The record's compact (format 2) form, coded against the records before it
+// in its chunk as the writer codes it.
+std::vector<uint8_t> compact_form(const Event& event, logcompact::RecordCompactor& chunk) {
   std::vector<uint8_t> out;
-  logcompact::compact_records(framed.data(), previous, out);
+  chunk.add(encode_event(event), out);
   return out;
 }
 
@@ -176,7 +172,9 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
   std::vector<PageFormShare> forms(static_cast<size_t>(PageForm::filled_range) + 1);
   for (size_t i = 0; i < forms.size(); ++i)
     forms[i].form = page_form_name(static_cast<PageForm>(i));
-  Position previous;
+  const bool clock_deltas =
+      reader.info().version_major == 2 && reader.info().version_minor >= logfmt::kClockDeltaMinor;
+  std::optional<logcompact::RecordCompactor> chunk;
   while (true) {
     const uint64_t index = reader.next_record_index();
     const Event* event = reader.next_ref();
@@ -184,15 +182,15 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
     if (next_chunk < chunk_starts.size() && index == chunk_starts[next_chunk]) {
       if (next_chunk > 0) accounting.end_chunk();
       ++next_chunk;
-      previous = event_position(*event);  // the chunk header's first position
+      chunk.emplace(event_position(*event), clock_deltas);  // the header's first position
     }
-    const std::vector<uint8_t> compact = compact_form(*event, previous);
+    if (!chunk) chunk.emplace(event_position(*event), clock_deltas);
+    const std::vector<uint8_t> compact = compact_form(*event, *chunk);
     if (const auto* async = std::get_if<AsyncPosition>(event)) {
       add_async_position(accounting, *async, compact);
       count_page_forms(*async, forms);
     } else
       accounting.add(kind_of(*event), compact);
-    previous = event_position(*event);
   }
   accounting.end_chunk();
   report.chunks = next_chunk;

@@ -124,6 +124,47 @@ std::optional<LogProblem> ChunkSource::decrypt_upto(uint64_t sequence,
   return std::nullopt;
 }
 
+std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
+                                                   const std::vector<ChunkIndexEntry>& index,
+                                                   const Expectation& at) {
+  const bool encrypted = file_header_.flags & logfmt::kFlagEncrypted;
+  const uint64_t key_chunk = sequence - sequence % logfmt::kKeyChunkInterval;
+  if (encrypted)
+    if (auto p = decrypt_upto(key_chunk, index, at)) return p;
+  prefix_sequence_.reset();
+  std::vector<uint8_t> raw;
+  for (uint64_t k = key_chunk; k < sequence; ++k) {
+    const auto unreadable = [&](const std::string& why) {
+      return problem(LogProblemKind::decompress_failed, at,
+                     "chunk " + std::to_string(k) + ", whose payload this chunk's zstd frame " +
+                         "continues, " + why);
+    };
+    if (k >= index.size()) return unreadable("has no index entry");
+    const uint64_t offset = index[k].offset;
+    const auto h = read_header_at(offset, nullptr);
+    if (!h || file_size_ - offset - h->header_size < h->stored_length ||
+        h->raw_length > logfmt::kMaxRawLength)
+      return unreadable("is unreadable");
+    std::vector<uint8_t> payload =
+        logio::pread_upto(fd_, offset + h->header_size, h->stored_length, path_);
+    if (payload.size() != h->stored_length || checksum64(payload) != h->payload_checksum)
+      return unreadable("fails its checksum");
+    try {
+      if (encrypted) payload = decryptor_->open(payload);
+      raw.resize(h->raw_length);
+      zstd_decompress_into(payload, raw,
+                           k == key_chunk ? std::span<const uint8_t>() : std::span(prefix_));
+    } catch (const FormatError& e) {
+      if (encrypted) decryptor_.reset();
+      return unreadable(std::string("does not decode: ") + e.what());
+    }
+    if (encrypted) ++decrypt_next_;
+    prefix_.swap(raw);
+  }
+  prefix_sequence_ = sequence - 1;
+  return std::nullopt;
+}
+
 std::optional<LogProblem> ChunkSource::check_records(const logfmt::ChunkHeader& h,
                                                      std::span<const uint8_t> raw,
                                                      const Expectation& at) const {
@@ -196,6 +237,9 @@ LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkI
                      "MAC mismatch: the chunk was modified by someone without the key");
   }
   std::span<const uint8_t> compressed = payload;
+  const bool has_prefix = file_header_.chunk_has_prefix(h.sequence);
+  if (has_prefix && prefix_sequence_ != h.sequence - 1)
+    if (auto p = load_prefix(h.sequence, index, expect)) return *p;
   if (file_header_.flags & logfmt::kFlagEncrypted) {
     if (auto p = decrypt_upto(h.sequence, index, expect)) return *p;
     bool final_tag = false;
@@ -214,14 +258,22 @@ LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkI
   // raw_length is within kMaxRawLength: ChunkHeader::decode checked it.
   auto raw = logio::reuse_buffer(raw_, h.raw_length);
   try {
-    zstd_decompress_into(compressed, raw);
+    zstd_decompress_into(
+        compressed, raw,
+        has_prefix ? std::span<const uint8_t>(prefix_) : std::span<const uint8_t>());
   } catch (const FormatError& e) {
+    prefix_sequence_.reset();
     return problem(K::decompress_failed, expect, e.what());
+  }
+  if (file_header_.chunk_has_prefix(h.sequence + 1)) {
+    prefix_.assign(raw.begin(), raw.end());
+    prefix_sequence_ = h.sequence;
   }
   std::span<const uint8_t> framed = raw;
   if (file_header_.compact_records()) {
     try {
-      logcompact::expand_records(raw, h.first, logfmt::kMaxRawLength, expanded_);
+      logcompact::expand_records(raw, h.first, logfmt::kMaxRawLength, expanded_,
+                                 file_header_.clock_deltas());
     } catch (const FormatError& e) {
       return problem(K::bad_record, expect, e.what());
     }

@@ -62,6 +62,13 @@ class ChunkSource {
   std::optional<LogProblem> decrypt_upto(uint64_t sequence,
                                          const std::vector<ChunkIndexEntry>& index,
                                          const Expectation& at);
+  // Makes prefix_ the compact payload of chunk `sequence` - 1 (format 2.7:
+  // that chunk's frame is the prefix of this one's), decompressing the chunks
+  // from the last key chunk on; for an encrypted log through the decryptor,
+  // which it leaves at `sequence`.
+  std::optional<LogProblem> load_prefix(uint64_t sequence,
+                                        const std::vector<ChunkIndexEntry>& index,
+                                        const Expectation& at);
   std::optional<LogProblem> check_records(const logfmt::ChunkHeader& h,
                                           std::span<const uint8_t> raw,
                                           const Expectation& at) const;
@@ -77,6 +84,9 @@ class ChunkSource {
   // Reused for every chunk: no allocation or page faults per chunk.
   std::vector<uint8_t> payload_, decrypted_, raw_;
   std::vector<uint8_t> expanded_;  // format 2: the compact records in u32 framing
+  // Format 2.7: the last decompressed payload, the next chunk's zstd prefix.
+  std::vector<uint8_t> prefix_;
+  std::optional<uint64_t> prefix_sequence_;
 };
 
 }  // namespace librr::logchunk

@@ -1,7 +1,9 @@
 #include "log_compact.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "librr/error.h"
@@ -79,6 +81,32 @@ uint64_t add_checked(uint64_t base, uint64_t delta, const char* field, const Com
   return base + delta;
 }
 
+// An Input record's rest (after tag and position) when it is a clock sample:
+// channel "clock" (u32 length + bytes), data of 8 bytes (u32 length + u64).
+constexpr uint8_t kInputTag = 3;
+constexpr uint8_t kClockDeltaTag = 0x43;
+constexpr uint8_t kClockRestPrefix[] = {5, 0, 0, 0, 'c', 'l', 'o', 'c', 'k', 8, 0, 0, 0};
+constexpr size_t kClockRestSize = sizeof kClockRestPrefix + sizeof(uint64_t);
+constexpr uint64_t kNanosPerMicro = 1000;
+
+std::optional<uint64_t> clock_sample_in(uint8_t tag, std::span<const uint8_t> rest) {
+  if (tag != kInputTag || rest.size() != kClockRestSize ||
+      !std::equal(std::begin(kClockRestPrefix), std::end(kClockRestPrefix), rest.begin()))
+    return std::nullopt;
+  uint64_t value;
+  std::memcpy(&value, rest.data() + sizeof kClockRestPrefix, sizeof value);
+  return value;
+}
+
+// The 2.7 code of a sample `value` after `prev`, if it has one.
+std::optional<uint64_t> clock_delta_code(uint64_t prev, uint64_t value) {
+  if (value < prev) return std::nullopt;
+  const uint64_t delta = value - prev;
+  if (delta % kNanosPerMicro == 0) return (delta / kNanosPerMicro) << 1 | 1;
+  if (delta >> 63) return std::nullopt;
+  return delta << 1;
+}
+
 Position apply_position_delta(CompactReader& in, const Position& prev) {
   Position p;
   const uint64_t landmarks = in.varint("landmark delta");
@@ -128,9 +156,31 @@ Position get_position_delta(std::span<const uint8_t> data, size_t& offset, const
   return p;
 }
 
+void RecordCompactor::add(std::span<const uint8_t> record, std::vector<uint8_t>& out) {
+  const Position p = load_position(record.data() + kTagSize);
+  const std::span<const uint8_t> body = record.subspan(kTagSize + kPositionSize);
+  const std::optional<uint64_t> clock =
+      clock_deltas_ ? clock_sample_in(record[0], body) : std::nullopt;
+  if (const auto code = clock ? clock_delta_code(prev_clock_, *clock) : std::nullopt) {
+    std::vector<uint8_t> coded;
+    put_varint(coded, *code);
+    put_varint(out, coded.size());
+    out.push_back(kClockDeltaTag);
+    put_position_delta(out, prev_, p);
+    out.insert(out.end(), coded.begin(), coded.end());
+  } else {
+    put_varint(out, body.size());
+    out.push_back(record[0]);
+    put_position_delta(out, prev_, p);
+    out.insert(out.end(), body.begin(), body.end());
+  }
+  if (clock) prev_clock_ = *clock;
+  prev_ = p;
+}
+
 void compact_records(std::span<const uint8_t> framed, const Position& first,
-                     std::vector<uint8_t>& out) {
-  Position prev = first;
+                     std::vector<uint8_t>& out, bool clock_deltas) {
+  RecordCompactor compactor(first, clock_deltas);
   size_t pos = 0;
   while (pos < framed.size()) {
     if (framed.size() - pos < logfmt::kRecordFrameSize)
@@ -140,29 +190,40 @@ void compact_records(std::span<const uint8_t> framed, const Position& first,
     if (len < kTagSize + kPositionSize || len > framed.size() - pos)
       throw Error("compact_records: record of " + std::to_string(len) + " bytes at offset " +
                   std::to_string(pos) + " is malformed");
-    const uint8_t* record = framed.data() + pos;
-    const size_t rest = len - kTagSize - kPositionSize;
-    const Position p = load_position(record + kTagSize);
-    put_varint(out, rest);
-    out.push_back(record[0]);
-    put_position_delta(out, prev, p);
-    out.insert(out.end(), record + kTagSize + kPositionSize, record + len);
-    prev = p;
+    compactor.add(framed.subspan(pos, len), out);
     pos += len;
   }
 }
 
 void expand_records(std::span<const uint8_t> compact, const Position& first, size_t max_expanded,
-                    std::vector<uint8_t>& out) {
+                    std::vector<uint8_t>& out, bool clock_deltas) {
   out.clear();
   CompactReader in(compact);
   Position prev = first;
+  uint64_t prev_clock = 0;
+  std::array<uint8_t, kClockRestSize> clock_rest;
   while (!in.at_end()) {
     const uint64_t rest = in.varint("record length");
-    const uint8_t tag = in.u8("the record tag");
+    uint8_t tag = in.u8("the record tag");
     const Position p = apply_position_delta(in, prev);
-    const auto body = in.take(rest);
-    const uint64_t len = kTagSize + kPositionSize + rest;
+    std::span<const uint8_t> body = in.take(rest);
+    if (tag == kClockDeltaTag && clock_deltas) {
+      size_t at = 0;
+      const uint64_t code = get_varint(body, at, "clock delta");
+      if (at != body.size()) in.fail("clock delta record has bytes after its delta");
+      const uint64_t units = code >> 1;
+      if ((code & 1) && units > UINT64_MAX / kNanosPerMicro)
+        in.fail("clock delta overflows 64 bits");
+      const uint64_t value =
+          add_checked(prev_clock, (code & 1) ? units * kNanosPerMicro : units, "clock", in);
+      std::copy(std::begin(kClockRestPrefix), std::end(kClockRestPrefix), clock_rest.begin());
+      std::memcpy(clock_rest.data() + sizeof kClockRestPrefix, &value, sizeof value);
+      tag = kInputTag;
+      body = clock_rest;
+    }
+    if (clock_deltas)
+      if (const auto clock = clock_sample_in(tag, body)) prev_clock = *clock;
+    const uint64_t len = kTagSize + kPositionSize + body.size();
     if (len > logfmt::kMaxRecordSize)
       in.fail("record of " + std::to_string(len) + " bytes exceeds the limit of " +
               std::to_string(logfmt::kMaxRecordSize));

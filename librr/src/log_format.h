@@ -30,8 +30,17 @@ inline constexpr std::array<uint8_t, 8> kFileMagic = {'R', 'R', 'L', 'O', 'G', 0
 // Minor 6 (2.6) adds the copied page form to memory deltas (a page as the
 // bytes at a source address of the base memory plus a XOR residual).
 inline constexpr uint16_t kVersionMajor = 2;
-inline constexpr uint16_t kVersionMinor = 6;
+// Minor 7 (2.7) stores clock samples as deltas in compact payloads
+// (log_compact.h) and compresses each chunk but every kKeyChunkInterval-th
+// with the previous chunk's payload as a zstd prefix.
+inline constexpr uint16_t kVersionMinor = 7;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
+inline constexpr uint16_t kClockDeltaMinor = 7;
+inline constexpr uint16_t kChainedChunksMinor = 7;
+// Chunks whose sequence number is a multiple of this stand alone (a seek
+// decompresses at most this many chunks); each other one's zstd frame was
+// made with the previous chunk's compact payload as its prefix.
+inline constexpr uint64_t kKeyChunkInterval = 8;
 inline constexpr uint16_t kOldestVersionMajor = 1;
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }
@@ -89,6 +98,13 @@ struct FileHeader {
   uint16_t version_minor = kVersionMinor;
   // Chunk payloads hold compact records (format 2) rather than u32-framed ones.
   bool compact_records() const { return version_major >= 2; }
+  // ... in which clock samples may be deltas (format 2.7).
+  bool clock_deltas() const { return version_major == 2 && version_minor >= kClockDeltaMinor; }
+  // Whether chunk `sequence`'s frame has the previous chunk's payload as its prefix.
+  bool chunk_has_prefix(uint64_t sequence) const {
+    return version_major == 2 && version_minor >= kChainedChunksMinor &&
+           sequence % kKeyChunkInterval != 0;
+  }
   uint32_t flags = 0;
   std::array<uint8_t, kFingerprintSize> key_fingerprint{};
   std::array<uint8_t, StreamEncryptor::kHeaderSize> stream_header{};

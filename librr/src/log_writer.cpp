@@ -46,7 +46,8 @@ struct LogWriter::Impl {
   logio::UniqueFd fd;
   std::optional<StreamEncryptor> encryptor;
   ZstdCompressor compressor;
-  std::vector<uint8_t> compact;  // reused by the background thread (format 2 payloads)
+  std::vector<uint8_t> compact;           // reused by the background thread (format 2 payloads)
+  std::vector<uint8_t> previous_payload;  // the last chunk's, the next one's zstd prefix (2.7)
 
   // Written only by the background thread (and read after it is joined).
   Digest prev_hash{};
@@ -96,11 +97,17 @@ struct LogWriter::Impl {
     std::span<const uint8_t> payload = chunk.raw;
     if (options.format_version >= 2) {
       compact.clear();
-      logcompact::compact_records(chunk.raw, chunk.first, compact);
+      logcompact::compact_records(chunk.raw, chunk.first, compact,
+                                  version_major == 2 && version_minor >= logfmt::kClockDeltaMinor);
       payload = compact;
     }
+    const bool chained = version_major == 2 && version_minor >= logfmt::kChainedChunksMinor;
+    const bool with_prefix = chained && next_sequence % logfmt::kKeyChunkInterval != 0;
     std::vector<uint8_t> compressed;
-    compressor.compress_append(payload, compressed);
+    compressor.compress_append(
+        payload, compressed,
+        with_prefix ? std::span<const uint8_t>(previous_payload) : std::span<const uint8_t>());
+    if (chained) previous_payload.assign(payload.begin(), payload.end());
     std::vector<uint8_t> stored =
         encryptor ? encryptor->seal(compressed, chunk.final) : std::move(compressed);
 

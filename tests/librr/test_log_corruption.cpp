@@ -170,20 +170,31 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
     ASSERT_GE(spans.size(), 4u);
 
     // Rebuild the file chunk by chunk, editing chunk 1's first Input byte.
+    // Since format 2.7 a chunk's zstd frame continues the previous chunk's
+    // payload, so every chunk after the edit up to the next key chunk is
+    // compressed again too (what an informed attacker does).
+    const bool chained = logfmt::kChainedChunksMinor <= logfmt::kVersionMinor;
     size_t header_size = spans[0].offset;
     std::vector<uint8_t> out(full.begin(), full.begin() + header_size);
     Digest prev = hash256(std::span(full).first(header_size));
     bool edited = false;
+    std::vector<uint8_t> previous_old, previous_new;  // compact payloads: the next prefix
+    ZstdCompressor compressor(1);
     for (size_t k = 0; k < spans.size(); ++k) {
       auto h = chunk_header_at(full, spans[k]);
       std::vector<uint8_t> payload(full.begin() + spans[k].offset + spans[k].header_size,
                                    full.begin() + spans[k].offset + spans[k].size);
+      const bool with_prefix = chained && k % logfmt::kKeyChunkInterval != 0;
+      std::vector<uint8_t> compact(h.raw_length);
+      zstd_decompress_into(
+          payload, compact,
+          with_prefix ? std::span<const uint8_t>(previous_old) : std::span<const uint8_t>());
+      previous_old = compact;
       if (k == 1) {
         // Format 2 stores compact records: expand them to the u32-framed
-        // form, edit, and compact again (what an informed attacker does).
+        // form, edit, and compact again.
         std::vector<uint8_t> raw;
-        logcompact::expand_records(zstd_decompress(payload, h.raw_length), h.first,
-                                   logfmt::kMaxRawLength, raw);
+        logcompact::expand_records(compact, h.first, logfmt::kMaxRawLength, raw);
         // Records are [u32 len][tag]...: find an Input (tag 3) and change its last byte.
         for (size_t pos = 0; pos < raw.size();) {
           uint32_t len = ByteReader(std::span(raw).subspan(pos, 4)).u32();
@@ -194,12 +205,18 @@ TEST(LogTamper, EditWithRecomputedChecksumsAndChainIsCaughtByTheMac) {
           }
           pos += 4 + len;
         }
-        std::vector<uint8_t> compact;
+        compact.clear();
         logcompact::compact_records(raw, h.first, compact);
+      }
+      if (k >= 1) {
         h.raw_length = static_cast<uint32_t>(compact.size());
-        payload = zstd_compress(compact);
+        payload.clear();
+        compressor.compress_append(
+            compact, payload,
+            with_prefix ? std::span<const uint8_t>(previous_new) : std::span<const uint8_t>());
         h.stored_length = static_cast<uint32_t>(payload.size());
       }
+      previous_new = compact;
       h.payload_checksum = checksum64(payload);
       h.prev_hash = prev;
       auto header = h.encode(chunk_layout_of(full));  // recomputes the header checksum

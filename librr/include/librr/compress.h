@@ -15,7 +15,9 @@ std::vector<uint8_t> zstd_decompress(std::span<const uint8_t> data, uint64_t exp
                                      uint64_t max_size = uint64_t{1} << 32);
 // Like zstd_decompress, into a buffer the caller reuses: decompresses exactly
 // `out.size()` bytes (the caller has checked that size against its limit).
-void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out);
+// `prefix`: the bytes the frame was compressed after (ZstdCompressor's prefix).
+void zstd_decompress_into(std::span<const uint8_t> data, std::span<uint8_t> out,
+                          std::span<const uint8_t> prefix = {});
 
 // Reusable compression context for hot paths (avoids reallocating zstd's
 // tables per call). Not thread-safe: one per thread.
@@ -26,7 +28,11 @@ class ZstdCompressor {
   ZstdCompressor(const ZstdCompressor&) = delete;
   ZstdCompressor& operator=(const ZstdCompressor&) = delete;
   // Appends the compressed form of `data` to `out`; returns the number of bytes appended.
-  size_t compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out);
+  // A non-empty `prefix` is content the frame may refer back to as if it came
+  // just before `data` (zstd's referenced prefix): decompressing it needs the
+  // same prefix. The log chains its chunks this way (format 2.7).
+  size_t compress_append(std::span<const uint8_t> data, std::vector<uint8_t>& out,
+                         std::span<const uint8_t> prefix = {});
 
  private:
   void* ctx_;
