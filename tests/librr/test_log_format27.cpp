@@ -23,8 +23,6 @@ Input clock_sample(uint64_t landmark, uint64_t ns) {
   return Input{{landmark, 0, 0}, std::string(channels::kClock), std::move(data)};
 }
 
-uint64_t clock_value(const Event& event) { return decode_clock_input(std::get<Input>(event).data); }
-
 // Samples a recorder logs (whole microseconds ~10 ms apart), and the cases
 // the delta form must leave alone or get exactly right.
 std::vector<Event> clock_events() {
