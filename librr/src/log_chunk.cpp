@@ -133,22 +133,42 @@ std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
     if (auto p = decrypt_upto(key_chunk, index, at)) return p;
   prefix_sequence_.reset();
   std::vector<uint8_t> raw;
+  // The chunks read here must be the ones this chunk follows, as checked as
+  // if read in order: each header hashes to the next one's previous-header
+  // hash (the last to this chunk's, `at.prev_hash`), and with a key each
+  // chunk's MAC holds, so that nobody without the key can change what this
+  // chunk decodes to by editing a chunk before it.
+  std::optional<Digest> previous_header_hash;
   for (uint64_t k = key_chunk; k < sequence; ++k) {
-    const auto unreadable = [&](const std::string& why) {
-      return problem(LogProblemKind::decompress_failed, at,
+    const auto unreadable = [&](LogProblemKind kind, const std::string& why) {
+      return problem(kind, at,
                      "chunk " + std::to_string(k) + ", whose payload this chunk's zstd frame " +
                          "continues, " + why);
     };
-    if (k >= index.size()) return unreadable("has no index entry");
+    using K = LogProblemKind;
+    if (k >= index.size()) return unreadable(K::decompress_failed, "has no index entry");
     const uint64_t offset = index[k].offset;
-    const auto h = read_header_at(offset, nullptr);
-    if (!h || file_size_ - offset - h->header_size < h->stored_length ||
+    const std::vector<uint8_t> header_bytes = read_header_bytes(offset);
+    std::optional<logfmt::ChunkHeader> h;
+    try {
+      h = logfmt::ChunkHeader::decode(header_bytes, layout_);
+    } catch (const FormatError& e) {
+      return unreadable(K::bad_header, std::string("has a bad header: ") + e.what());
+    }
+    if (h->sequence != k || file_size_ - offset - h->header_size < h->stored_length ||
         h->raw_length > logfmt::kMaxRawLength)
-      return unreadable("is unreadable");
+      return unreadable(K::bad_header, "is not where the index says");
+    const auto header = std::span(header_bytes).first(h->header_size);
+    if (previous_header_hash && !digests_equal(h->prev_hash, *previous_header_hash))
+      return unreadable(K::bad_chain, "does not follow the chunk before it");
+    previous_header_hash = hash256(header);
     std::vector<uint8_t> payload =
         logio::pread_upto(fd_, offset + h->header_size, h->stored_length, path_);
     if (payload.size() != h->stored_length || checksum64(payload) != h->payload_checksum)
-      return unreadable("fails its checksum");
+      return unreadable(K::bad_checksum, "fails its checksum");
+    if (key_ && layout_.mac &&
+        !digests_equal(logfmt::chunk_mac(*key_, header, layout_, payload), h->mac))
+      return unreadable(K::bad_mac, "fails its MAC: modified by someone without the key");
     try {
       if (encrypted) payload = decryptor_->open(payload);
       raw.resize(h->raw_length);
@@ -156,11 +176,16 @@ std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
                            k == key_chunk ? std::span<const uint8_t>() : std::span(prefix_));
     } catch (const FormatError& e) {
       if (encrypted) decryptor_.reset();
-      return unreadable(std::string("does not decode: ") + e.what());
+      return unreadable(LogProblemKind::decompress_failed,
+                        std::string("does not decode: ") + e.what());
     }
     if (encrypted) ++decrypt_next_;
     prefix_.swap(raw);
   }
+  if (previous_header_hash && !digests_equal(*previous_header_hash, at.prev_hash))
+    return problem(LogProblemKind::bad_chain, at,
+                   "the chunk before this one, whose payload its zstd frame continues, is not "
+                   "the one its header names");
   prefix_sequence_ = sequence - 1;
   return std::nullopt;
 }

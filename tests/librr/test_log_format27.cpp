@@ -200,9 +200,9 @@ TEST(LogFormat27, ChainedChunksTakeFewerBytesThanStandaloneOnes) {
   EXPECT_LT(chained, standalone) << spans.size() << " chunks";
 }
 
-// A damaged chunk also spoils the chunks whose frames continue it, up to the
-// next key chunk, and a seek there says which chunk it needed; beyond the key
-// chunk seeks work.
+// A damaged chunk (here: its payload checksum fails) also spoils the chunks
+// whose frames continue it, up to the next key chunk, and a seek there says
+// which chunk it needed; beyond the key chunk seeks work.
 TEST(LogFormat27, ADamagedChunkSpoilsSeeksUpToTheNextKeyChunk) {
   TempDir dir;
   const auto path = dir / "plain.log";
@@ -216,7 +216,7 @@ TEST(LogFormat27, ADamagedChunkSpoilsSeeksUpToTheNextKeyChunk) {
   const uint64_t in_chunk_5 = chunk_header_at(file, spans[5]).first_record_index;
   EXPECT_FALSE(reader.seek_to_record(in_chunk_5) && reader.next());
   ASSERT_TRUE(reader.problem());
-  EXPECT_EQ(reader.problem()->kind, LogProblemKind::decompress_failed);
+  EXPECT_EQ(reader.problem()->kind, LogProblemKind::bad_checksum);
   EXPECT_NE(reader.problem()->message.find("chunk 2, whose payload"), std::string::npos)
       << reader.problem()->message;
   const uint64_t in_key_chunk =
@@ -225,4 +225,34 @@ TEST(LogFormat27, ADamagedChunkSpoilsSeeksUpToTheNextKeyChunk) {
   const auto event = reader.next();
   ASSERT_TRUE(event);
   EXPECT_EQ(*event, events[in_key_chunk]);
+}
+
+// An attacker without the key edits a chunk and recomputes its checksums: a
+// seek to a later chunk whose frame continues it must not decode the edit
+// unnoticed (the prefix chunks are checked as if read in order).
+TEST(LogFormat27, SeeksCheckTheChunksTheyDecompressFirst) {
+  TempDir dir;
+  const auto path = dir / "mac.log";
+  write_log(path, Mode::mac, 3000, true, 1024);
+  auto file = read_file(path);
+  const auto spans = chunk_spans(file);
+  ASSERT_GT(spans.size(), logfmt::kKeyChunkInterval);
+  auto h = chunk_header_at(file, spans[2]);
+  const size_t payload_at = spans[2].offset + spans[2].header_size;
+  file[payload_at + 3] ^= 0x40;
+  h.payload_checksum = checksum64(std::span(file).subspan(payload_at, h.stored_length));
+  const auto header = h.encode(chunk_layout_of(file));
+  ASSERT_EQ(header.size(), spans[2].header_size);
+  std::copy(header.begin(), header.end(),
+            file.begin() + static_cast<std::ptrdiff_t>(spans[2].offset));
+  write_file(path, file);
+  LogReader reader(path, reader_options(Mode::mac));
+  const uint64_t in_chunk_5 = chunk_header_at(file, spans[5]).first_record_index;
+  EXPECT_FALSE(reader.seek_to_record(in_chunk_5) && reader.next());
+  ASSERT_TRUE(reader.problem());
+  EXPECT_TRUE(reader.problem()->kind == LogProblemKind::bad_chain ||
+              reader.problem()->kind == LogProblemKind::bad_mac)
+      << reader.problem()->message;
+  EXPECT_NE(reader.problem()->message.find("chunk 2, whose payload"), std::string::npos)
+      << reader.problem()->message;
 }
