@@ -155,8 +155,9 @@ std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
     } catch (const FormatError& e) {
       return unreadable(K::bad_header, std::string("has a bad header: ") + e.what());
     }
-    if (h->sequence != k || file_size_ - offset - h->header_size < h->stored_length ||
-        h->raw_length > logfmt::kMaxRawLength)
+    const uint64_t available = offset <= file_size_ ? file_size_ - offset : 0;
+    if (h->sequence != k || available < h->header_size ||
+        available - h->header_size < h->stored_length || h->raw_length > logfmt::kMaxRawLength)
       return unreadable(K::bad_header, "is not where the index says");
     const auto header = std::span(header_bytes).first(h->header_size);
     if (previous_header_hash && !digests_equal(h->prev_hash, *previous_header_hash))
