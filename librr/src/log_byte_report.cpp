@@ -222,7 +222,9 @@ std::string LogByteReport::to_string() const {
     s += fmt::format("  {:<28}{:>9}{:>11}{:>8.1f}{:>11}{:>9}\n", share.kind, share.records,
                      share.raw_bytes, percent, share.compressed_alone, per_record);
   }
-  s += "  * each kind's bytes of each chunk compressed alone (zstd level 1, as the writer)\n";
+  s += fmt::format(
+      "  * each kind's bytes of each chunk compressed alone (zstd level {}, as the writer)\n",
+      LogWriterOptions{}.compression_level);
   if (page_forms.empty()) return s;
   s += fmt::format("  {:<28}{:>9}{:>11}{:>9}\n", "memory delta pages as", "pages", "coded B",
                    "B/page");

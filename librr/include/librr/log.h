@@ -85,7 +85,10 @@ struct LogWriterOptions {
   FsyncPolicy fsync = FsyncPolicy::on_close;
   // kLogFormatVersion, or 1 to write the original format (compatibility tests).
   uint16_t format_version = kLogFormatVersion;
-  int compression_level = 1;
+  // zstd level. 6 since chunks are chained (format 2.7): against level 1,
+  // 6-9 % smaller logs (spin3, ticks, a Linux boot), at ~100 MB/s on the
+  // writer's thread, far above what a recording writes.
+  int compression_level = 6;
   size_t max_pending_chunks = 8;  // append() blocks when this many sealed chunks await writing
   bool overwrite = false;         // replace an existing file instead of refusing
   std::string creator;            // free text stored in the file header (e.g. "rr-vmm 0.1")
