@@ -54,7 +54,7 @@ class RecordReplay : public ::testing::Test {
   // Records `guest_args`, then replays three times; every replay must be
   // faithful and print exactly what the recorded run printed. Unless the
   // arguments choose otherwise, with a state digest every 100 ms of guest
-  // time rather than every 10 s (~15 ms of hashing each): a divergence that a
+  // time rather than every 10 s (a hash of the non-zero pages each): a divergence that a
   // later memory delta would rewrite then fails the test where it starts (a
   // Linux guest once had one that only such digests showed).
   void record_and_replay_three_times(const std::string& name, const std::string& guest_args) {
