@@ -145,19 +145,22 @@ TEST_F(RecordReplay, EditedAsyncMemoryDeltaIsCaught) {
   EXPECT_NE(err.find("memory differ"), std::string::npos) << err;
 }
 
-// The manifest's replay rules decide what replay's state digests hash
-// (replay/replay_rules.h): a recording claiming the first rules, whose digests
-// hashed every byte, no longer matches; rules this rr-vmm does not know are
-// refused, and with --force tried as its own.
-TEST_F(RecordReplay, ManifestReplayRulesDecideHowDigestsAreChecked) {
-  const fs::path rec = dir_ / "hello";
-  ASSERT_EQ(run_vmm("record --out " + rec.string() + " --guest hello --digest-interval-ms 20",
+// The manifest's replay rules decide how replay reads a recording
+// (replay/replay_rules.h): under rules 2 a stop's clock came from a logged
+// sample, so a spin3 recording, whose timer stops take their deadline instead
+// (rules 3), diverges when its manifest claims rules 2; under rules 1 the
+// digests hashed every byte. Rules this rr-vmm does not know are refused, and
+// with --force tried as its own.
+TEST_F(RecordReplay, ManifestReplayRulesDecideHowARecordingIsReplayed) {
+  const fs::path rec = dir_ / "spin3";
+  ASSERT_EQ(run_vmm("record --out " + rec.string() +
+                        " --guest spin3 --serial-in none --digest-interval-ms 20",
                     dir_ / "record.out", dir_ / "record.err"),
             0)
       << read_file(dir_ / "record.err");
   const fs::path manifest = rec / "manifest.json";
   const std::string recorded = read_file(manifest);
-  const std::string written = "\"replay_rules_version\": \"2\"";
+  const std::string written = "\"replay_rules_version\": \"3\"";
   ASSERT_NE(recorded.find(written), std::string::npos) << recorded;
   const auto replay_with_rules = [&](const std::string& version, const std::string& flags) {
     std::string edited = recorded;
@@ -166,17 +169,33 @@ TEST_F(RecordReplay, ManifestReplayRulesDecideHowDigestsAreChecked) {
     std::ofstream(manifest, std::ios::trunc) << edited;
     return run_vmm("replay " + flags + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
   };
-  EXPECT_EQ(replay_with_rules("2", ""), 0) << read_file(dir_ / "replay.err");
-  EXPECT_EQ(replay_with_rules("1", ""), 1);
-  EXPECT_NE(read_file(dir_ / "replay.err").find("memory differ from the recording's state digest"),
-            std::string::npos)
-      << read_file(dir_ / "replay.err");
+  EXPECT_EQ(replay_with_rules("3", ""), 0) << read_file(dir_ / "replay.err");
+  for (const std::string older : {"2", "1"}) {
+    EXPECT_EQ(replay_with_rules(older, ""), 1) << "rules " << older;
+    EXPECT_NE(read_file(dir_ / "replay.err").find("replay DIVERGED"), std::string::npos)
+        << "rules " << older << ": " << read_file(dir_ / "replay.err");
+  }
   EXPECT_NE(replay_with_rules("9", ""), 0);
   EXPECT_NE(read_file(dir_ / "replay.err").find("replay rules version '9'"), std::string::npos)
       << read_file(dir_ / "replay.err");
   EXPECT_EQ(replay_with_rules("9", "--force "), 0) << read_file(dir_ / "replay.err");
   EXPECT_NE(read_file(dir_ / "replay.err").find("replay faithful"), std::string::npos)
       << read_file(dir_ / "replay.err");
+}
+
+// Replay rules 3: a stop made for a due timer takes the deadline as the time,
+// which replay derives; only stops much later than the lateness bound (a
+// preempted recorder) still log a sample of host time.
+TEST_F(RecordReplay, TimerStopsTakeTheirDeadlineInsteadOfAClockSample) {
+  record_and_replay_three_times("spin3", "--guest spin3 --serial-in none");
+  uint64_t stops = 0, samples = 0;
+  for (const librr::Event& event : read_log(dir_ / "spin3")) {
+    stops += std::holds_alternative<librr::AsyncPosition>(event);
+    const auto* input = std::get_if<librr::Input>(&event);
+    samples += input && input->channel == "clock";
+  }
+  ASSERT_GT(stops, 20u);
+  EXPECT_LT(samples, stops) << "one clock sample per timer stop, as before replay rules 3";
 }
 
 TEST_F(RecordReplay, SerialEchoReplaysWithoutItsInput) {

@@ -1,7 +1,8 @@
 // The memory part of state digests under each replay rules version
 // (replay/replay_rules.h): version 1 must keep hashing every byte, so that
-// recordings made under it still replay; version 2 must tell apart exactly
-// the memories that differ, whether or not the host holds their zero pages.
+// recordings made under it still replay; versions 2 and 3 must tell apart
+// exactly the memories that differ, whether or not the host holds their zero
+// pages. And which rules each manifest value names.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <xxhash.h>
@@ -80,9 +81,15 @@ TEST(ReplayRules, ManifestVersionsMapToDigestKinds) {
   EXPECT_EQ(ReplayRules::from_manifest(tools)->memory_digest, MemoryDigestKind::every_byte);
   tools.replay_rules_version = "1";
   EXPECT_EQ(ReplayRules::from_manifest(tools)->memory_digest, MemoryDigestKind::every_byte);
-  tools.replay_rules_version = ReplayRules::current().manifest_value();
+  EXPECT_FALSE(ReplayRules::from_manifest(tools)->stop_clock_from_deadline);
+  tools.replay_rules_version = "2";
   EXPECT_EQ(ReplayRules::from_manifest(tools)->memory_digest, MemoryDigestKind::nonzero_pages);
-  tools.replay_rules_version = "3";
+  EXPECT_FALSE(ReplayRules::from_manifest(tools)->stop_clock_from_deadline);
+  tools.replay_rules_version = ReplayRules::current().manifest_value();
+  EXPECT_EQ(ReplayRules::from_manifest(tools)->version, 3u);
+  EXPECT_EQ(ReplayRules::from_manifest(tools)->memory_digest, MemoryDigestKind::nonzero_pages);
+  EXPECT_TRUE(ReplayRules::from_manifest(tools)->stop_clock_from_deadline);
+  tools.replay_rules_version = "4";
   EXPECT_FALSE(ReplayRules::from_manifest(tools));
   tools.replay_rules_version = "two";
   EXPECT_FALSE(ReplayRules::from_manifest(tools));

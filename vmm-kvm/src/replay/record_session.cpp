@@ -217,9 +217,32 @@ bool RecordSession::interrupt_window_opened() const {
 
 // The vCPU was stopped between landmarks: log enough to install this exact
 // state on replay. Twin: ReplaySession::install_async_position.
+// Replay's twin: ReplaySession::clock_at_async_stop. Under replay rules 3 a
+// stop made for a due timer takes that deadline as the time, which replay
+// derives, instead of a sample of host time. Host time is up to the lateness
+// bound (and the stop's own delay) ahead then, and the next sample the guest
+// can see catches up. A stop much later than that (a preempted VMM thread)
+// or made for something else logs host time as before; a sample is logged
+// even when it does not move the clock, because its absence is what tells
+// replay to use the deadline.
+void RecordSession::clock_at_async_stop() {
+  const uint64_t now = guest_now_from_host();
+  if (!policy_.rules.stop_clock_from_deadline) return set_clock(now, true);
+  const uint64_t deadline = machine_.next_deadline();
+  const bool timer_stop = deadline != TimedDevice::kNoDeadline && deadline <= now &&
+                          now - deadline <= 2 * policy_.max_interrupt_lateness_ns &&
+                          deadline > clock_.now_ns();
+  if (timer_stop) return set_clock(deadline, false);
+  const uint64_t sample = std::max(now - now % 1000, clock_.now_ns());
+  recorder_.clock(timeline_.position(), sample);
+  ++stats_.clock_samples;
+  clock_.advance_to(sample);
+  machine_.advance_timed_devices();
+}
+
 void RecordSession::at_async_stop() {
   log_async_position();
-  set_clock(guest_now_from_host(), true);
+  clock_at_async_stop();
   machine_.uart().pull_input();
   net_input_.pump();
   // Replay delivers these inputs at this position too, after installing it:
@@ -363,7 +386,10 @@ RunResult RecordSession::run() {
     if (machine_.take_stop_request()) {
       // The guest ran on after the last logged position: log where it is, so
       // that the final digest is taken where replay will compute it.
-      if (unlogged_progress_) log_async_position();
+      if (unlogged_progress_) {
+        log_async_position();
+        clock_at_async_stop();  // as replay does at every installed stop
+      }
       return finish(RunResult{RunResult::Kind::kStopped, 0, "recording stopped by the user"});
     }
     try_deliver_interrupt();

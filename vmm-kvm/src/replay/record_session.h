@@ -130,6 +130,7 @@ class RecordSession {
   bool interrupt_due() const;
   bool interrupt_window_opened() const;
   void at_async_stop();
+  void clock_at_async_stop();
   void log_async_position();
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);

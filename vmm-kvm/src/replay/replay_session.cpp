@@ -27,14 +27,24 @@ const librr::Event* ReplaySession::next_at_position() {
 }
 
 // Twin of RecordSession::set_clock (logged samples only; idle skips are derived).
-void ReplaySession::apply_clock_if_next(std::optional<uint64_t> before_deadline) {
+bool ReplaySession::apply_clock_if_next(std::optional<uint64_t> before_deadline) {
   const librr::Event* next = next_at_position();
   const auto* input = next ? std::get_if<librr::Input>(next) : nullptr;
-  if (!input || input->channel != librr::channels::kClock) return;
+  if (!input || input->channel != librr::channels::kClock) return false;
   const uint64_t value = librr::decode_clock_input(input->data);
-  if (before_deadline && value >= *before_deadline) return;
+  if (before_deadline && value >= *before_deadline) return false;
   replayer_.take_at(timeline_.position());
   clock_.advance_to(value);
+  machine_.advance_timed_devices();
+  return true;
+}
+
+// Twin of RecordSession::clock_at_async_stop.
+void ReplaySession::clock_at_async_stop() {
+  if (apply_clock_if_next(std::nullopt) || !rules_.stop_clock_from_deadline) return;
+  const uint64_t deadline = machine_.next_deadline();
+  if (deadline == TimedDevice::kNoDeadline) return;
+  clock_.advance_to(deadline);
   machine_.advance_timed_devices();
 }
 
@@ -123,7 +133,7 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
   ++outcome_.async_positions;
   check_digest_if_next();
 
-  apply_clock_if_next(std::nullopt);
+  clock_at_async_stop();
   machine_.uart().pull_input();
   outcome_.net_frames += net_input_.deliver_logged();
 }

@@ -104,7 +104,9 @@ class ReplaySession {
   const librr::AsyncPosition* at_next_async_stop();
   void at_landmark();
   void at_halt();
-  void apply_clock_if_next(std::optional<uint64_t> before_deadline);
+  // Whether a logged clock sample was applied.
+  bool apply_clock_if_next(std::optional<uint64_t> before_deadline);
+  void clock_at_async_stop();
   void check_digest_if_next();
   bool end_if_next();
   const librr::Event* next_at_position();
