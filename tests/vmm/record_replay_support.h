@@ -51,6 +51,15 @@ class RecordReplay : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
+  // Records `args` into `rec` (record's stderr in the failure message).
+  ::testing::AssertionResult recorded(const fs::path& rec, const std::string& args) {
+    if (run_vmm("record --out " + rec.string() + " " + args, dir_ / "record.out",
+                dir_ / "record.err") == 0)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "rr-vmm record " << args << ": " << read_file(dir_ / "record.err");
+  }
+
   // Records `guest_args`, then replays three times; every replay must be
   // faithful and print exactly what the recorded run printed. Unless the
   // arguments choose otherwise, with a state digest every 100 ms of guest

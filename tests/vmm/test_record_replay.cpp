@@ -153,11 +153,7 @@ TEST_F(RecordReplay, EditedAsyncMemoryDeltaIsCaught) {
 // with --force tried as its own.
 TEST_F(RecordReplay, ManifestReplayRulesDecideHowARecordingIsReplayed) {
   const fs::path rec = dir_ / "spin3";
-  ASSERT_EQ(run_vmm("record --out " + rec.string() +
-                        " --guest spin3 --serial-in none --digest-interval-ms 20",
-                    dir_ / "record.out", dir_ / "record.err"),
-            0)
-      << read_file(dir_ / "record.err");
+  ASSERT_TRUE(recorded(rec, "--guest spin3 --serial-in none --digest-interval-ms 20"));
   const fs::path manifest = rec / "manifest.json";
   const std::string recorded = read_file(manifest);
   const std::string written = "\"replay_rules_version\": \"3\"";
@@ -208,9 +204,7 @@ TEST_F(RecordReplay, SerialEchoReplaysWithoutItsInput) {
 
 TEST_F(RecordReplay, MovingOneInterruptInTheLogIsCaught) {
   const fs::path rec = dir_ / "ticks";
-  ASSERT_EQ(run_vmm("record --out " + rec.string() + " --guest ticks --serial-in none",
-                    dir_ / "record.out", dir_ / "record.err"),
-            0);
+  ASSERT_TRUE(recorded(rec, "--guest ticks --serial-in none"));
   std::vector<librr::Event> events = read_log(rec);
   // Move the 10th interrupt delivery that sits at a landmark one landmark later,
   // keeping the log ordered; rewrite the log with valid checksums and chain

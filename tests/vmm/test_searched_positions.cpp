@@ -84,10 +84,7 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
 // divergence naming the stop instead of taking some pass.
 TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
   const fs::path rec = dir_ / "ticks";
-  ASSERT_EQ(run_vmm("record --out " + rec.string() + " " + kTicksWithBootSpin, dir_ / "record.out",
-                    dir_ / "record.err"),
-            0)
-      << read_file(dir_ / "record.err");
+  ASSERT_TRUE(recorded(rec, kTicksWithBootSpin));
   std::vector<librr::Event> events = read_log(rec);
   auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
@@ -106,11 +103,7 @@ TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
 // Off by default (experimental): every stop is installed.
 TEST_F(SearchedPositions, ByDefaultEveryStopIsInstalled) {
   const fs::path rec = dir_ / "ticks";
-  ASSERT_EQ(run_vmm("record --out " + rec.string() +
-                        " --guest ticks --serial-in none --append bootspin=3",
-                    dir_ / "record.out", dir_ / "record.err"),
-            0)
-      << read_file(dir_ / "record.err");
+  ASSERT_TRUE(recorded(rec, "--guest ticks --serial-in none --append bootspin=3"));
   EXPECT_TRUE(searched_stops(rec).empty());
   EXPECT_EQ(run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err"), 0)
       << read_file(dir_ / "replay.err");
