@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "librr/recorder.h"
+#include "replay/replay_rules.h"
 #include "sql/sqlite.h"
 #include "test_sql_queries.h"
 #include "test_sql_support.h"
@@ -97,6 +98,8 @@ TEST_F(SqlExport, TableCountsEqualInfoCounts) {
     EXPECT_EQ(query_int(db, "SELECT terminated FROM recording"), 1);
     EXPECT_EQ(query_int(db, "SELECT exit_status FROM recording"), 0);
     EXPECT_EQ(query_text(db, "SELECT vmm_name FROM recording"), "rr-vmm");
+    EXPECT_EQ(query_text(db, "SELECT replay_rules_version FROM recording"),
+              vmm::ReplayRules::current().manifest_value());
     // Positions: the text form and the integer parts agree, and the log is in order.
     EXPECT_EQ(query_int(db,
                         "SELECT COUNT(*) FROM interrupts WHERE position != 'L' || landmark || "

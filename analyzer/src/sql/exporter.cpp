@@ -52,7 +52,8 @@ void write_recording_row(Database& db, const librr::RecordingDir& dir, const Log
   const nlohmann::json guest(m.guest);
   db.prepare(
         "INSERT INTO recording (recording_path, created_utc, vmm_name, vmm_version, "
-        "vmm_build_id, device_model_version, librr_version, host_vendor, host_cpu, host_family, "
+        "vmm_build_id, device_model_version, replay_rules_version, librr_version, host_vendor, "
+        "host_cpu, host_family, "
         "host_model, host_stepping, guest_name, guest_memory_bytes, guest_json, manifest_json, "
         "snapshot_digest, log_bytes, log_chunks, log_records, log_mac, log_encrypted, terminated, "
         "log_problem, first_position, last_position, end_landmark, end_reason, exit_status, "
@@ -61,13 +62,14 @@ void write_recording_row(Database& db, const librr::RecordingDir& dir, const Log
         "replay_message, exported_utc, cache_key, forensics_status, forensics_os, "
         "forensics_profile, forensics_message, forensics_sample_interval, forensics_samples) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(fs::absolute(dir.root()).lexically_normal().string(), m.created_utc, m.tools.vmm_name,
-           m.tools.vmm_version, m.tools.vmm_build_id, m.tools.device_model_version, m.tools.librr,
-           m.host.vendor, m.host.model_name, m.host.family, m.host.model, m.host.stepping,
-           guest_field(m, "name"), guest_integer(m, "memory_bytes"), guest.dump(),
-           m.to_json_string(), m.snapshot_digest, uint64_t{fs::file_size(dir.log_path())},
-           log.chunks, log.records, log.info.mac, log.info.encrypted, log.end.has_value(),
+           m.tools.vmm_version, m.tools.vmm_build_id, m.tools.device_model_version,
+           m.tools.replay_rules_version, m.tools.librr, m.host.vendor, m.host.model_name,
+           m.host.family, m.host.model, m.host.stepping, guest_field(m, "name"),
+           guest_integer(m, "memory_bytes"), guest.dump(), m.to_json_string(), m.snapshot_digest,
+           uint64_t{fs::file_size(dir.log_path())}, log.chunks, log.records, log.info.mac,
+           log.info.encrypted, log.end.has_value(),
            log.cut_short ? std::optional(log.cut_short->to_string()) : std::nullopt,
            position_text(log.first), position_text(log.last),
            log.last ? log.last->landmark : uint64_t{0},
