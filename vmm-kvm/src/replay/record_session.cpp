@@ -44,13 +44,19 @@ uint64_t RecordSession::guest_now_from_host() const {
 
 uint64_t RecordSession::host_time_of(uint64_t guest_ns) const { return host_origin_ns_ + guest_ns; }
 
+namespace {
+
+// A logged clock sample is whole microseconds: the log stores it as the
+// difference from the previous one, 2-3 bytes in microseconds instead of 4
+// random-looking ones more in nanoseconds (log format 2.7). The guest's
+// timers count in microseconds at best (PIT: 0.84 us).
+uint64_t whole_microseconds(uint64_t ns) { return ns - ns % 1000; }
+
+}  // namespace
+
 // Replay's twin: ReplaySession::apply_clock.
 void RecordSession::set_clock(uint64_t guest_ns, bool logged) {
-  // A logged sample is whole microseconds: the log stores it as the
-  // difference from the previous one, 2-3 bytes in microseconds instead of
-  // 4 random-looking ones more in nanoseconds (log format 2.7). The guest's
-  // timers count in microseconds at best (PIT: 0.84 us).
-  if (logged) guest_ns -= guest_ns % 1000;
+  if (logged) guest_ns = whole_microseconds(guest_ns);
   if (guest_ns <= clock_.now_ns()) return;
   clock_.advance_to(guest_ns);
   if (logged) {
@@ -215,8 +221,6 @@ bool RecordSession::interrupt_window_opened() const {
   return want_interrupt_window_ && machine_.run_state().exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN;
 }
 
-// The vCPU was stopped between landmarks: log enough to install this exact
-// state on replay. Twin: ReplaySession::install_async_position.
 // Replay's twin: ReplaySession::clock_at_async_stop. Under replay rules 3 a
 // stop made for a due timer takes that deadline as the time, which replay
 // derives, instead of a sample of host time. Host time is up to the lateness
@@ -233,13 +237,15 @@ void RecordSession::clock_at_async_stop() {
                           now - deadline <= 2 * policy_.max_interrupt_lateness_ns &&
                           deadline > clock_.now_ns();
   if (timer_stop) return set_clock(deadline, false);
-  const uint64_t sample = std::max(now - now % 1000, clock_.now_ns());
+  const uint64_t sample = std::max(whole_microseconds(now), clock_.now_ns());
   recorder_.clock(timeline_.position(), sample);
   ++stats_.clock_samples;
   clock_.advance_to(sample);
   machine_.advance_timed_devices();
 }
 
+// The vCPU was stopped between landmarks: log enough to install this exact
+// state on replay. Twin: ReplaySession::install_async_position.
 void RecordSession::at_async_stop() {
   log_async_position();
   clock_at_async_stop();
