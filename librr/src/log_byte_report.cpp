@@ -173,7 +173,7 @@ LogByteReport measure_log_bytes(const std::filesystem::path& log, std::optional<
   for (size_t i = 0; i < forms.size(); ++i)
     forms[i].form = page_form_name(static_cast<PageForm>(i));
   const bool clock_deltas =
-      reader.info().version_major == 2 && reader.info().version_minor >= logfmt::kClockDeltaMinor;
+      logfmt::has_clock_deltas(reader.info().version_major, reader.info().version_minor);
   std::optional<logcompact::RecordCompactor> chunk;
   while (true) {
     const uint64_t index = reader.next_record_index();

@@ -124,6 +124,18 @@ std::optional<LogProblem> ChunkSource::decrypt_upto(uint64_t sequence,
   return std::nullopt;
 }
 
+std::optional<std::pair<LogProblemKind, std::string>> ChunkSource::payload_refusal(
+    std::span<const uint8_t> header_bytes, const logfmt::ChunkHeader& h,
+    std::span<const uint8_t> payload) const {
+  if (checksum64(payload) != h.payload_checksum)
+    return std::pair(LogProblemKind::bad_checksum, "payload checksum mismatch");
+  if (key_ && layout_.mac &&
+      !digests_equal(logfmt::chunk_mac(*key_, header_bytes, layout_, payload), h.mac))
+    return std::pair(LogProblemKind::bad_mac,
+                     "MAC mismatch: the chunk was modified by someone without the key");
+  return std::nullopt;
+}
+
 std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
                                                    const std::vector<ChunkIndexEntry>& index,
                                                    const Expectation& at) {
@@ -165,11 +177,10 @@ std::optional<LogProblem> ChunkSource::load_prefix(uint64_t sequence,
     previous_header_hash = hash256(header);
     std::vector<uint8_t> payload =
         logio::pread_upto(fd_, offset + h->header_size, h->stored_length, path_);
-    if (payload.size() != h->stored_length || checksum64(payload) != h->payload_checksum)
-      return unreadable(K::bad_checksum, "fails its checksum");
-    if (key_ && layout_.mac &&
-        !digests_equal(logfmt::chunk_mac(*key_, header, layout_, payload), h->mac))
-      return unreadable(K::bad_mac, "fails its MAC: modified by someone without the key");
+    if (payload.size() != h->stored_length)
+      return unreadable(K::bad_checksum, "fails its checksum: its payload is cut short");
+    if (auto refusal = payload_refusal(header, *h, payload))
+      return unreadable(refusal->first, "fails its check: " + refusal->second);
     try {
       if (encrypted) payload = decryptor_->open(payload);
       raw.resize(h->raw_length);
@@ -255,13 +266,8 @@ LoadResult ChunkSource::load(const Expectation& expect, const std::vector<ChunkI
   auto payload = logio::reuse_buffer(payload_, h.stored_length);
   if (logio::pread_into(fd_, expect.offset + h.header_size, payload, path_) != payload.size())
     return problem(K::torn_tail, expect, "short read of the chunk payload");
-  if (checksum64(payload) != h.payload_checksum)
-    return problem(K::bad_checksum, expect, "payload checksum mismatch");
-  if (key_ && layout_.mac) {
-    if (!digests_equal(logfmt::chunk_mac(*key_, chunk.header_bytes, layout_, payload), h.mac))
-      return problem(K::bad_mac, expect,
-                     "MAC mismatch: the chunk was modified by someone without the key");
-  }
+  if (auto refusal = payload_refusal(chunk.header_bytes, h, payload))
+    return problem(refusal->first, expect, refusal->second);
   std::span<const uint8_t> compressed = payload;
   const bool has_prefix = file_header_.chunk_has_prefix(h.sequence);
   if (has_prefix && prefix_sequence_ != h.sequence - 1)

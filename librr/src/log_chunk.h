@@ -62,6 +62,12 @@ class ChunkSource {
   std::optional<LogProblem> decrypt_upto(uint64_t sequence,
                                          const std::vector<ChunkIndexEntry>& index,
                                          const Expectation& at);
+  // The stored payload's checks against its header: checksum, then the MAC
+  // (over `header_bytes` and the payload) when the log is keyed. The reason
+  // it fails, if it does.
+  std::optional<std::pair<LogProblemKind, std::string>> payload_refusal(
+      std::span<const uint8_t> header_bytes, const logfmt::ChunkHeader& h,
+      std::span<const uint8_t> payload) const;
   // Makes prefix_ the compact payload of chunk `sequence` - 1 (format 2.7:
   // that chunk's frame is the prefix of this one's), decompressing the chunks
   // from the last key chunk on; for an encrypted log through the decryptor,

@@ -220,9 +220,10 @@ void expand_records(std::span<const uint8_t> compact, const Position& first, siz
       std::memcpy(clock_rest.data() + sizeof kClockRestPrefix, &value, sizeof value);
       tag = kInputTag;
       body = clock_rest;
+      prev_clock = value;
+    } else if (clock_deltas) {
+      if (const auto clock = clock_sample_in(tag, body)) prev_clock = *clock;  // stored as is
     }
-    if (clock_deltas)
-      if (const auto clock = clock_sample_in(tag, body)) prev_clock = *clock;
     const uint64_t len = kTagSize + kPositionSize + body.size();
     if (len > logfmt::kMaxRecordSize)
       in.fail("record of " + std::to_string(len) + " bytes exceeds the limit of " +

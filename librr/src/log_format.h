@@ -42,6 +42,16 @@ inline constexpr uint16_t kChainedChunksMinor = 7;
 // made with the previous chunk's compact payload as its prefix.
 inline constexpr uint64_t kKeyChunkInterval = 8;
 inline constexpr uint16_t kOldestVersionMajor = 1;
+// What a log of version major.minor may hold, for the writer, the reader and
+// the byte report alike: clock samples as deltas in compact payloads, and
+// whether chunk `sequence`'s zstd frame has the previous chunk's payload as
+// its prefix.
+inline constexpr bool has_clock_deltas(uint16_t major, uint16_t minor) {
+  return major == 2 && minor >= kClockDeltaMinor;
+}
+inline constexpr bool chunk_has_prefix(uint16_t major, uint16_t minor, uint64_t sequence) {
+  return major == 2 && minor >= kChainedChunksMinor && sequence % kKeyChunkInterval != 0;
+}
 // Highest minor version understood for each major this librr reads.
 inline constexpr uint16_t max_minor_for(uint16_t major) { return major == 1 ? 0 : kVersionMinor; }
 inline constexpr bool is_readable_version(uint16_t major, uint16_t minor) {
@@ -99,11 +109,10 @@ struct FileHeader {
   // Chunk payloads hold compact records (format 2) rather than u32-framed ones.
   bool compact_records() const { return version_major >= 2; }
   // ... in which clock samples may be deltas (format 2.7).
-  bool clock_deltas() const { return version_major == 2 && version_minor >= kClockDeltaMinor; }
+  bool clock_deltas() const { return has_clock_deltas(version_major, version_minor); }
   // Whether chunk `sequence`'s frame has the previous chunk's payload as its prefix.
   bool chunk_has_prefix(uint64_t sequence) const {
-    return version_major == 2 && version_minor >= kChainedChunksMinor &&
-           sequence % kKeyChunkInterval != 0;
+    return logfmt::chunk_has_prefix(version_major, version_minor, sequence);
   }
   uint32_t flags = 0;
   std::array<uint8_t, kFingerprintSize> key_fingerprint{};

@@ -98,16 +98,16 @@ struct LogWriter::Impl {
     if (options.format_version >= 2) {
       compact.clear();
       logcompact::compact_records(chunk.raw, chunk.first, compact,
-                                  version_major == 2 && version_minor >= logfmt::kClockDeltaMinor);
+                                  logfmt::has_clock_deltas(version_major, version_minor));
       payload = compact;
     }
-    const bool chained = version_major == 2 && version_minor >= logfmt::kChainedChunksMinor;
-    const bool with_prefix = chained && next_sequence % logfmt::kKeyChunkInterval != 0;
     std::vector<uint8_t> compressed;
-    compressor.compress_append(
-        payload, compressed,
-        with_prefix ? std::span<const uint8_t>(previous_payload) : std::span<const uint8_t>());
-    if (chained) previous_payload.assign(payload.begin(), payload.end());
+    compressor.compress_append(payload, compressed,
+                               logfmt::chunk_has_prefix(version_major, version_minor, next_sequence)
+                                   ? std::span<const uint8_t>(previous_payload)
+                                   : std::span<const uint8_t>());
+    if (logfmt::chunk_has_prefix(version_major, version_minor, next_sequence + 1))
+      previous_payload.assign(payload.begin(), payload.end());
     std::vector<uint8_t> stored =
         encryptor ? encryptor->seal(compressed, chunk.final) : std::move(compressed);
 

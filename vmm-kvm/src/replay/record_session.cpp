@@ -59,11 +59,14 @@ void RecordSession::set_clock(uint64_t guest_ns, bool logged) {
   if (logged) guest_ns = whole_microseconds(guest_ns);
   if (guest_ns <= clock_.now_ns()) return;
   clock_.advance_to(guest_ns);
-  if (logged) {
-    recorder_.clock(timeline_.position(), guest_ns);
-    ++stats_.clock_samples;
-  }
+  if (logged) log_clock_sample(guest_ns);
   machine_.advance_timed_devices();
+}
+
+// The one place a clock sample is recorded (replay: apply_clock_if_next).
+void RecordSession::log_clock_sample(uint64_t guest_ns) {
+  recorder_.clock(timeline_.position(), guest_ns);
+  ++stats_.clock_samples;
 }
 
 // The exit's port or MMIO address belongs to a device that reads the clock.
@@ -237,9 +240,9 @@ void RecordSession::clock_at_async_stop() {
                           now - deadline <= 2 * policy_.max_interrupt_lateness_ns &&
                           deadline > clock_.now_ns();
   if (timer_stop) return set_clock(deadline, false);
+  // As replay applies a sample: the devices catch up even if the clock stays.
   const uint64_t sample = std::max(whole_microseconds(now), clock_.now_ns());
-  recorder_.clock(timeline_.position(), sample);
-  ++stats_.clock_samples;
+  log_clock_sample(sample);
   clock_.advance_to(sample);
   machine_.advance_timed_devices();
 }

@@ -121,6 +121,7 @@ class RecordSession {
   uint64_t guest_now_from_host() const;
   uint64_t host_time_of(uint64_t guest_ns) const;
   void set_clock(uint64_t guest_ns, bool logged);
+  void log_clock_sample(uint64_t guest_ns);
   bool exit_observes_time() const;
   bool deadline_passed_in_host_time() const;
   void sample_clock_if_lagging();
