@@ -18,6 +18,7 @@ enum class MemoryKind : uint8_t {
   delta = 1,
   delta_from_previous_position = 2,
   pages_digest = 3,
+  kernel_return = 4,  // since format 2.8
 };
 
 MemoryKind kind_of(DeltaBase base) {
@@ -49,6 +50,14 @@ struct Encoder {
       w.u64(pages->xxh3);
       w.u32(static_cast<uint32_t>(pages->gfns.size()));
       for (const uint64_t gfn : pages->gfns) w.u64(gfn);
+    } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
+      // Replay counts the entries before it: a reader refuses one without.
+      if (!e.kernel_entries)
+        throw Error("AsyncPosition at " + e.pos.to_string() +
+                    ": a kernel-return stop needs its kernel-entry count");
+      w.u8(static_cast<uint8_t>(MemoryKind::kernel_return));
+      w.u64(kernel_return->return_rip);
+      w.u64(kernel_return->registers_xxh3);
     } else {
       const auto& delta = std::get<MemoryDelta>(e.memory);
       w.u8(static_cast<uint8_t>(kind_of(delta.base)));
@@ -225,11 +234,18 @@ void fields(Fields& f, AsyncPosition& e) {
                             " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
                         static_cast<int64_t>(f.r.position() - sizeof count));
     f.gfns(pages.gfns, count);
+  } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
+    auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
+    f.pod(kernel_return.return_rip);
+    f.pod(kernel_return.registers_xxh3);
   } else {
     throw FormatError("AsyncPosition: unknown memory kind " + std::to_string(kind),
                       static_cast<int64_t>(f.r.position() - 1));
   }
   if (f.r.remaining() == 0) {
+    if (kind == static_cast<uint8_t>(MemoryKind::kernel_return))
+      throw FormatError("AsyncPosition: a kernel-return stop without its kernel-entry count",
+                        static_cast<int64_t>(f.r.position()));
     e.kernel_entries.reset();
     return;
   }

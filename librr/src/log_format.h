@@ -33,7 +33,9 @@ inline constexpr uint16_t kVersionMajor = 2;
 // Minor 7 (2.7) stores clock samples as deltas in compact payloads
 // (log_compact.h) and compresses each chunk but every kKeyChunkInterval-th
 // with the previous chunk's payload as a zstd prefix.
-inline constexpr uint16_t kVersionMinor = 7;
+// Minor 8 (2.8) adds memory kind 4 to AsyncPosition (KernelReturn: a stop
+// at the kernel's return to user mode, re-executed instead of installed).
+inline constexpr uint16_t kVersionMinor = 8;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

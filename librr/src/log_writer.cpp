@@ -191,6 +191,8 @@ struct FormatNeed {
 FormatNeed format_needed_by(const Event& event) {
   const auto* async = std::get_if<AsyncPosition>(&event);
   if (!async) return {};
+  if (std::holds_alternative<KernelReturn>(async->memory))
+    return {2, 8, "a kernel-return stop (memory kind 4)"};
   if (std::holds_alternative<PagesDigest>(async->memory))
     return {2, 3, "a pages digest (memory kind 3)"};
   if (async->kernel_entries) return {2, 2, "a kernel-entry count"};

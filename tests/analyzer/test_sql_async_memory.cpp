@@ -1,6 +1,7 @@
 // The async_positions table names each stop's memory kind (schemas/sql/
-// async_positions.md): a digest, a delta (pages and their bytes) or a pages
-// digest (log format 2.3: the pages replay hashes, none stored).
+// async_positions.md): a digest, a delta (pages and their bytes), a pages
+// digest (log format 2.3: the pages replay hashes, none stored) or a kernel
+// return (log format 2.8: no state, in user mode).
 #include "librr/log.h"
 #include "librr/page_delta.h"
 #include "librr/recording.h"
@@ -23,7 +24,9 @@ fs::path make_recording_with_every_memory_kind(const fs::path& where) {
   log.append(librr::AsyncPosition{{1, 1, 0}, 1, vcpu, librr::MemoryDigest{}});
   log.append(librr::AsyncPosition{{2, 1, 0}, 1, vcpu, librr::make_memory_delta(2, {&change, 1})});
   log.append(librr::AsyncPosition{{3, 1, 0}, 1, vcpu, librr::PagesDigest{0x1234, {3, 8, 21}}});
-  log.append(librr::EndOfRecording{{4, 0, 0}, "exit port", 0});
+  log.append(librr::AsyncPosition{
+      {4, 1, 0}, 1, {}, librr::KernelReturn{0x1010f0, 99}, librr::CodeArrivals{{0x101000}, 2}});
+  log.append(librr::EndOfRecording{{5, 0, 0}, "exit port", 0});
   log.close();
   return where;
 }
@@ -35,12 +38,13 @@ TEST(SqlAsyncMemory, EveryMemoryKindHasItsRow) {
   const fs::path rec = make_recording_with_every_memory_kind(tmp.path() / "rec");
   const CommandResult r =
       analyze("query " + rec.string() +
-              " 'SELECT landmark, memory_kind, delta_reset_landmark, delta_pages, delta_bytes > 0 "
-              "FROM async_positions ORDER BY record_index' --format csv --no-replay");
+              " 'SELECT landmark, memory_kind, delta_reset_landmark, delta_pages, delta_bytes > 0, "
+              "cpl FROM async_positions ORDER BY record_index' --format csv --no-replay");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "landmark,memory_kind,delta_reset_landmark,delta_pages,delta_bytes > 0\r\n"
-            "1,digest,,,\r\n"
-            "2,delta,2,1,1\r\n"
-            "3,pages-digest,,3,\r\n");
+            "landmark,memory_kind,delta_reset_landmark,delta_pages,delta_bytes > 0,cpl\r\n"
+            "1,digest,,,,\r\n"
+            "2,delta,2,1,1,\r\n"
+            "3,pages-digest,,3,,\r\n"
+            "4,kernel-return,,,,3\r\n");
 }

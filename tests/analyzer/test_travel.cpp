@@ -62,9 +62,7 @@ std::vector<librr::Event> log_records(const fs::path& recording) {
 std::optional<librr::Position> async_stop_at_cpl3(const fs::path& recording) {
   for (const librr::Event& event : log_records(recording)) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    if (!async) continue;
-    librr::ByteReader in(async->vcpu_state, "async vCPU state");
-    if ((vmm::VcpuState::load(in).sregs.cs.selector & 3) == 3) return async->pos;
+    if (async && stops_in_user_mode(*async)) return async->pos;
   }
   return std::nullopt;
 }

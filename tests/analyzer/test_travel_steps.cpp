@@ -259,9 +259,7 @@ TEST(TravelSteps, EveryStepInANativeLoopIsOneInstruction) {
     auto event = reader.next();
     if (!event) break;
     const auto* async = std::get_if<librr::AsyncPosition>(&*event);
-    if (!async) continue;
-    librr::ByteReader in(async->vcpu_state, "async vCPU state");
-    if ((vmm::VcpuState::load(in).sregs.cs.selector & 3) != 3) continue;
+    if (!async || !stops_in_user_mode(*async)) continue;
     traveler.seek(async->pos);
     if (body.empty()) {
       find_loop_body();

@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "librr/events.h"
+#include "machine/vcpu_state.h"
 #include "test_command_support.h"
 #include "travel/time_traveler.h"
 
@@ -60,6 +62,14 @@ class Recordings {
 };
 
 // Kernel timer interrupts at CPL0 and CPL3, a few hundred landmarks.
+// Whether an async stop is in user mode: a kernel-return stop (log format
+// 2.8) always is and logs no state; the others by their logged CS.
+inline bool stops_in_user_mode(const librr::AsyncPosition& async) {
+  if (std::holds_alternative<librr::KernelReturn>(async.memory)) return true;
+  librr::ByteReader in(async.vcpu_state, "async vCPU state");
+  return (vmm::VcpuState::load(in).sregs.cs.selector & 3) == 3;
+}
+
 inline fs::path ticks_recording() {
   return Recordings::get().of("ticks", "--guest ticks --append ticks=8");
 }

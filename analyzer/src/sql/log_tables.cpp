@@ -77,6 +77,10 @@ class LogTableWriter {
       pages = listed->gfns.size();
     }
     std::optional<uint64_t> rip, cpl;
+    if (std::holds_alternative<librr::KernelReturn>(stop.memory)) {
+      kind = "kernel-return";  // replay re-executes to it: no state logged, user mode
+      cpl = 3;
+    }
     // NULL for a blob of another format, or one that does not decode: the
     // export lists what the log holds and does not judge it (replay does).
     if (stop.vcpu_state_format == vmm::kVcpuStateFormat) {

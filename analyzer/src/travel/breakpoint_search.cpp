@@ -54,10 +54,12 @@ PositionPastEnd arrivals_past_end(uint64_t pc, uint64_t seen, const PositionName
 }
 
 // The async stop logged right after `position`'s (L, a), if that is the
-// next record of the log: its vCPU state and the kernel entries counted
-// before it.
+// next record of the log: where it is (a kernel-return stop logs no state:
+// it is in user mode, right after the kernel's return) and the kernel
+// entries counted before it.
 struct NextAsyncStop {
-  vmm::VcpuState state;
+  bool in_user_mode = false;
+  std::optional<uint64_t> rip;
   std::optional<librr::CodeArrivals> kernel_entries;
 };
 std::optional<NextAsyncStop> next_async_stop(vmm::ReplayMachine& replay,
@@ -67,8 +69,11 @@ std::optional<NextAsyncStop> next_async_stop(vmm::ReplayMachine& replay,
   if (!async || async->pos != librr::Position{position.landmark, position.async_seq + 1, 0} ||
       async->vcpu_state_format != vmm::kVcpuStateFormat)
     return std::nullopt;
+  if (std::holds_alternative<librr::KernelReturn>(async->memory))
+    return NextAsyncStop{true, std::nullopt, async->kernel_entries};
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
-  return NextAsyncStop{vmm::VcpuState::load(in), async->kernel_entries};
+  const vmm::VcpuState state = vmm::VcpuState::load(in);
+  return NextAsyncStop{(state.sregs.cs.selector & 3) == 3, state.regs.rip, async->kernel_entries};
 }
 
 }  // namespace
@@ -79,8 +84,7 @@ TimeTraveler::Impl::StretchPlan TimeTraveler::Impl::plan_stretch(const std::set<
   const vmm::HardwareBreakpointSupport& support = *hardware_breakpoints;
   StretchPlan plan;
   const auto async = next_async_stop(*replay, position);
-  plan.next_stop_at_cpl3 =
-      async && (async->state.sregs.cs.selector & 3) == 3 && !support.honoured_at_cpl3;
+  plan.next_stop_at_cpl3 = async && async->in_user_mode && !support.honoured_at_cpl3;
   if (!support.honoured_at_cpl0) return plan;
   std::vector<uint64_t> addresses(code.begin(), code.end());
   if (!support.honoured_at_cpl3)
@@ -103,7 +107,7 @@ TimeTraveler::Impl::StretchPlan TimeTraveler::Impl::plan_stretch(const std::set<
     }
     return plan;
   }
-  if (async && !code.count(async->state.regs.rip)) addresses.push_back(async->state.regs.rip);
+  if (async && async->rip && !code.count(*async->rip)) addresses.push_back(*async->rip);
   if (addresses.size() <= vmm::kHardwareBreakpointSlots) plan.armed = std::move(addresses);
   return plan;
 }

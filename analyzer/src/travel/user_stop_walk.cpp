@@ -45,6 +45,9 @@ Outcome TimeTraveler::Impl::walk_towards_user_stop() {
     // the stop: install it, as replay does.
     if (!leaving) return step();
     const TimedScope timed(stats.advances);
+    // A kernel-return stop is right after this return: step it, as replay does.
+    if (!first && replay->session().enter_kernel_return_stop_here())
+      return Outcome::kReachedAsyncStop;
     const bool more = replay->session().advance(/*delivered_already=*/!first);
     return more ? Outcome::kReachedAsyncStop : Outcome::kEnded;
   }

@@ -83,6 +83,22 @@ struct PagesDigest {
   friend bool operator==(const PagesDigest&, const PagesDigest&) = default;
 };
 
+// The memory part of an asynchronous stop that replay reaches by re-executing
+// the stretch before it, with nothing of the state logged (since format 2.8):
+// the stop is where the guest kernel, after the stretch's
+// `kernel_entries->count`-th counted entry (which the position must carry),
+// next returns to user mode through the instruction at `return_rip`
+// (an iretq), right after that instruction. The recorder stops there on
+// purpose, to deliver an interrupt at a point it can name without a branch
+// counter (docs/record-replay.md, "Kernel-return stops"). `registers_xxh3`
+// is an XXH3-64 of the general registers there (the VMM's layout): replay
+// and analyzers check that they arrived.
+struct KernelReturn {
+  uint64_t return_rip = 0;
+  uint64_t registers_xxh3 = 0;
+  friend bool operator==(const KernelReturn&, const KernelReturn&) = default;
+};
+
 // How often the vCPU arrived at one of a few code addresses (the guest
 // kernel's entry points, counted with debug registers by the recorder) in
 // the stretch from the previous position to an asynchronous stop. Replay
@@ -103,7 +119,7 @@ struct AsyncPosition {
   Position pos;
   uint32_t vcpu_state_format = 0;
   std::vector<uint8_t> vcpu_state;
-  std::variant<MemoryDigest, MemoryDelta, PagesDigest> memory;
+  std::variant<MemoryDigest, MemoryDelta, PagesDigest, KernelReturn> memory;
   std::optional<CodeArrivals> kernel_entries = std::nullopt;  // since format 2.2
   friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
 };

@@ -47,6 +47,7 @@ struct RecordOptions {
   double max_lateness_ms = 4;
   double digest_interval_ms = 10'000;
   bool no_kernel_entries = false;
+  bool no_kernel_return_stops = false;
   bool search_kernel_stops = false;
   net::CooperativeRecordOptions cooperation;
 };
@@ -117,6 +118,7 @@ int record_command(RecordOptions& options) {
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
   policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
+  policy.stop_at_kernel_returns = !options.no_kernel_return_stops;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   if (options.search_kernel_stops) {
@@ -156,10 +158,12 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(
       stderr,
-      "rr-vmm: stops: %llu to be searched at replay (the rest installed), %llu memory "
+      "rr-vmm: stops: %llu to be searched at replay, %llu at kernel returns (the rest "
+      "installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
       "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
+      static_cast<unsigned long long>(s.kernel_return_stops),
       static_cast<unsigned long long>(s.previous_position_deltas),
       static_cast<unsigned long long>(s.position_memory_syncs),
       static_cast<unsigned long long>(s.copied_pages),
@@ -205,6 +209,11 @@ void add_record_command(CLI::App& app) {
                    "do not count kernel entries with the debug registers (a guest kernel that "
                    "uses them itself loses them while recording); analyzers then cannot search "
                    "kernel code entered from user mode before a stop in user mode");
+  record->add_flag("--no-kernel-return-stops", options->no_kernel_return_stops,
+                   "do not deliver due interrupts where the guest kernel returns to user mode "
+                   "after a counted entry (a stop replay re-executes to, logged as a register "
+                   "hash); stop the vCPU by a signal and log its state instead "
+                   "(docs/record-replay.md, \"Kernel-return stops\")");
   record->add_flag("--search-kernel-stops", options->search_kernel_stops,
                    "experimental: log a stop in kernel code as registers plus a digest of the "
                    "pages written since the previous stop, found again at replay by a "

@@ -74,12 +74,14 @@ int replay_command(const ReplayOptions& options) {
     if (!options.quiet)
       std::fprintf(stderr,
                    "rr-vmm: replay faithful to %s in %.2f s: %s; %llu async positions (%llu "
-                   "found by breakpoint search, %llu hits; the rest installed), %llu interrupts "
+                   "found by breakpoint search, %llu hits; %llu at kernel returns; the rest "
+                   "installed), %llu interrupts "
                    "and %llu state digests checked, %llu network frames delivered\n",
                    outcome.end.to_string().c_str(), seconds, outcome.message.c_str(),
                    static_cast<unsigned long long>(outcome.async_positions),
                    static_cast<unsigned long long>(outcome.searched_positions),
                    static_cast<unsigned long long>(outcome.search_hits),
+                   static_cast<unsigned long long>(outcome.kernel_return_stops),
                    static_cast<unsigned long long>(outcome.interrupts),
                    static_cast<unsigned long long>(outcome.digests_checked),
                    static_cast<unsigned long long>(outcome.net_frames));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "librr/error.h"
+#include "machine/vcpu_kicker.h"
 #include "probe/probe.h"
 
 namespace vmm {
@@ -59,6 +60,12 @@ Machine::Exit enter_until_stopped(Machine& machine) {
   Machine::Exit exit;
   do {
     exit = machine.enter_guest();
+    // A kick (the recorder's timer, input, a stop request) leaves
+    // immediate_exit set: every KVM_RUN would return at once. The caller
+    // regains control at the next breakpoint or step anyway, and a stop
+    // request stays pending in the machine.
+    if (exit.kind == Machine::Exit::Kind::kAsynchronous)
+      machine.kicker().acknowledge(&machine.run_state());
   } while (exit.kind == Machine::Exit::Kind::kSpurious ||
            exit.kind == Machine::Exit::Kind::kAsynchronous);
   return exit;

@@ -5,6 +5,7 @@
 #include "librr/error.h"
 #include "replay/guest_handler_step.h"
 #include "replay/hardware_breakpoints.h"
+#include "replay/kernel_return_stop.h"
 
 namespace vmm {
 namespace {
@@ -15,6 +16,9 @@ namespace {
 // breakpoint beside them and run kernel code at full speed; an entry
 // through any other vector (int3 included) is not counted.
 constexpr uint8_t kEntryVectors[] = {6, 13, 14};
+
+// How far after an entry's handler its return to user mode is looked for.
+constexpr uint64_t kReturnScanBytes = 4096;
 
 }  // namespace
 
@@ -29,18 +33,79 @@ KernelEntryCounter::KernelEntryCounter(Machine& machine, bool enabled)
 void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
   if (!enabled_) return;
   std::vector<uint64_t> entries;
+  std::vector<uint8_t> vectors;
   try {
     for (const uint8_t vector : kEntryVectors) {
       const uint64_t entry = GuestHandler::for_vector(machine_, sregs, vector).entry;
-      if (entry != 0 && std::find(entries.begin(), entries.end(), entry) == entries.end())
+      if (entry != 0 && std::find(entries.begin(), entries.end(), entry) == entries.end()) {
         entries.push_back(entry);
+        vectors.push_back(vector);
+      }
     }
   } catch (const librr::Error&) {
     entries.clear();  // no IDT or TSS yet (or not mapped): no user mode either
+    vectors.clear();
   }
   if (entries == armed_) return;
   armed_ = std::move(entries);
-  arm_hardware_breakpoints(machine_, armed_);
+  armed_vectors_ = std::move(vectors);
+  watching_ = false;
+  return_rip_.reset();
+  for (const uint64_t entry : armed_)
+    if (!return_rip_) return_rip_ = find_iretq_after(machine_, sregs, entry, kReturnScanBytes);
+  arm();
+}
+
+void KernelEntryCounter::arm() {
+  std::vector<uint64_t> addresses = armed_;
+  if (watching_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_rip_);
+  arm_hardware_breakpoints(machine_, addresses);
+}
+
+void KernelEntryCounter::restart() {
+  count_ = 0;
+  step_pending_ = false;
+  stop_watching_return();
+}
+
+void KernelEntryCounter::stop_watching_return() {
+  if (!watching_) return;
+  watching_ = false;
+  arm();
+}
+
+bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
+  return watching_ && exit.kind == Machine::Exit::Kind::kTerminal &&
+         machine_.run_state().exit_reason == KVM_EXIT_DEBUG &&
+         machine_.vcpu().get_regs().rip == *return_rip_;
+}
+
+// At an arrival from user mode with a return wanted: watch the return (the
+// step over the entry arms it). Only from user mode: the return that follows
+// an entry from kernel code (a Linux boot's page faults) goes back there.
+void KernelEntryCounter::watch_return_if_wanted() {
+  if (watching_ || !return_rip_ || !wanted_ || armed_.size() >= kHardwareBreakpointSlots ||
+      !wanted_() || !arrival_from_user_mode())
+    return;
+  watching_ = true;
+}
+
+// At an arrival: whether the exception came from user mode, by the CS its
+// frame saved (after the error code #GP and #PF push).
+bool KernelEntryCounter::arrival_from_user_mode() const {
+  const kvm_regs regs = machine_.vcpu().get_regs();
+  const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
+  if (at == armed_.end()) return false;
+  const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
+  const uint64_t error_code_bytes = vector == 13 || vector == 14 ? 8 : 0;
+  try {
+    const InterruptFrame frame = InterruptFrame::parse(
+        read_guest_virtual(machine_, machine_.vcpu().get_sregs(), regs.rsp + error_code_bytes,
+                           InterruptFrame::kBytes));
+    return (frame.cs & 3) == 3;
+  } catch (const librr::Error&) {
+    return false;
+  }
 }
 
 bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
@@ -61,7 +126,7 @@ bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
 Machine::Exit KernelEntryCounter::step_over_entry() {
   arm_hardware_breakpoints(machine_, {}, /*single_step=*/true);
   const Machine::Exit exit = machine_.enter_guest();
-  arm_hardware_breakpoints(machine_, armed_);
+  arm();
   return exit;
 }
 
@@ -79,6 +144,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     ++count_;
     ++total_;
     step_pending_ = true;
+    watch_return_if_wanted();
   }
 }
 

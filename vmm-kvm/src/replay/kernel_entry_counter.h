@@ -19,6 +19,7 @@
 // `record --no-kernel-entries` (a guest whose kernel uses the debug registers
 // itself loses them while they are armed here).
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -53,24 +54,43 @@ class KernelEntryCounter {
   Machine::Exit enter_guest();
   // The arrivals since the last restart, if entries are armed.
   std::optional<librr::CodeArrivals> arrivals() const;
-  // At a position: counting starts again. An arrival at the position's own
-  // rip counts (resuming there stops at once), as analyzers count it.
-  void restart() {
-    count_ = 0;
-    step_pending_ = false;
-  }
+  // At a position: counting starts again (and watching a return stops). An
+  // arrival at the position's own rip counts (resuming there stops at once),
+  // as analyzers count it.
+  void restart();
   uint64_t total() const { return total_; }
+
+  // ---- Kernel-return stops (kernel_return_stop.h) ----
+  // From an arrival from user mode at which `wanted()` is true, the counter
+  // also watches the kernel's return to user mode, with the fourth debug
+  // register on the return instruction (an iretq found in the handlers' code
+  // when they are armed: return_rip()), and enter_guest() returns the DEBUG
+  // exit there (at_watched_return()).
+  void watch_returns_when(std::function<bool()> wanted) { wanted_ = std::move(wanted); }
+  bool at_watched_return(const Machine::Exit& exit) const;
+  std::optional<uint64_t> return_rip() const { return return_rip_; }
+  void stop_watching_return();
+  // The caller stands on the watched return and lets the guest go on (a
+  // return to kernel mode): the next enter_guest() steps over it first.
+  void step_over_here() { step_pending_ = true; }
 
  private:
   Machine& machine_;
   bool enabled_;
   bool at_armed_entry(const Machine::Exit& exit) const;
   Machine::Exit step_over_entry();
+  void arm();  // the entries, and the watched return
+  void watch_return_if_wanted();
+  bool arrival_from_user_mode() const;
 
   std::vector<uint64_t> armed_;
-  bool step_pending_ = false;  // standing on an entry already counted
+  std::vector<uint8_t> armed_vectors_;  // the exception vector of each armed entry
+  bool step_pending_ = false;           // standing on an entry already counted
   uint32_t count_ = 0;
   uint64_t total_ = 0;
+  std::function<bool()> wanted_;
+  std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
+  bool watching_ = false;
 };
 
 }  // namespace vmm

@@ -6,6 +6,8 @@
 
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
+#include "replay/kernel_return_stop.h"
+#include "replay/return_to_user_step.h"
 #include "replay/searched_position.h"
 #include "replay/state_digest.h"
 
@@ -36,6 +38,8 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
     if (const uint8_t* bytes = machine_.memory().translate(region.address, region.size))
       page_copies_.add_region(region.address, {bytes, region.size});
   kernel_entries_.rearm(machine_.vcpu().get_sregs());
+  if (policy_.stop_at_kernel_returns)
+    kernel_entries_.watch_returns_when([this] { return interrupt_overdue(); });
 }
 
 uint64_t RecordSession::guest_now_from_host() const {
@@ -213,6 +217,18 @@ bool RecordSession::interrupt_due() const {
   return machine_.pic().has_pending_interrupt() || deadline_passed_in_host_time();
 }
 
+// Whether to stop at the next kernel return (kernel_return_stop.h): an
+// interrupt is pending, or its deadline passed half the lateness bound ago.
+// Not at once: a guest that reaches a landmark soon takes it there for ~1
+// byte of log (demo, whose tasks print and sleep: 3-11 kernel-return stops
+// of ~15 bytes per run when taken at once).
+bool RecordSession::interrupt_overdue() const {
+  const uint64_t deadline = machine_.next_deadline();
+  return machine_.pic().has_pending_interrupt() ||
+         (deadline != TimedDevice::kNoDeadline &&
+          guest_now_from_host() >= deadline + policy_.max_interrupt_lateness_ns / 2);
+}
+
 // KVM stopped the vCPU because the guest can now take an interrupt, which
 // record asked for at an unlogged stop where it could not (IF=0: in the
 // ticks guest a user loop spends most of its time in emulated system calls).
@@ -248,9 +264,10 @@ void RecordSession::clock_at_async_stop() {
 }
 
 // The vCPU was stopped between landmarks: log enough to install this exact
-// state on replay. Twin: ReplaySession::install_async_position.
-void RecordSession::at_async_stop() {
-  log_async_position();
+// state on replay (or, at a kernel return, to find it again). Twin:
+// ReplaySession::enter_async_stop.
+void RecordSession::at_async_stop(std::optional<uint64_t> kernel_return) {
+  log_async_position(kernel_return);
   clock_at_async_stop();
   machine_.uart().pull_input();
   net_input_.pump();
@@ -314,10 +331,34 @@ librr::MemoryDelta RecordSession::capture_memory(const librr::Position& here) {
   return delta;
 }
 
-// The memory part of a searched position, when this stop may be one. Replay
-// re-executes the stretch, so its memory equals record's here: the second
-// shadow follows (memory as of this position) and the first stays as it is
-// (the pages stay listed in dirty_ for the next delta based on it).
+// The vCPU stands on the kernel's iretq that the kernel-entry counter
+// watches while an interrupt is due (kernel_return_stop.h). A return to
+// user mode is stepped over and, if the guest can take an interrupt there,
+// becomes a kernel-return stop. Twin: ReplaySession::reach_kernel_return_if_next.
+void RecordSession::at_kernel_return() {
+  const uint64_t return_rip = machine_.vcpu().get_regs().rip;
+  if (!at_return_to_user(machine_)) return kernel_entries_.step_over_here();
+  const bool stepped = step_return_to_user(machine_);  // disarms the debug registers
+  kernel_entries_.stop_watching_return();              // and re-arms the entries
+  if (!stepped) return;                                // the iretq runs as usual
+  machine_.settle_vcpu();  // IF and the interrupt shadow after the return
+  unlogged_progress_ = true;
+  if (stop_can_stay_unlogged()) return;
+  unlogged_stops_in_a_row_ = 0;
+  ++stats_.kernel_return_stops;
+  at_async_stop(return_rip);
+}
+
+// A stop replay reaches by re-executing the stretch (searched, kernel
+// return): its memory equals record's there, so the second shadow follows
+// (memory as of this position) and the first stays as it is (the pages stay
+// listed in dirty_ for the next delta based on it).
+void RecordSession::follow_reexecuted_stop() {
+  take_dirty_pages();
+  position_memory_.refresh(written_since_position_.take());
+}
+
+// The memory part of a searched position, when this stop may be one.
 std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
   const double rate = policy_.searched_cpl0_instructions_per_second;
   if (rate <= 0 || !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
@@ -333,27 +374,33 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   digest.gfns = written_since_stop_.take();
   if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
   digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
-  position_memory_.refresh(written_since_position_.take());
+  follow_reexecuted_stop();
   return digest;
 }
 
-void RecordSession::log_async_position() {
+void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   machine_.kicker().acknowledge(&machine_.run_state());
   unlogged_progress_ = false;
   timeline_.enter_async_stop();
   librr::AsyncPosition record;
   record.pos = timeline_.position();
   record.vcpu_state_format = kVcpuStateFormat;
-  librr::ByteWriter state;
   VcpuState vcpu = machine_.save_vcpu_state();
   vcpu.drop_time_stamp_counter();
-  vcpu.save(state);
-  record.vcpu_state = state.take();
-  if (auto digest = searched_memory(vcpu)) {
-    record.memory = std::move(*digest);
-    ++stats_.searched_positions;
+  if (kernel_return) {
+    // Replay re-executes up to here: no state, no memory (kernel_return_stop.h).
+    record.memory = librr::KernelReturn{*kernel_return, general_registers_xxh3(vcpu.regs)};
+    follow_reexecuted_stop();
   } else {
-    record.memory = capture_memory(record.pos);
+    librr::ByteWriter state;
+    vcpu.save(state);
+    record.vcpu_state = state.take();
+    if (auto digest = searched_memory(vcpu)) {
+      record.memory = std::move(*digest);
+      ++stats_.searched_positions;
+    } else {
+      record.memory = capture_memory(record.pos);
+    }
   }
   written_since_stop_.take();
   stretch_started_host_ns_ = host_monotonic_ns();
@@ -410,6 +457,10 @@ RunResult RecordSession::run() {
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
     want_interrupt_window_ = false;
     retry_soon_ = false;
+    if (kernel_entries_.at_watched_return(exit)) {
+      at_kernel_return();
+      continue;
+    }
     if (exit.kind != Machine::Exit::Kind::kAsynchronous &&
         exit.kind != Machine::Exit::Kind::kSpurious)
       unlogged_stops_in_a_row_ = 0;

@@ -56,6 +56,11 @@ struct RecordPolicy {
   // Count kernel entries for stops in user mode (kernel_entry_counter.h);
   // `rr-vmm record` sets it where kernel_entry_counting_useful().
   bool count_kernel_entries = false;
+  // With count_kernel_entries: while an interrupt is due, stop at the
+  // kernel's next return to user mode after a counted entry and deliver it
+  // there, logged as a kernel-return stop (kernel_return_stop.h: a hash of
+  // the registers instead of the vCPU state and a memory delta).
+  bool stop_at_kernel_returns = true;
   // Log stops in kernel mode as searched positions (searched_position.h):
   // registers plus a digest of the pages written since the previous stop,
   // found again at replay by a hardware-breakpoint search instead of
@@ -97,6 +102,7 @@ struct RecordStats {
   uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
+  uint64_t kernel_return_stops = 0;       // logged stops at a watched return to user mode
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -129,10 +135,13 @@ class RecordSession {
   void at_halt();
   bool stop_can_stay_unlogged() const;
   bool interrupt_due() const;
+  bool interrupt_overdue() const;
   bool interrupt_window_opened() const;
-  void at_async_stop();
+  void at_async_stop(std::optional<uint64_t> kernel_return = std::nullopt);
+  void at_kernel_return();
   void clock_at_async_stop();
-  void log_async_position();
+  void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
+  void follow_reexecuted_stop();
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);
   void take_dirty_pages();

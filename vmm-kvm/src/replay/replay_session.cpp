@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "net/cooperation.h"
+#include "replay/kernel_return_stop.h"
+#include "replay/return_to_user_step.h"
 #include "replay/searched_position.h"
 #include "replay/state_digest.h"
 
@@ -123,9 +125,12 @@ const librr::AsyncPosition* ReplaySession::next_async_stop() {
 void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
   timeline_.enter_async_stop();
   machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
-  librr::ByteReader in(async.vcpu_state, "async vCPU state");
-  machine_.restore_vcpu_state(VcpuState::load(in));
-  in.expect_end();
+  // A kernel-return stop logs no state: the vCPU got there by re-execution.
+  if (!std::holds_alternative<librr::KernelReturn>(async.memory)) {
+    librr::ByteReader in(async.vcpu_state, "async vCPU state");
+    machine_.restore_vcpu_state(VcpuState::load(in));
+    in.expect_end();
+  }
   if (const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory))
     shadow_.apply(*delta, async.pos);
   machine_.settle_vcpu();  // refresh IF / interrupt-shadow flags from the installed state
@@ -140,7 +145,9 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
 
 bool ReplaySession::install_async_position_if_next() {
   const librr::AsyncPosition* async = next_async_stop();
-  if (!async || std::holds_alternative<librr::PagesDigest>(async->memory)) return false;
+  if (!async || std::holds_alternative<librr::PagesDigest>(async->memory) ||
+      std::holds_alternative<librr::KernelReturn>(async->memory))
+    return false;
   enter_async_stop(*async);
   return true;
 }
@@ -179,6 +186,64 @@ bool ReplaySession::reach_searched_position_if_next() {
                                       "{:#x}: exit reason {} at {}",
                                       async->pos.to_string(), recorded.rip,
                                       machine_.run_state().exit_reason, machine_.describe_rip()));
+}
+
+// The vCPU stands right after the return a kernel-return stop names: the
+// registers must be the recorded ones.
+void ReplaySession::arrive_at_kernel_return(const librr::AsyncPosition& async) {
+  const auto& kernel_return = std::get<librr::KernelReturn>(async.memory);
+  const kvm_regs regs = machine_.vcpu().get_regs();
+  if (general_registers_xxh3(regs) != kernel_return.registers_xxh3)
+    throw librr::Divergence(
+        timeline_.position(),
+        fmt::format("at the kernel-return stop {} (the return at {:#x} to user mode at {:#x}) "
+                    "the general registers differ from the recording's",
+                    async.pos.to_string(), kernel_return.return_rip, regs.rip));
+  ++outcome_.kernel_return_stops;
+  enter_async_stop(async);
+}
+
+// A kernel-return stop (kernel_return_stop.h): re-execute the stretch to it.
+// Twin of RecordSession::at_kernel_return.
+bool ReplaySession::reach_kernel_return_if_next() {
+  const librr::AsyncPosition* async = next_async_stop();
+  const auto* kernel_return = async ? std::get_if<librr::KernelReturn>(&async->memory) : nullptr;
+  if (!kernel_return) return false;
+  machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
+  const librr::CodeArrivals& entries = *async->kernel_entries;  // the log format requires it
+  switch (run_to_kernel_return(machine_, entries, kernel_return->return_rip)) {
+    case KernelReturnSearch::kReached:
+      arrive_at_kernel_return(*async);
+      return true;
+    case KernelReturnSearch::kLandmark:
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the guest reached its next landmark ({}) before the kernel-return stop {} "
+                      "({} kernel entries, then the return at {:#x})",
+                      machine_.describe_rip(), async->pos.to_string(), entries.count,
+                      kernel_return->return_rip));
+    case KernelReturnSearch::kStopped:
+      break;
+  }
+  throw librr::Divergence(
+      timeline_.position(),
+      fmt::format(
+          "the machine stopped on its way to the kernel-return stop {}: exit reason {} at {}",
+          async->pos.to_string(), machine_.run_state().exit_reason, machine_.describe_rip()));
+}
+
+bool ReplaySession::enter_kernel_return_stop_here() {
+  const librr::AsyncPosition* async = next_async_stop();
+  const auto* kernel_return = async ? std::get_if<librr::KernelReturn>(&async->memory) : nullptr;
+  if (!kernel_return) return false;
+  if (machine_.vcpu().get_regs().rip != kernel_return->return_rip || !at_return_to_user(machine_) ||
+      !step_return_to_user(machine_))
+    throw librr::Divergence(
+        timeline_.position(),
+        fmt::format("the kernel-return stop {} follows the return at {:#x}, but the vCPU is at {}",
+                    async->pos.to_string(), kernel_return->return_rip, machine_.describe_rip()));
+  arrive_at_kernel_return(*async);
+  return true;
 }
 
 // Twin of RecordSession::at_landmark.
@@ -239,7 +304,9 @@ void ReplaySession::step(bool delivered_already) {
     return;
   }
   if (!delivered_already) check_interrupt_delivery();
-  if (reach_searched_position_if_next() || install_async_position_if_next()) return;
+  if (reach_searched_position_if_next() || reach_kernel_return_if_next() ||
+      install_async_position_if_next())
+    return;
   Machine::Exit exit;
   do {
     exit = machine_.enter_guest();
@@ -271,6 +338,13 @@ void ReplaySession::step(bool delivered_already) {
 const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
   const librr::AsyncPosition* async = next_async_stop();
   if (!async) return nullptr;
+  if (const auto* kernel_return = std::get_if<librr::KernelReturn>(&async->memory)) {
+    // Right after the return: user mode, the recorded registers.
+    const bool there =
+        current_cpl(machine_) == 3 &&
+        general_registers_xxh3(machine_.vcpu().get_regs()) == kernel_return->registers_xxh3;
+    return there ? async : nullptr;
+  }
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   kvm_regs recorded = VcpuState::load(in).regs;
   if (const auto* digest = std::get_if<librr::PagesDigest>(&async->memory))

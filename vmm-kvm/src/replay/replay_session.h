@@ -25,8 +25,9 @@ struct ReplayOutcome {
   std::string message;         // the divergence, or how the recording ended
   int guest_exit_status = -1;
   uint64_t async_positions = 0;
-  uint64_t searched_positions = 0;  // of those, found by a breakpoint search (not installed)
-  uint64_t search_hits = 0;         // breakpoint hits the searches took
+  uint64_t searched_positions = 0;   // of those, found by a breakpoint search (not installed)
+  uint64_t kernel_return_stops = 0;  // of those, reached at a kernel return (not installed)
+  uint64_t search_hits = 0;          // breakpoint hits the searches took
   uint64_t interrupts = 0;
   uint64_t digests_checked = 0;
   uint64_t net_frames = 0;  // logged frames delivered to virtio-net
@@ -79,6 +80,12 @@ class ReplaySession {
   // call, so the caller must stop the vCPU at the stop's rip (a breakpoint
   // there) and call again. Throws librr::Divergence.
   InstructionOutcome run_to_debug_exit(bool first_since_position);
+  // An analyzer walking the stretch before a kernel-return stop
+  // (kernel_return_stop.h) stands on the kernel's iretq to user mode after
+  // the last kernel entry the recorder counted: steps over it and enters
+  // the stop. False (nothing done) if the next stop is of another kind.
+  // Throws librr::Divergence if the vCPU is not where that stop says.
+  bool enter_kernel_return_stop_here();
 
   // The memory shadow and the serial bytes taken but not yet consumed are
   // session state a checkpoint must save and restore with the machine.
@@ -101,6 +108,8 @@ class ReplaySession {
   void enter_async_stop(const librr::AsyncPosition& async);
   bool install_async_position_if_next();
   bool reach_searched_position_if_next();
+  bool reach_kernel_return_if_next();
+  void arrive_at_kernel_return(const librr::AsyncPosition& async);
   const librr::AsyncPosition* at_next_async_stop();
   void at_landmark();
   void at_halt();

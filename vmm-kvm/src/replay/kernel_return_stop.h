@@ -1,0 +1,53 @@
+#pragma once
+// Kernel-return stops (log format 2.8, librr::KernelReturn): an interrupt
+// delivered where the guest kernel returns to user mode, at a point named
+// without a branch counter: the first return to user mode through the
+// kernel's iretq at `return_rip` after the N-th kernel entry the recorder
+// counted since the previous position (kernel_entry_counter.h). Replay gets
+// there by re-executing the stretch with the same entries in the debug
+// registers, so nothing of the state is logged but a hash of the general
+// registers to check arrival (docs/record-replay.md, "Kernel-return stops").
+//
+// Why: a guest whose user code enters the kernel often (system calls, page
+// faults) but never exits to the VMM would otherwise be stopped by a signal
+// at an arbitrary instruction, and such a stop costs its whole vCPU state
+// and the memory written since the previous position (ticks: ~65 bytes per
+// stop compressed, against ~12 here).
+#include <cstdint>
+#include <optional>
+
+#include "librr/events.h"
+#include "machine/machine.h"
+
+namespace vmm {
+
+// XXH3-64 of kvm_regs as KVM lays it out (KernelReturn::registers_xxh3).
+uint64_t general_registers_xxh3(const kvm_regs& regs);
+
+enum class KernelReturnSearch {
+  kReached,   // the vCPU stands right after the return, in user mode
+  kLandmark,  // the guest made a synchronous exit first: not where record was
+  kStopped,   // any other exit (the message is the machine's)
+};
+
+// Replay: from the current position, runs the guest counting arrivals at
+// `entries.addresses` exactly as the recorder did (each one a DEBUG exit,
+// then a single step over it with the debug registers off), and after the
+// `entries.count`-th watches `return_rip` until it returns to user mode,
+// then steps over that return (return_to_user_step.h).
+KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArrivals& entries,
+                                        uint64_t return_rip);
+
+// Record: the kernel's return to user mode, found in its code: the first
+// iretq (REX.W CF) at most `max_bytes` after `entry` (a kernel-entry
+// handler; the test kernel's common trap code ends with the one iretq, ~500
+// bytes after its #UD stub). Nothing if none or the code cannot be read. The
+// recorder never single-steps the guest to find it: a search by single steps
+// through a Linux page fault left memory that a full-speed re-execution did
+// not reproduce (docs/record-replay.md, "Kernel-return stops"). Bytes 48 CF
+// inside another instruction are harmless: a debug register there never
+// fires, and each hit is checked to return to user mode anyway.
+std::optional<uint64_t> find_iretq_after(Machine& machine, const kvm_sregs& sregs, uint64_t entry,
+                                         uint64_t max_bytes);
+
+}  // namespace vmm
