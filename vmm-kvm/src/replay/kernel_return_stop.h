@@ -12,7 +12,7 @@
 // faults) but never exits to the VMM would otherwise be stopped by a signal
 // at an arbitrary instruction, and such a stop costs its whole vCPU state
 // and the memory written since the previous position (ticks: ~65 bytes per
-// stop compressed, against ~12 here).
+// stop compressed, against ~15 here: the return address and an 8-byte hash).
 #include <cstdint>
 #include <optional>
 
