@@ -66,6 +66,24 @@ void for_each_piece(Machine& machine, const kvm_sregs& sregs, uint64_t address, 
 
 }  // namespace
 
+uint64_t error_code_bytes(uint8_t vector) {
+  switch (vector) {
+    case 8:
+    case 10:
+    case 11:
+    case 12:
+    case 13:
+    case 14:
+    case 17:
+    case 21:
+    case 29:
+    case 30:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
 InterruptFrame InterruptFrame::parse(std::span<const uint8_t> bytes) {
   if (bytes.size() < kBytes)
     throw librr::Error(fmt::format("interrupt frame: {} bytes, expected {}", bytes.size(), kBytes));

@@ -17,6 +17,10 @@
 
 namespace vmm {
 
+// The bytes of error code a 64-bit CPU pushes below the frame for exception
+// `vector` (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX: 8; else 0).
+uint64_t error_code_bytes(uint8_t vector);
+
 // The five quadwords a 64-bit CPU pushes when an exception or interrupt
 // enters a handler at another privilege level (no error code for #DB, #BP).
 struct InterruptFrame {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "librr/error.h"
 #include "machine/vcpu_kicker.h"
 #include "probe/probe.h"
@@ -81,6 +83,17 @@ bool stopped_at_hardware_breakpoint(Machine& machine) {
   // Only the exit reason: kvm_pvm's emulator is not known to fill in DR6, and
   // the caller compares RIP with its addresses anyway.
   return machine.run_state().exit_reason == KVM_EXIT_DEBUG;
+}
+
+bool is_debug_exit(Machine& machine, const Machine::Exit& exit) {
+  return exit.kind == Machine::Exit::Kind::kTerminal && stopped_at_hardware_breakpoint(machine);
+}
+
+bool stopped_at_one_of(Machine& machine, const Machine::Exit& exit,
+                       std::span<const uint64_t> addresses) {
+  if (!is_debug_exit(machine, exit)) return false;
+  const uint64_t rip = machine.vcpu().get_regs().rip;
+  return std::find(addresses.begin(), addresses.end(), rip) != addresses.end();
 }
 
 }  // namespace vmm

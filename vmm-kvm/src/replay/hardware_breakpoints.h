@@ -61,4 +61,10 @@ Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const ui
 // True if the last exit was a DEBUG exit (with breakpoints armed: one of them).
 bool stopped_at_hardware_breakpoint(Machine& machine);
 
+// `exit`, the last one, is a DEBUG exit (a breakpoint hit or a completed
+// single step); the second form also wants the vCPU at one of `addresses`.
+bool is_debug_exit(Machine& machine, const Machine::Exit& exit);
+bool stopped_at_one_of(Machine& machine, const Machine::Exit& exit,
+                       std::span<const uint64_t> addresses);
+
 }  // namespace vmm

@@ -75,9 +75,7 @@ void KernelEntryCounter::stop_watching_return() {
 }
 
 bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
-  return watching_ && exit.kind == Machine::Exit::Kind::kTerminal &&
-         machine_.run_state().exit_reason == KVM_EXIT_DEBUG &&
-         machine_.vcpu().get_regs().rip == *return_rip_;
+  return watching_ && stopped_at_one_of(machine_, exit, {&*return_rip_, 1});
 }
 
 // At an arrival from user mode with a return wanted: watch the return (the
@@ -97,11 +95,10 @@ bool KernelEntryCounter::arrival_from_user_mode() const {
   const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
   if (at == armed_.end()) return false;
   const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
-  const uint64_t error_code_bytes = vector == 13 || vector == 14 ? 8 : 0;
   try {
     const InterruptFrame frame = InterruptFrame::parse(
-        read_guest_virtual(machine_, machine_.vcpu().get_sregs(), regs.rsp + error_code_bytes,
-                           InterruptFrame::kBytes));
+        read_guest_virtual(machine_, machine_.vcpu().get_sregs(),
+                           regs.rsp + error_code_bytes(vector), InterruptFrame::kBytes));
     return (frame.cs & 3) == 3;
   } catch (const librr::Error&) {
     return false;
@@ -109,11 +106,7 @@ bool KernelEntryCounter::arrival_from_user_mode() const {
 }
 
 bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
-  if (armed_.empty() || exit.kind != Machine::Exit::Kind::kTerminal ||
-      machine_.run_state().exit_reason != KVM_EXIT_DEBUG)
-    return false;
-  const uint64_t rip = machine_.vcpu().get_regs().rip;
-  return std::find(armed_.begin(), armed_.end(), rip) != armed_.end();
+  return stopped_at_one_of(machine_, exit, armed_);
 }
 
 // No TrapFlagTraces here (InstructionStepper's clean-up after a step): the
@@ -134,8 +127,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
   for (;;) {
     if (step_pending_) {
       const Machine::Exit step = step_over_entry();
-      const bool stepped = step.kind == Machine::Exit::Kind::kTerminal &&
-                           machine_.run_state().exit_reason == KVM_EXIT_DEBUG;
+      const bool stepped = is_debug_exit(machine_, step);
       if (stepped || step.kind == Machine::Exit::Kind::kSynchronous) step_pending_ = false;
       if (!stepped) return step;  // a landmark, a stop or an error: the caller's
     }

@@ -12,20 +12,10 @@
 namespace vmm {
 namespace {
 
-bool debug_exit_at(Machine& machine, const Machine::Exit& exit, std::span<const uint64_t> rips) {
-  if (exit.kind != Machine::Exit::Kind::kTerminal ||
-      machine.run_state().exit_reason != KVM_EXIT_DEBUG)
-    return false;
-  const uint64_t rip = machine.vcpu().get_regs().rip;
-  return std::find(rips.begin(), rips.end(), rip) != rips.end();
-}
-
 // One instruction with the debug registers off: the breakpoint the vCPU
 // stands on would stop it again (the host ignores RFLAGS.RF).
 bool step_over_breakpoint(Machine& machine) {
-  const Machine::Exit step = run_with_hardware_breakpoints(machine, {}, /*single_step=*/true);
-  return step.kind == Machine::Exit::Kind::kTerminal &&
-         machine.run_state().exit_reason == KVM_EXIT_DEBUG;
+  return is_debug_exit(machine, run_with_hardware_breakpoints(machine, {}, /*single_step=*/true));
 }
 
 }  // namespace
@@ -57,7 +47,7 @@ KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArriv
   for (uint32_t seen = 0; seen < entries.count;) {
     const Machine::Exit exit = run_with_hardware_breakpoints(machine, entries.addresses);
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
-    if (!debug_exit_at(machine, exit, entries.addresses)) return KernelReturnSearch::kStopped;
+    if (!stopped_at_one_of(machine, exit, entries.addresses)) return KernelReturnSearch::kStopped;
     // The last one is not stepped here: only the return is armed from now
     // on, so the entry's instruction runs as any other.
     if (++seen < entries.count && !step_over_breakpoint(machine))
@@ -67,7 +57,7 @@ KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArriv
   for (;;) {
     const Machine::Exit exit = run_with_hardware_breakpoints(machine, watched);
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
-    if (!debug_exit_at(machine, exit, watched)) return KernelReturnSearch::kStopped;
+    if (!stopped_at_one_of(machine, exit, watched)) return KernelReturnSearch::kStopped;
     if (at_return_to_user(machine))
       return step_return_to_user(machine) ? KernelReturnSearch::kReached
                                           : KernelReturnSearch::kStopped;

@@ -85,9 +85,9 @@ bool RecordSession::exit_observes_time() const {
   return dynamic_cast<const TimedDevice*>(device) != nullptr;
 }
 
-bool RecordSession::deadline_passed_in_host_time() const {
+bool RecordSession::deadline_passed_in_host_time(uint64_t by_ns) const {
   const uint64_t deadline = machine_.next_deadline();
-  return deadline != TimedDevice::kNoDeadline && guest_now_from_host() >= deadline;
+  return deadline != TimedDevice::kNoDeadline && guest_now_from_host() >= deadline + by_ns;
 }
 
 void RecordSession::sample_clock_if_lagging() {
@@ -223,10 +223,8 @@ bool RecordSession::interrupt_due() const {
 // byte of log (demo, whose tasks print and sleep: 3-11 kernel-return stops
 // of ~15 bytes per run when taken at once).
 bool RecordSession::interrupt_overdue() const {
-  const uint64_t deadline = machine_.next_deadline();
   return machine_.pic().has_pending_interrupt() ||
-         (deadline != TimedDevice::kNoDeadline &&
-          guest_now_from_host() >= deadline + policy_.max_interrupt_lateness_ns / 2);
+         deadline_passed_in_host_time(policy_.max_interrupt_lateness_ns / 2);
 }
 
 // KVM stopped the vCPU because the guest can now take an interrupt, which

@@ -129,7 +129,8 @@ class RecordSession {
   void set_clock(uint64_t guest_ns, bool logged);
   void log_clock_sample(uint64_t guest_ns);
   bool exit_observes_time() const;
-  bool deadline_passed_in_host_time() const;
+  // A device deadline passed in host time (at least `by_ns` ago).
+  bool deadline_passed_in_host_time(uint64_t by_ns = 0) const;
   void sample_clock_if_lagging();
   void at_landmark();
   void at_halt();

@@ -15,7 +15,6 @@ namespace {
 constexpr uint8_t kBreakpointVector = 3, kGeneralProtectionVector = 13;
 constexpr uint8_t kInt3 = 0xcc;
 constexpr uint64_t kResumeFlag = 1ull << 16;
-constexpr uint64_t kErrorCodeBytes = 8;
 
 // The frame iretq pops: RIP, CS, RFLAGS, RSP, SS (the same layout as the
 // frame an event pushes).
@@ -48,8 +47,7 @@ Int3Delivery int3_delivery(Machine& machine, const kvm_sregs& sregs, uint8_t vec
   Int3Delivery delivery;
   delivery.vector = vector;
   delivery.handler = GuestHandler::for_vector(machine, sregs, vector);
-  delivery.pushed_bytes =
-      InterruptFrame::kBytes + (vector == kGeneralProtectionVector ? kErrorCodeBytes : 0);
+  delivery.pushed_bytes = InterruptFrame::kBytes + error_code_bytes(vector);
   return delivery;
 }
 
