@@ -110,11 +110,7 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   TempDir dir;
   const auto path = dir / "v21.log";
   const std::vector<Event> events = recording_like(50);
-  {
-    LogWriter writer(path, writer_options(Mode::plain));
-    for (const Event& event : events) writer.append(event);
-    writer.close();
-  }
+  write_events(path, events);
   LogReader reader(path, reader_options(Mode::plain));
   EXPECT_EQ(reader.info().version_major, 2);
   EXPECT_EQ(reader.info().version_minor, logfmt::kVersionMinor);

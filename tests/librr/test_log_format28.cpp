@@ -68,12 +68,7 @@ TEST(LogFormat28, KernelReturnIsMemoryKindFourAndNeedsItsKernelEntries) {
 TEST(LogFormat28, ByteReportCountsKernelReturnsAsAsyncMemory) {
   TempDir dir;
   const auto path = dir / "rec.log";
-  const std::vector<Event> events = kernel_return_stops(40);
-  {
-    LogWriter writer(path, writer_options(Mode::plain));
-    for (const Event& event : events) writer.append(event);
-    writer.close();
-  }
+  write_events(path, kernel_return_stops(40));
   const LogByteReport report = measure_log_bytes(path, std::nullopt);
   const LogByteShare* memory = share_of(report, "AsyncPosition.memory");
   const LogByteShare* state = share_of(report, "AsyncPosition.vcpu_state");

@@ -156,6 +156,14 @@ inline LogReaderOptions reader_options(Mode m, bool use_index = true) {
   return o;
 }
 
+// Writes `events` as a log at `path`.
+inline void write_events(const std::filesystem::path& path, const std::vector<Event>& events,
+                         Mode m = Mode::plain, size_t chunk_bytes = 1024) {
+  LogWriter writer(path, writer_options(m, chunk_bytes));
+  for (const Event& event : events) writer.append(event);
+  writer.close();
+}
+
 // Writes records 0..n-1 of make_event, then (optionally) EndOfRecording.
 inline std::vector<Event> write_log(const std::filesystem::path& path, Mode m, uint64_t n,
                                     bool terminate = true, size_t chunk_bytes = 1024) {
