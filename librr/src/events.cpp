@@ -19,6 +19,7 @@ enum class MemoryKind : uint8_t {
   delta_from_previous_position = 2,
   pages_digest = 3,
   kernel_return = 4,  // since format 2.8
+  searched_stop = 5,  // since format 2.9
 };
 
 MemoryKind kind_of(DeltaBase base) {
@@ -50,6 +51,23 @@ struct Encoder {
       w.u64(pages->xxh3);
       w.u32(static_cast<uint32_t>(pages->gfns.size()));
       for (const uint64_t gfn : pages->gfns) w.u64(gfn);
+    } else if (auto* searched = std::get_if<SearchedStop>(&e.memory)) {
+      const std::vector<uint64_t>& gfns = searched->pages.gfns;
+      if (std::adjacent_find(gfns.begin(), gfns.end(), std::greater_equal<>()) != gfns.end())
+        throw Error("AsyncPosition at " + e.pos.to_string() +
+                    ": searched stop gfns must be strictly ascending");
+      w.u8(static_cast<uint8_t>(MemoryKind::searched_stop));
+      w.u64(searched->rip);
+      w.u64(searched->registers_xxh3);
+      w.u64(searched->pages.xxh3);
+      w.u32(static_cast<uint32_t>(gfns.size()));
+      // Each gfn as its distance from the one before (the first from 0):
+      // mostly small numbers, which the chunk's zstd packs into a byte or two.
+      uint64_t previous = 0;
+      for (const uint64_t gfn : gfns) {
+        w.u64(gfn - previous);
+        previous = gfn;
+      }
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
@@ -114,15 +132,24 @@ T& reuse_alternative(Variant& v) {
 static_assert(sizeof(Position) == 3 * sizeof(uint64_t) && std::is_trivially_copyable_v<Position>);
 void read_position(ByteReader& r, Position& p) { r.raw_into(&p, sizeof p); }
 
+// How a listing of gfns is stored: each gfn (PagesDigest), or each one's
+// distance from the one before, the first's from 0 (SearchedStop).
+enum class GfnCoding { absolute, distance };
+
 // Reads a pages digest's `count` gfns (the caller checked they fit), each
 // above the one before: the listing is a set in one canonical order, so two
 // logs of the same stop hash the same bytes. `store(i, gfn)` keeps each.
 template <class Store>
-void read_ascending_gfns(ByteReader& r, uint32_t count, Store store) {
+void read_ascending_gfns(ByteReader& r, uint32_t count, GfnCoding coding, Store store) {
   uint64_t previous = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const size_t offset = r.position();
-    const uint64_t gfn = r.u64();
+    const uint64_t stored = r.u64();
+    const uint64_t gfn = coding == GfnCoding::absolute ? stored : previous + stored;
+    if (coding == GfnCoding::distance && gfn < previous)
+      throw FormatError("AsyncPosition: searched stop gfn distance " + std::to_string(stored) +
+                            " overflows after gfn " + std::to_string(previous),
+                        static_cast<int64_t>(offset));
     if (i > 0 && gfn <= previous)
       throw FormatError("AsyncPosition: pages digest lists gfn " + std::to_string(gfn) + " after " +
                             std::to_string(previous) + " (strictly ascending expected)",
@@ -157,9 +184,9 @@ struct FieldDecoder {
     pages.resize(count);
     for (auto& page : pages) walk(page);
   }
-  void gfns(std::vector<uint64_t>& out, uint32_t count) {
+  void gfns(std::vector<uint64_t>& out, uint32_t count, GfnCoding coding) {
     out.resize(count);
-    read_ascending_gfns(r, count, [&out](uint32_t i, uint64_t gfn) { out[i] = gfn; });
+    read_ascending_gfns(r, count, coding, [&out](uint32_t i, uint64_t gfn) { out[i] = gfn; });
   }
 };
 
@@ -180,8 +207,8 @@ struct FieldChecker {
     PageDelta scratch;  // stays empty: bytes() never stores into it
     for (uint32_t i = 0; i < count; ++i) walk(scratch);
   }
-  void gfns(std::vector<uint64_t>&, uint32_t count) {
-    read_ascending_gfns(r, count, [](uint32_t, uint64_t) {});
+  void gfns(std::vector<uint64_t>&, uint32_t count, GfnCoding coding) {
+    read_ascending_gfns(r, count, coding, [](uint32_t, uint64_t) {});
   }
 };
 
@@ -233,7 +260,19 @@ void fields(Fields& f, AsyncPosition& e) {
       throw FormatError("AsyncPosition: pages digest claims " + std::to_string(count) +
                             " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
                         static_cast<int64_t>(f.r.position() - sizeof count));
-    f.gfns(pages.gfns, count);
+    f.gfns(pages.gfns, count, GfnCoding::absolute);
+  } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop)) {
+    auto& searched = reuse_alternative<SearchedStop>(e.memory);
+    f.pod(searched.rip);
+    f.pod(searched.registers_xxh3);
+    f.pod(searched.pages.xxh3);
+    uint32_t count = 0;
+    f.pod(count);
+    if (count > f.r.remaining() / sizeof(uint64_t))
+      throw FormatError("AsyncPosition: searched stop claims " + std::to_string(count) +
+                            " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
+                        static_cast<int64_t>(f.r.position() - sizeof count));
+    f.gfns(searched.pages.gfns, count, GfnCoding::distance);
   } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
     f.pod(kernel_return.return_rip);

@@ -35,7 +35,9 @@ inline constexpr uint16_t kVersionMajor = 2;
 // with the previous chunk's payload as a zstd prefix.
 // Minor 8 (2.8) adds memory kind 4 to AsyncPosition (KernelReturn: a stop
 // at the kernel's return to user mode, re-executed instead of installed).
-inline constexpr uint16_t kVersionMinor = 8;
+// Minor 9 (2.9) adds memory kind 5 to AsyncPosition (SearchedStop: a
+// searched stop logged as its rip and a hash of its registers, no vCPU state).
+inline constexpr uint16_t kVersionMinor = 9;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

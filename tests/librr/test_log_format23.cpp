@@ -22,7 +22,7 @@ std::vector<Event> searched_stops(uint64_t ticks) {
   for (uint64_t t = 1; t <= ticks; ++t) {
     state[5] = static_cast<uint8_t>(t);
     const Position at{t * 2, 1, 0};
-    events.push_back(InterruptDelivery{at, 0x20, 0});
+    events.emplace_back(std::in_place_type<InterruptDelivery>, InterruptDelivery{at, 0x20, 0});
     PagesDigest pages{t * 0x9e3779b97f4a7c15ull, {}};
     for (uint64_t k = 0; k <= t % 3; ++k) pages.gfns.push_back(0x100 + k * 3 + t % 2);
     events.push_back(AsyncPosition{at, 1, state, std::move(pages)});

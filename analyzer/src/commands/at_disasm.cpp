@@ -9,6 +9,7 @@
 
 #include "commands/at_symbols.h"
 #include "commands/at_views.h"
+#include "disasm/capstone.h"
 #include "librr/error.h"
 #include "machine/vcpu_state.h"
 
@@ -16,24 +17,6 @@ namespace analyzer {
 namespace {
 
 constexpr size_t kMaxInstructionBytes = 15;
-
-struct CapstoneHandle {
-  csh handle = 0;
-  explicit CapstoneHandle(cs_mode mode) {
-    if (cs_open(CS_ARCH_X86, mode, &handle) != CS_ERR_OK)
-      throw librr::Error("capstone: cannot open an x86 disassembler");
-    cs_option(handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_INTEL);
-  }
-  ~CapstoneHandle() { cs_close(&handle); }
-};
-
-struct Instructions {
-  cs_insn* first = nullptr;
-  size_t count = 0;
-  ~Instructions() {
-    if (first) cs_free(first, count);
-  }
-};
 
 }  // namespace
 
@@ -46,10 +29,10 @@ int show_disasm(const TimeTraveler& traveler, const DisasmView& view, bool json)
 
   std::vector<uint8_t> code(view.count * kMaxInstructionBytes);
   code.resize(traveler.address_space().read(address, code));
-  CapstoneHandle capstone(long_mode ? CS_MODE_64 : CS_MODE_32);
-  Instructions insns;
+  vmm::CapstoneHandle capstone(long_mode ? CS_MODE_64 : CS_MODE_32);
+  vmm::DisassembledInstructions insns;
   insns.count =
-      cs_disasm(capstone.handle, code.data(), code.size(), address, view.count, &insns.first);
+      cs_disasm(capstone.get(), code.data(), code.size(), address, view.count, &insns.first);
 
   nlohmann::json list = nlohmann::json::array();
   for (size_t i = 0; i < insns.count; ++i) {

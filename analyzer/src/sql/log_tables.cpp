@@ -77,6 +77,13 @@ class LogTableWriter {
       pages = listed->gfns.size();
     }
     std::optional<uint64_t> rip, cpl;
+    if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory)) {
+      // The same, logged as its rip and a registers hash (format 2.9): kernel mode.
+      kind = "searched";
+      pages = searched->pages.gfns.size();
+      rip = searched->rip;
+      cpl = 0;
+    }
     if (std::holds_alternative<librr::KernelReturn>(stop.memory)) {
       kind = "kernel-return";  // replay re-executes to it: no state logged, user mode
       cpl = 3;

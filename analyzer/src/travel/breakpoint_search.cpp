@@ -55,7 +55,8 @@ PositionPastEnd arrivals_past_end(uint64_t pc, uint64_t seen, const PositionName
 
 // The async stop logged right after `position`'s (L, a), if that is the
 // next record of the log: where it is (a kernel-return stop logs no state:
-// it is in user mode, right after the kernel's return) and the kernel
+// it is in user mode, right after the kernel's return; a searched stop of
+// format 2.9 names its rip, in kernel mode) and the kernel
 // entries counted before it.
 struct NextAsyncStop {
   bool in_user_mode = false;
@@ -71,6 +72,8 @@ std::optional<NextAsyncStop> next_async_stop(vmm::ReplayMachine& replay,
     return std::nullopt;
   if (std::holds_alternative<librr::KernelReturn>(async->memory))
     return NextAsyncStop{true, std::nullopt, async->kernel_entries};
+  if (const auto* searched = std::get_if<librr::SearchedStop>(&async->memory))
+    return NextAsyncStop{false, searched->rip, async->kernel_entries};  // kernel mode
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   const vmm::VcpuState state = vmm::VcpuState::load(in);
   return NextAsyncStop{(state.sregs.cs.selector & 3) == 3, state.regs.rip, async->kernel_entries};

@@ -99,6 +99,20 @@ struct KernelReturn {
   friend bool operator==(const KernelReturn&, const KernelReturn&) = default;
 };
 
+// The memory part of a searched stop logged without its vCPU state (since
+// format 2.9; `vcpu_state` is empty): replay re-executes the stretch before
+// the stop with a hardware breakpoint at `rip` and takes the hit where an
+// XXH3-64 of the general registers (the VMM's layout) equals
+// `registers_xxh3` and `pages` hash to theirs, as for a PagesDigest stop;
+// the registers it then holds are the stop's, so they need not be logged
+// (docs/record-replay.md, "Searched positions"). The stop is in kernel mode.
+struct SearchedStop {
+  uint64_t rip = 0;
+  uint64_t registers_xxh3 = 0;
+  PagesDigest pages;
+  friend bool operator==(const SearchedStop&, const SearchedStop&) = default;
+};
+
 // How often the vCPU arrived at one of a few code addresses (the guest
 // kernel's entry points, counted with debug registers by the recorder) in
 // the stretch from the previous position to an asynchronous stop. Replay
@@ -119,7 +133,7 @@ struct AsyncPosition {
   Position pos;
   uint32_t vcpu_state_format = 0;
   std::vector<uint8_t> vcpu_state;
-  std::variant<MemoryDigest, MemoryDelta, PagesDigest, KernelReturn> memory;
+  std::variant<MemoryDigest, MemoryDelta, PagesDigest, KernelReturn, SearchedStop> memory;
   std::optional<CodeArrivals> kernel_entries = std::nullopt;  // since format 2.2
   friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
 };

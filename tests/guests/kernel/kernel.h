@@ -81,5 +81,6 @@ void rr_user_start(i64 (*entry)(i64), i64 arg);
 extern u8 rr_user_stacks[RR_MAX_TASKS][32768];
 
 u64 kernel_spin(u64 ticks, int in_memory);
+u64 kernel_spin_calling(u64 ticks);
 
 #endif

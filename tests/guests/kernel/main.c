@@ -215,14 +215,18 @@ void kernel_main(u32 start_info_paddr) {
 
   sched_init(program, (u64)boot_pml4);
   /* bootspin=N: before any user task runs, spin N ticks counting in a register, then N
-   * counting only in memory: timer interrupts in kernel code that never left CPL0. */
+   * counting only in memory, then N calling a function at every pass: timer interrupts
+   * in kernel code that never left CPL0. */
   u64 bootspin = (u64)cmdline_int("bootspin", 0);
   if (bootspin) {
     u64 in_registers = kernel_spin(bootspin, 0), in_memory = kernel_spin(bootspin, 1);
+    u64 calling = kernel_spin_calling(bootspin);
     kputs("KERNEL bootspin loops=");
     kput_dec(in_registers);
     kputs(",");
     kput_dec(in_memory);
+    kputs(",");
+    kput_dec(calling);
     kputs("\n");
   }
   sched_start();

@@ -217,6 +217,28 @@ static struct rr_trap_frame* kill_current(struct rr_trap_frame* frame, const cha
   return schedule(frame);
 }
 
+/* One pass of kernel_spin_calling: a little work in a function of its own, so that the
+ * pass ends with a return to the loop (a return site hit once per pass). */
+__attribute__((noinline)) static u64 spin_step(u64 state) {
+  for (int i = 0; i < 16; i++) state = state * 6364136223846793005ull + 1442695040888963407ull;
+  __asm__ volatile("" : "+r"(state));
+  return state;
+}
+
+/* Spins at CPL0 with interrupts on until `ticks` timer ticks passed, calling spin_step at
+ * every pass; returns the pass count. A stop the recorder makes in here can be moved to
+ * the return into this loop (docs/record-replay.md, "Return-site stops"). */
+u64 kernel_spin_calling(u64 ticks) {
+  u64 until = rr_task_table.ticks + ticks, passes = 0, state = 1;
+  __asm__ volatile("sti");
+  while (*(volatile u64*)&rr_task_table.ticks < until) {
+    state = spin_step(state);
+    passes++;
+  }
+  __asm__ volatile("cli");
+  return passes + (state & 0);
+}
+
 /* Spins at CPL0 with interrupts on until `ticks` timer ticks passed; returns the loop
  * count. Interrupts arrive here at CPL0; the timer does not preempt kernel code. */
 u64 kernel_spin(u64 ticks, int in_memory) {

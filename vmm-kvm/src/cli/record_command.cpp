@@ -49,6 +49,7 @@ struct RecordOptions {
   bool no_kernel_entries = false;
   bool no_kernel_return_stops = false;
   bool search_kernel_stops = false;
+  bool no_return_site_stops = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -119,6 +120,7 @@ int record_command(RecordOptions& options) {
   policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
   policy.stop_at_kernel_returns = !options.no_kernel_return_stops;
+  policy.stop_at_return_sites = !options.no_return_site_stops;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   if (options.search_kernel_stops) {
@@ -158,11 +160,13 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(
       stderr,
-      "rr-vmm: stops: %llu to be searched at replay, %llu at kernel returns (the rest "
-      "installed), %llu memory "
+      "rr-vmm: stops: %llu to be searched at replay (%llu moved to a return site, of %llu "
+      "watched), %llu at kernel returns (the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
       "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
+      static_cast<unsigned long long>(s.return_site_stops),
+      static_cast<unsigned long long>(s.return_site_watches),
       static_cast<unsigned long long>(s.kernel_return_stops),
       static_cast<unsigned long long>(s.previous_position_deltas),
       static_cast<unsigned long long>(s.position_memory_syncs),
@@ -220,6 +224,10 @@ void add_record_command(CLI::App& app) {
                    "hardware-breakpoint search, where the host makes that cheap "
                    "(docs/record-replay.md, \"Searched positions\"); off by default: "
                    "measured on the test guests and one Linux boot only");
+  record->add_flag("--no-return-site-stops", options->no_return_site_stops,
+                   "with --search-kernel-stops: search a stop in kernel code where the signal "
+                   "made it, instead of moving it to the innermost return address on the "
+                   "kernel stack (docs/record-replay.md, \"Return-site stops\")");
   net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;

@@ -59,6 +59,7 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
 void KernelEntryCounter::arm() {
   std::vector<uint64_t> addresses = armed_;
   if (watching_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_rip_);
+  if (return_site_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_site_);
   arm_hardware_breakpoints(machine_, addresses);
 }
 
@@ -66,6 +67,24 @@ void KernelEntryCounter::restart() {
   count_ = 0;
   step_pending_ = false;
   stop_watching_return();
+  stop_watching_return_site();
+}
+
+bool KernelEntryCounter::watch_return_site(uint64_t address) {
+  if (watching_ || armed_.size() >= kHardwareBreakpointSlots) return false;
+  return_site_ = address;
+  arm();
+  return true;
+}
+
+bool KernelEntryCounter::at_return_site(const Machine::Exit& exit) const {
+  return return_site_ && stopped_at_one_of(machine_, exit, {&*return_site_, 1});
+}
+
+void KernelEntryCounter::stop_watching_return_site() {
+  if (!return_site_) return;
+  return_site_.reset();
+  arm();
 }
 
 void KernelEntryCounter::stop_watching_return() {
@@ -82,7 +101,8 @@ bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
 // step over the entry arms it). Only from user mode: the return that follows
 // an entry from kernel code (a Linux boot's page faults) goes back there.
 void KernelEntryCounter::watch_return_if_wanted() {
-  if (watching_ || !return_rip_ || !wanted_ || armed_.size() >= kHardwareBreakpointSlots ||
+  if (watching_ || return_site_ || !return_rip_ || !wanted_ ||
+      armed_.size() >= kHardwareBreakpointSlots ||
       !wanted_() || !arrival_from_user_mode())
     return;
   watching_ = true;

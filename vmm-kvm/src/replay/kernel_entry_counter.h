@@ -74,6 +74,16 @@ class KernelEntryCounter {
   // return to kernel mode): the next enter_guest() steps over it first.
   void step_over_here() { step_pending_ = true; }
 
+  // ---- Return-site stops (return_site_stop.h) ----
+  // The fourth debug register on `address` until the next position or
+  // stop_watching_return_site(); enter_guest() returns its DEBUG exits
+  // (at_return_site()). False, and nothing armed, while a kernel return is
+  // watched (the one register left is taken).
+  bool watch_return_site(uint64_t address);
+  bool watching_return_site() const { return return_site_.has_value(); }
+  bool at_return_site(const Machine::Exit& exit) const;
+  void stop_watching_return_site();
+
  private:
   Machine& machine_;
   bool enabled_;
@@ -91,6 +101,7 @@ class KernelEntryCounter {
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
   bool watching_ = false;
+  std::optional<uint64_t> return_site_;
 };
 
 }  // namespace vmm

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
 #include "replay/kernel_return_stop.h"
+#include "replay/return_site_stop.h"
 #include "replay/return_to_user_step.h"
 #include "replay/searched_position.h"
 #include "replay/state_digest.h"
@@ -96,7 +98,8 @@ void RecordSession::sample_clock_if_lagging() {
 }
 
 void RecordSession::try_deliver_interrupt() {
-  if (!machine_.interrupt_deliverable()) return;
+  // Not on the way to a return site: the stop there is the position.
+  if (kernel_entries_.watching_return_site() || !machine_.interrupt_deliverable()) return;
   const uint8_t vector = machine_.inject_interrupt();
   recorder_.interrupt(timeline_.position(), vector, 0);
   ++stats_.interrupts;
@@ -359,12 +362,15 @@ void RecordSession::follow_reexecuted_stop() {
 // The memory part of a searched position, when this stop may be one.
 std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
   const double rate = policy_.searched_cpl0_instructions_per_second;
+  const bool at_return_site = std::exchange(at_return_site_, false);
   if (rate <= 0 || !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
+      (unlogged_stop_since_stop_ && !at_return_site) ||
       kernel_entries_.total() != kernel_entries_at_stop_ || (vcpu.sregs.cs.selector & 3) != 0)
     return std::nullopt;
   constexpr unsigned kCodeLineShift = 6;
   const bool sampled_before = !sampled_code_lines_.insert(vcpu.regs.rip >> kCodeLineShift).second;
-  if (sampled_before || !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate) ||
+  if ((sampled_before && !at_return_site) ||
+      !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate) ||
       !stop_searchable(machine_, vcpu))
     return std::nullopt;
   take_dirty_pages();
@@ -374,6 +380,42 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
   follow_reexecuted_stop();
   return digest;
+}
+
+// At a stop in kernel code that would be logged: if it may become a
+// searched stop at a return site (return_site_stop.h), watch the innermost
+// one and let the guest run on to it. True if it does.
+bool RecordSession::watch_return_site() {
+  const double rate = policy_.searched_cpl0_instructions_per_second;
+  if (!policy_.stop_at_return_sites || rate <= 0 || !policy_.count_kernel_entries ||
+      !kernel_only_since_stop_ || kernel_entries_.total() != kernel_entries_at_stop_ ||
+      (serial_input_ && serial_input_->has_data()) || net_input_.ready() ||
+      !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate))
+    return false;
+  const kvm_sregs sregs = machine_.vcpu().get_sregs();
+  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return false;
+  const kvm_regs regs = machine_.vcpu().get_regs();
+  auto site = next_call_return_site(machine_, sregs, regs.rip);
+  if (!site) site = innermost_return_site(machine_, sregs, regs);
+  if (!site || !kernel_entries_.watch_return_site(*site)) return false;
+  if (getenv("RSDEBUG")) fprintf(stderr, "watch L%lu rip %llx site %lx\n", timeline_.landmark(), machine_.vcpu().get_regs().rip, *site);
+  ++stats_.return_site_watches;
+  return true;
+}
+
+// The guest stands on the watched return site. With an interrupt it can
+// take, the stop is made here (a searched stop, if it still qualifies);
+// else the guest goes on and the watch with it, until the next kick.
+void RecordSession::at_return_site() {
+  machine_.settle_vcpu();  // the interrupt flags as of this instruction
+  unlogged_progress_ = true;
+  if (getenv("RSDEBUG")) fprintf(stderr, "hit L%lu rip %llx if %d ready %d\n", timeline_.landmark(), machine_.vcpu().get_regs().rip, machine_.run_state().if_flag, machine_.run_state().ready_for_interrupt_injection);
+  if (stop_can_stay_unlogged()) return kernel_entries_.step_over_here();
+  kernel_entries_.stop_watching_return_site();
+  unlogged_stops_in_a_row_ = 0;
+  ++stats_.return_site_stops;
+  at_return_site_ = true;
+  at_async_stop();
 }
 
 void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
@@ -390,19 +432,22 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
     record.memory = librr::KernelReturn{*kernel_return, general_registers_xxh3(vcpu.regs)};
     follow_reexecuted_stop();
   } else {
-    librr::ByteWriter state;
-    vcpu.save(state);
-    record.vcpu_state = state.take();
     if (auto digest = searched_memory(vcpu)) {
-      record.memory = std::move(*digest);
+      // Replay re-executes up to here: the registers' hash, no state (format 2.9).
+      record.memory =
+          librr::SearchedStop{vcpu.regs.rip, general_registers_xxh3(vcpu.regs), std::move(*digest)};
       ++stats_.searched_positions;
     } else {
+      librr::ByteWriter state;
+      vcpu.save(state);
+      record.vcpu_state = state.take();
       record.memory = capture_memory(record.pos);
     }
   }
   written_since_stop_.take();
   stretch_started_host_ns_ = host_monotonic_ns();
   kernel_only_since_stop_ = (vcpu.sregs.cs.selector & 3) == 0;
+  unlogged_stop_since_stop_ = false;
   // A guest seen outside 64-bit mode may have written memory the dirty log
   // missed: the copy is whole again only at the next landmark in 64-bit mode.
   if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
@@ -459,6 +504,10 @@ RunResult RecordSession::run() {
       at_kernel_return();
       continue;
     }
+    if (kernel_entries_.at_return_site(exit)) {
+      at_return_site();
+      continue;
+    }
     if (exit.kind != Machine::Exit::Kind::kAsynchronous &&
         exit.kind != Machine::Exit::Kind::kSpurious)
       unlogged_stops_in_a_row_ = 0;
@@ -472,7 +521,7 @@ RunResult RecordSession::run() {
           // Measured on Linux boots: a stretch re-executed without the
           // recorder's unlogged stops in it can take another path (see
           // docs/record-replay.md, "Searched positions"): not searched.
-          kernel_only_since_stop_ = false;
+          unlogged_stop_since_stop_ = true;
           // The window only from the second such stop without a landmark in
           // between (a guest that reaches a landmark, its HLT or a PIO, within
           // the retry quantum takes the interrupt there at no cost), and only
@@ -483,7 +532,12 @@ RunResult RecordSession::run() {
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
           want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
+        } else if (!kernel_entries_.watching_return_site() && watch_return_site()) {
+          machine_.kicker().acknowledge(&machine_.run_state());
+          unlogged_progress_ = true;
         } else {
+          // A watched return site not reached by the next kick: stop here.
+          kernel_entries_.stop_watching_return_site();
           if (exit.kind == Machine::Exit::Kind::kSpurious) ++stats_.interrupt_window_stops;
           unlogged_stops_in_a_row_ = 0;
           at_async_stop();

@@ -81,6 +81,14 @@ struct RecordPolicy {
   // hit thousands of times (ticks' SYS_KSPIN: ~1700 hits per stop at ~100 us
   // each; installed, such a stop's delta is small).
   double searched_cpl0_instructions_per_second = 0;
+  // With searched stops: a stop in kernel code with an interrupt due is moved
+  // to the innermost return address on the kernel stack (return_site_stop.h)
+  // and searched there, where replay's search hits once per call instead of
+  // once per pass of a loop. Neither the sampled-line nor the unlogged-stop
+  // rule applies to it (the stop it moves from is itself unlogged). A watch
+  // lasts until the next kick (the lateness bound); then the stop is made
+  // where the guest is.
+  bool stop_at_return_sites = true;
   size_t max_searched_pages = 256;
   // Guest memory the guest is likely to copy whole pages from (the initrd the
   // VMM loaded, which Linux unpacks into its page cache), indexed as it is at
@@ -103,6 +111,8 @@ struct RecordStats {
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
   uint64_t kernel_return_stops = 0;       // logged stops at a watched return to user mode
+  uint64_t return_site_watches = 0;       // stops in kernel code moved towards a return site
+  uint64_t return_site_stops = 0;         // of those, logged at the return site
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -140,6 +150,8 @@ class RecordSession {
   bool interrupt_window_opened() const;
   void at_async_stop(std::optional<uint64_t> kernel_return = std::nullopt);
   void at_kernel_return();
+  bool watch_return_site();
+  void at_return_site();
   void clock_at_async_stop();
   void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
   void follow_reexecuted_stop();
@@ -179,9 +191,13 @@ class RecordSession {
   DirtyPages written_since_stop_;
   uint64_t stretch_started_host_ns_;                 // host time of the last landmark or position
   std::unordered_set<uint64_t> sampled_code_lines_;  // RIP / 64 of every stop in kernel code
-  // Since the previous logged stop: no sign of user mode and no unlogged stop
+  // Since the previous logged stop: no sign of user mode; an unlogged stop
   // (see searched_memory).
   bool kernel_only_since_stop_ = true;
+  bool unlogged_stop_since_stop_ = false;
+  // The stop being logged is at a watched return site (searched_memory's
+  // sampled-line and unlogged-stop rules do not apply).
+  bool at_return_site_ = false;
   uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;

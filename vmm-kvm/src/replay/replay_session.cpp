@@ -125,8 +125,10 @@ const librr::AsyncPosition* ReplaySession::next_async_stop() {
 void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
   timeline_.enter_async_stop();
   machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
-  // A kernel-return stop logs no state: the vCPU got there by re-execution.
-  if (!std::holds_alternative<librr::KernelReturn>(async.memory)) {
+  // A kernel-return stop or a searched stop of format 2.9 logs no state: the
+  // vCPU got there by re-execution.
+  if (!std::holds_alternative<librr::KernelReturn>(async.memory) &&
+      !std::holds_alternative<librr::SearchedStop>(async.memory)) {
     librr::ByteReader in(async.vcpu_state, "async vCPU state");
     machine_.restore_vcpu_state(VcpuState::load(in));
     in.expect_end();
@@ -146,7 +148,8 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
 bool ReplaySession::install_async_position_if_next() {
   const librr::AsyncPosition* async = next_async_stop();
   if (!async || std::holds_alternative<librr::PagesDigest>(async->memory) ||
-      std::holds_alternative<librr::KernelReturn>(async->memory))
+      std::holds_alternative<librr::KernelReturn>(async->memory) ||
+      std::holds_alternative<librr::SearchedStop>(async->memory))
     return false;
   enter_async_stop(*async);
   return true;
@@ -155,12 +158,10 @@ bool ReplaySession::install_async_position_if_next() {
 // A searched stop (searched_position.h): re-execute the stretch up to it.
 bool ReplaySession::reach_searched_position_if_next() {
   const librr::AsyncPosition* async = next_async_stop();
-  const auto* digest = async ? std::get_if<librr::PagesDigest>(&async->memory) : nullptr;
-  if (!digest) return false;
+  const std::optional<SearchTarget> target = async ? SearchTarget::of(*async) : std::nullopt;
+  if (!target) return false;
   machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
-  librr::ByteReader in(async->vcpu_state, "async vCPU state");
-  const kvm_regs recorded = VcpuState::load(in).regs;
-  switch (run_to_searched_stop(machine_, recorded, *digest, outcome_.search_hits)) {
+  switch (run_to_searched_stop(machine_, *target, outcome_.search_hits)) {
     case SearchResult::kFound:
       ++outcome_.searched_positions;
       enter_async_stop(*async);
@@ -170,21 +171,21 @@ bool ReplaySession::reach_searched_position_if_next() {
           timeline_.position(),
           fmt::format("the guest reached its next landmark ({}) before the searched stop {} at "
                       "RIP {:#x}: no breakpoint hit there had the recorded registers and pages",
-                      machine_.describe_rip(), async->pos.to_string(), recorded.rip));
+                      machine_.describe_rip(), async->pos.to_string(), target->rip));
     case SearchResult::kTooManyHits:
       throw librr::Divergence(
           timeline_.position(),
           fmt::format("no breakpoint hit at RIP {:#x} among the first {} had the recorded "
                       "registers and pages of the searched stop {} (the recorder searches only "
                       "stretches shorter than that)",
-                      recorded.rip, kMaxSearchHits, async->pos.to_string()));
+                      target->rip, kMaxSearchHits, async->pos.to_string()));
     case SearchResult::kTerminal:
       break;
   }
   throw librr::Divergence(timeline_.position(),
                           fmt::format("the machine stopped while searching for the stop {} at RIP "
                                       "{:#x}: exit reason {} at {}",
-                                      async->pos.to_string(), recorded.rip,
+                                      async->pos.to_string(), target->rip,
                                       machine_.run_state().exit_reason, machine_.describe_rip()));
 }
 
@@ -345,10 +346,10 @@ const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
         general_registers_xxh3(machine_.vcpu().get_regs()) == kernel_return->registers_xxh3;
     return there ? async : nullptr;
   }
+  if (const std::optional<SearchTarget> target = SearchTarget::of(*async))
+    return at_searched_stop(machine_, *target) ? async : nullptr;
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   kvm_regs recorded = VcpuState::load(in).regs;
-  if (const auto* digest = std::get_if<librr::PagesDigest>(&async->memory))
-    return at_searched_stop(machine_, recorded, *digest) ? async : nullptr;
   const kvm_regs now = machine_.vcpu().get_regs();
   if (std::memcmp(&recorded, &now, sizeof now) == 0) return async;
   if (recorded.rip != now.rip || recorded.rcx >= now.rcx || !at_rep_string_instruction(machine_))

@@ -12,6 +12,7 @@
 #include "probe/probe.h"
 #include "replay/guest_handler_step.h"
 #include "replay/hardware_breakpoints.h"
+#include "replay/kernel_return_stop.h"
 #include "replay/memory_shadow.h"
 #include "replay/x86_prefixes.h"
 
@@ -21,14 +22,17 @@ namespace {
 // An x86 instruction is at most 15 bytes.
 constexpr uint64_t kMaxInstructionBytes = 15;
 
-enum class InstructionKind { kRepString, kLeavesKernel, kOther };
+enum class InstructionKind { kRepString, kLeavesKernel, kShadowsInterrupts, kOther };
 
 // What matters of the instruction `bytes` starts for finding a stop there:
 // a rep-string instruction (a stop may cut one mid-way, at a count the
 // host's single step never lands on), one that leaves kernel mode (iret,
 // sysret, sysexit: the search steps over non-matching hits with the host's
 // CPL0 single step, which on kvm_pvm runs on into user code after an
-// iretq), or anything else.
+// iretq), one after which the CPU holds off interrupts for an instruction
+// (sti, popf, mov/pop ss: a host single step there leaves an interrupt
+// shadow a full-speed run does not have, docs/record-replay.md,
+// "Kernel-return stops"), or anything else.
 InstructionKind classify(std::span<const uint8_t> bytes) {
   const InstructionPrefixes prefixes = scan_prefixes(bytes);
   if (prefixes.opcode >= bytes.size()) return InstructionKind::kOther;
@@ -39,6 +43,8 @@ InstructionKind classify(std::span<const uint8_t> bytes) {
   const uint8_t next = prefixes.opcode + 1 < bytes.size() ? bytes[prefixes.opcode + 1] : 0;
   if (byte == 0xcf || (byte == 0x0f && (next == 0x07 || next == 0x35)))
     return InstructionKind::kLeavesKernel;  // iret(q), sysret, sysexit
+  const bool loads_ss = byte == 0x17 || (byte == 0x8e && ((next >> 3) & 7) == 2);
+  if (byte == 0xfb || byte == 0x9d || loads_ss) return InstructionKind::kShadowsInterrupts;
   return InstructionKind::kOther;
 }
 
@@ -99,6 +105,11 @@ bool stop_searchable(Machine& machine, const VcpuState& state) {
   return instruction_at(machine, sregs, state.regs.rip) == InstructionKind::kOther;
 }
 
+bool searchable_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip) {
+  const auto bytes = instruction_bytes_at(machine, sregs, rip);
+  return bytes && classify(*bytes) == InstructionKind::kOther && !exits_to_vmm(*bytes);
+}
+
 bool at_rep_string_instruction(Machine& machine) {
   return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
          InstructionKind::kRepString;
@@ -126,29 +137,40 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {
   return XXH3_64bits_digest(state.get());
 }
 
-bool at_searched_stop(Machine& machine, const kvm_regs& recorded,
-                      const librr::PagesDigest& digest) {
-  const kvm_regs now = machine.vcpu().get_regs();
-  return std::memcmp(&recorded, &now, sizeof now) == 0 &&
-         hash_guest_pages(machine, digest.gfns) == digest.xxh3;
+std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
+  if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
+    return SearchTarget{searched->rip, std::nullopt, searched->registers_xxh3, &searched->pages};
+  const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
+  if (!pages) return std::nullopt;
+  librr::ByteReader in(stop.vcpu_state, "async vCPU state");
+  const kvm_regs registers = VcpuState::load(in).regs;
+  return SearchTarget{registers.rip, registers, 0, pages};
 }
 
-SearchResult run_to_searched_stop(Machine& machine, const kvm_regs& recorded,
-                                  const librr::PagesDigest& digest, uint64_t& hits) {
-  const uint64_t breakpoint[] = {recorded.rip};
+bool at_searched_stop(Machine& machine, const SearchTarget& target) {
+  const kvm_regs now = machine.vcpu().get_regs();
+  const bool registers_match = target.registers
+                                   ? std::memcmp(&*target.registers, &now, sizeof now) == 0
+                                   : now.rip == target.rip &&
+                                         general_registers_xxh3(now) == target.registers_xxh3;
+  return registers_match && hash_guest_pages(machine, target.pages->gfns) == target.pages->xxh3;
+}
+
+SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits) {
+  const uint64_t breakpoint[] = {target.rip};
   // Armed by hand below, two KVM_SET_GUEST_DEBUG per hit (the step over it,
   // the breakpoint again); this disarms however the search ends. Measured
   // on ticks: the generic InstructionStepper took ~23 ioctls per hit.
   const ArmedHardwareBreakpoints disarm_at_end(machine, {});
   uint64_t hits_here = 0;
   for (;;) {
-    if (at_searched_stop(machine, recorded, digest)) return SearchResult::kFound;
+    if (at_searched_stop(machine, target)) return SearchResult::kFound;
     // Not the stop: a first check right after the previous position, or a hit
     // of the breakpoint. Step over the instruction there (the breakpoint
     // would fire again: kvm_pvm ignores RFLAGS.RF) with the host's single
     // step, at CPL0 an exit after one instruction (stop_searchable() keeps
     // instructions that leave CPL0 out).
-    if (machine.vcpu().get_regs().rip == recorded.rip) {
+    if (machine.vcpu().get_regs().rip == target.rip) {
       arm_hardware_breakpoints(machine, {}, /*single_step=*/true);
       const Machine::Exit step = enter_until_stopped(machine);
       if (step.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;

@@ -47,6 +47,13 @@ bool stretch_searchable(uint64_t host_ns, double instructions_per_second);
 // through the guest's page tables; an unreadable RIP answers false.
 bool stop_searchable(Machine& machine, const VcpuState& state);
 
+// Whether a search may stop at and step over the instruction at `rip` (read
+// through `sregs`' page tables): not a rep-string instruction, nothing that
+// leaves kernel mode, exits to the VMM (port I/O, hlt) or holds off
+// interrupts for the next instruction (sti, popf, loads of SS). False when
+// unreadable.
+bool searchable_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip);
+
 // The vCPU is at a rep-string instruction (read through its page tables;
 // false when RIP is unreadable).
 bool at_rep_string_instruction(Machine& machine);
@@ -58,9 +65,22 @@ bool at_port_or_halt_instruction(Machine& machine);
 // Throws librr::Error for a page outside guest memory.
 uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns);
 
-// True if the vCPU is at the searched stop: general registers equal
-// `recorded` and the digest's pages hash to its value.
-bool at_searched_stop(Machine& machine, const kvm_regs& recorded, const librr::PagesDigest& digest);
+// What a search looks for: a breakpoint address and, at a hit there, the
+// general registers (in full for a PagesDigest stop, as an XXH3-64 for a
+// SearchedStop, format 2.9) and the pages digest.
+struct SearchTarget {
+  uint64_t rip = 0;
+  std::optional<kvm_regs> registers;  // PagesDigest stops: the logged vCPU state's
+  uint64_t registers_xxh3 = 0;        // SearchedStop: general_registers_xxh3
+  const librr::PagesDigest* pages = nullptr;
+  // The target of a searched stop (memory kind 3 or 5); nullopt for any
+  // other kind. Throws librr::Error for a kind-3 stop whose state does not parse.
+  static std::optional<SearchTarget> of(const librr::AsyncPosition& stop);
+};
+
+// True if the vCPU is at the searched stop: its general registers are the
+// target's and the digest's pages hash to its value.
+bool at_searched_stop(Machine& machine, const SearchTarget& target);
 
 enum class SearchResult {
   kFound,        // the vCPU is at the stop (nothing executed past it)
@@ -72,7 +92,6 @@ enum class SearchResult {
 // stepping over each hit that is not the stop, until at_searched_stop().
 // `hits` counts the breakpoint hits (for statistics). Debug registers are
 // off again when it returns or throws.
-SearchResult run_to_searched_stop(Machine& machine, const kvm_regs& recorded,
-                                  const librr::PagesDigest& digest, uint64_t& hits);
+SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits);
 
 }  // namespace vmm
