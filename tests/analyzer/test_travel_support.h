@@ -63,9 +63,11 @@ class Recordings {
 
 // Kernel timer interrupts at CPL0 and CPL3, a few hundred landmarks.
 // Whether an async stop is in user mode: a kernel-return stop (log format
-// 2.8) always is and logs no state; the others by their logged CS.
+// 2.8) always is and logs no state, a searched stop of format 2.9 never is
+// (no state either); the others by their logged CS.
 inline bool stops_in_user_mode(const librr::AsyncPosition& async) {
   if (std::holds_alternative<librr::KernelReturn>(async.memory)) return true;
+  if (std::holds_alternative<librr::SearchedStop>(async.memory)) return false;
   librr::ByteReader in(async.vcpu_state, "async vCPU state");
   return (vmm::VcpuState::load(in).sregs.cs.selector & 3) == 3;
 }

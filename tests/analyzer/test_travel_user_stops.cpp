@@ -37,9 +37,7 @@ std::vector<UserStop> counted_user_stops(const fs::path& rec) {
       stops.push_back({async->pos, *async->kernel_entries, true});
       continue;
     }
-    librr::ByteReader in(async->vcpu_state, "async vCPU state");
-    const vmm::VcpuState state = vmm::VcpuState::load(in);
-    if ((state.sregs.cs.selector & 3) != 3) {
+    if (!stops_in_user_mode(*async)) {
       EXPECT_FALSE(async->kernel_entries) << "a count at a CPL0 stop " << async->pos.to_string();
       continue;
     }

@@ -128,7 +128,8 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   EXPECT_TRUE(logfmt::is_readable_version(2, 6));
   EXPECT_TRUE(logfmt::is_readable_version(2, 7));
   EXPECT_TRUE(logfmt::is_readable_version(2, 8));
-  EXPECT_FALSE(logfmt::is_readable_version(2, 9));
+  EXPECT_TRUE(logfmt::is_readable_version(2, 9));
+  EXPECT_FALSE(logfmt::is_readable_version(2, 10));
 }
 
 TEST(LogFormat21, Format1LogsAreStillWrittenAsOneDotZero) {

@@ -95,8 +95,11 @@ TEST_F(RecordReplay, Spin3AsyncPositionsLogOnlyTheSkippedStretch) {
   uint64_t asyncs = 0, previous_position_based = 0, delta_bytes = 0;
   for (const librr::Event& event : read_log(dir_ / "spin3")) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    // A kernel-return stop logs neither (test_kernel_return_stops.cpp).
-    if (!async || std::holds_alternative<librr::KernelReturn>(async->memory)) continue;
+    // A kernel-return stop logs neither (test_kernel_return_stops.cpp), a
+    // searched one no state (test_searched_positions.cpp).
+    if (!async || std::holds_alternative<librr::KernelReturn>(async->memory) ||
+        std::holds_alternative<librr::SearchedStop>(async->memory))
+      continue;
     ++asyncs;
     librr::ByteReader in(async->vcpu_state, "async vCPU state");
     const vmm::VcpuState state = vmm::VcpuState::load(in);

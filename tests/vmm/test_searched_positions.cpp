@@ -1,9 +1,10 @@
-// Asynchronous stops in kernel code logged as registers plus a pages digest
-// and found again at replay by a hardware-breakpoint search
-// (docs/record-replay.md, "Searched positions"), on the real ticks guest
-// with `bootspin=3`: before any user task runs, its kernel spins at CPL0
-// with interrupts on for 3 ticks counting in a register, then 3 counting
-// only in memory (every pass of that loop has the same registers).
+// Asynchronous stops in kernel code logged as a register hash plus a pages
+// digest and found again at replay by a hardware-breakpoint search
+// (docs/record-replay.md, "Searched positions" and "Return-site stops"), on
+// the real ticks guest with `bootspin=3`: before any user task runs, its
+// kernel spins at CPL0 with interrupts on for 3 ticks counting in a
+// register, then 3 counting only in memory (every pass of that loop has the
+// same registers), then 3 calling a function at every pass.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "boot/elf_image.h"
 #include "machine/vcpu_state.h"
 #include "record_replay_support.h"
 #include "replay/searched_position.h"
@@ -22,6 +24,21 @@ namespace {
 
 constexpr const char* kTicksWithBootSpin =
     "--search-kernel-stops --guest ticks --serial-in none --append bootspin=3";
+
+// The code bytes at guest-virtual `address` in the test guest's ELF file.
+std::vector<uint8_t> guest_code(const std::string& guest, uint64_t address, size_t length) {
+  const fs::path path = fs::path(RR_BINARY_DIR) / "guests" / (guest + ".elf");
+  const std::string file = read_file(path);
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(file.data()), file.size());
+  const vmm::boot::ElfImage image(bytes, path.string());
+  for (const vmm::boot::ElfSegment& segment : image.segments())
+    if (address >= segment.virtual_address &&
+        address + length <= segment.virtual_address + segment.file_size) {
+      const size_t offset = segment.file_offset + (address - segment.virtual_address);
+      return {bytes.begin() + offset, bytes.begin() + offset + length};
+    }
+  return {};
+}
 
 class SearchedPositions : public RecordReplay {
  protected:
@@ -39,14 +56,10 @@ class SearchedPositions : public RecordReplay {
     std::vector<librr::AsyncPosition> stops;
     for (librr::Event& event : read_log(rec))
       if (auto* async = std::get_if<librr::AsyncPosition>(&event);
-          async && std::holds_alternative<librr::PagesDigest>(async->memory))
+          async && (std::holds_alternative<librr::SearchedStop>(async->memory) ||
+                    std::holds_alternative<librr::PagesDigest>(async->memory)))
         stops.push_back(std::move(*async));
     return stops;
-  }
-
-  static vmm::VcpuState state_of(const librr::AsyncPosition& stop) {
-    librr::ByteReader in(stop.vcpu_state, "async vCPU state");
-    return vmm::VcpuState::load(in);
   }
 };
 
@@ -67,13 +80,22 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   // guest stayed in kernel mode since the previous stop: the two boot spin
   // loops, and SYS_KSPIN's loops when two stops in a row land there.
   ASSERT_GE(stops.size(), 2u) << read_file(dir_ / "record.err");
+  size_t at_return_sites = 0;
   for (const librr::AsyncPosition& stop : stops) {
-    const vmm::VcpuState state = state_of(stop);
-    EXPECT_EQ(state.sregs.cs.selector & 3, 0) << stop.pos.to_string() << ": not kernel code";
-    const auto& digest = std::get<librr::PagesDigest>(stop.memory);
-    EXPECT_TRUE(std::is_sorted(digest.gfns.begin(), digest.gfns.end())) << stop.pos.to_string();
+    // Logged without the vCPU state (format 2.9): the rip and a register hash.
+    ASSERT_TRUE(std::holds_alternative<librr::SearchedStop>(stop.memory)) << stop.pos.to_string();
+    EXPECT_TRUE(stop.vcpu_state.empty()) << stop.pos.to_string();
+    const auto& searched = std::get<librr::SearchedStop>(stop.memory);
+    const std::vector<uint64_t>& gfns = searched.pages.gfns;
+    EXPECT_TRUE(std::is_sorted(gfns.begin(), gfns.end())) << stop.pos.to_string();
     EXPECT_FALSE(stop.kernel_entries) << stop.pos.to_string() << ": only stops in user mode count";
+    // A stop moved to a return site lies right after a call (e8 rel32): the
+    // return into kernel_spin_calling's loop from spin_step.
+    const std::vector<uint8_t> before = guest_code("ticks", searched.rip - 5, 5);
+    ASSERT_EQ(before.size(), 5u) << stop.pos.to_string() << ": rip outside the guest's code";
+    at_return_sites += before[0] == 0xe8;
   }
+  EXPECT_GE(at_return_sites, 1u) << read_file(dir_ / "record.err");
   // The last replay found every one of them by search, none was installed.
   EXPECT_EQ(searched_count_in(read_file(dir_ / "replay.err")), stops.size())
       << read_file(dir_ / "replay.err");
@@ -88,11 +110,11 @@ TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
   std::vector<librr::Event> events = read_log(rec);
   auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    return async && std::holds_alternative<librr::PagesDigest>(async->memory);
+    return async && std::holds_alternative<librr::SearchedStop>(async->memory);
   });
   ASSERT_NE(searched, events.end()) << "no searched stop in the recording";
   auto& stop = std::get<librr::AsyncPosition>(*searched);
-  std::get<librr::PagesDigest>(stop.memory).xxh3 ^= 1;
+  std::get<librr::SearchedStop>(stop.memory).pages.xxh3 ^= 1;
   rewrite_log(rec, events);
   const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
   const std::string err = read_file(dir_ / "replay.err");
@@ -100,10 +122,30 @@ TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
   EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
 }
 
-// Off by default (experimental): every stop is installed.
-TEST_F(SearchedPositions, ByDefaultEveryStopIsInstalled) {
+// The same with a register hash that does not match: no hit is taken for the stop.
+TEST_F(SearchedPositions, EditedRegisterHashIsCaught) {
   const fs::path rec = dir_ / "ticks";
-  ASSERT_TRUE(recorded(rec, "--guest ticks --serial-in none --append bootspin=3"));
+  ASSERT_TRUE(recorded(rec, kTicksWithBootSpin));
+  std::vector<librr::Event> events = read_log(rec);
+  auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
+    const auto* async = std::get_if<librr::AsyncPosition>(&event);
+    return async && std::holds_alternative<librr::SearchedStop>(async->memory);
+  });
+  ASSERT_NE(searched, events.end()) << "no searched stop in the recording";
+  auto& stop = std::get<librr::AsyncPosition>(*searched);
+  std::get<librr::SearchedStop>(stop.memory).registers_xxh3 ^= 1;
+  rewrite_log(rec, events);
+  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+  const std::string err = read_file(dir_ / "replay.err");
+  EXPECT_EQ(replayed, 1) << err;
+  EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
+}
+
+// `record --no-kernel-stop-search`: every stop is installed.
+TEST_F(SearchedPositions, WithoutTheSearchEveryStopIsInstalled) {
+  const fs::path rec = dir_ / "ticks";
+  ASSERT_TRUE(
+      recorded(rec, "--no-kernel-stop-search --guest ticks --serial-in none --append bootspin=3"));
   EXPECT_TRUE(searched_stops(rec).empty());
   EXPECT_EQ(run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err"), 0)
       << read_file(dir_ / "replay.err");

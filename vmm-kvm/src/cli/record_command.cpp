@@ -49,6 +49,7 @@ struct RecordOptions {
   bool no_kernel_entries = false;
   bool no_kernel_return_stops = false;
   bool search_kernel_stops = false;
+  bool no_kernel_stop_search = false;
   bool no_return_site_stops = false;
   net::CooperativeRecordOptions cooperation;
 };
@@ -123,9 +124,11 @@ int record_command(RecordOptions& options) {
   policy.stop_at_return_sites = !options.no_return_site_stops;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
-  if (options.search_kernel_stops) {
+  // Searched stops wherever the host makes the search cheap (the probe).
+  if (!options.no_kernel_stop_search && policy.count_kernel_entries)
     policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
-    if (policy.searched_cpl0_instructions_per_second <= 0 || !policy.count_kernel_entries)
+  if (options.search_kernel_stops) {
+    if (policy.searched_cpl0_instructions_per_second <= 0)
       std::fprintf(stderr,
                    "rr-vmm: --search-kernel-stops: this host does not make the search cheap "
                    "(rr-vmm probe: hardware breakpoints at CPL0, emulated CPL0, kernel-entry "
@@ -218,16 +221,19 @@ void add_record_command(CLI::App& app) {
                    "after a counted entry (a stop replay re-executes to, logged as a register "
                    "hash); stop the vCPU by a signal and log its state instead "
                    "(docs/record-replay.md, \"Kernel-return stops\")");
-  record->add_flag("--search-kernel-stops", options->search_kernel_stops,
-                   "experimental: log a stop in kernel code as registers plus a digest of the "
-                   "pages written since the previous stop, found again at replay by a "
-                   "hardware-breakpoint search, where the host makes that cheap "
-                   "(docs/record-replay.md, \"Searched positions\"); off by default: "
-                   "measured on the test guests and one Linux boot only");
+  record
+      ->add_flag("--search-kernel-stops", options->search_kernel_stops,
+                 "say so if this host cannot search for stops in kernel code (the default "
+                 "wherever it can: docs/record-replay.md, \"Searched positions\")")
+      ->excludes(record->add_flag(
+          "--no-kernel-stop-search", options->no_kernel_stop_search,
+          "install every stop in kernel code (its vCPU state and memory delta) instead of "
+          "logging it as a register hash plus a digest of the pages written since the previous "
+          "stop, which replay finds again by a hardware-breakpoint search"));
   record->add_flag("--no-return-site-stops", options->no_return_site_stops,
-                   "with --search-kernel-stops: search a stop in kernel code where the signal "
-                   "made it, instead of moving it to the innermost return address on the "
-                   "kernel stack (docs/record-replay.md, \"Return-site stops\")");
+                   "search a stop in kernel code where the signal made it, instead of moving it "
+                   "to the return address of the next call or of the running function "
+                   "(docs/record-replay.md, \"Return-site stops\")");
   net::add_cooperative_record_options(*record, options->cooperation);
   record->callback([options, append] {
     options->guest.append_given = append->count() > 0;

@@ -59,7 +59,8 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
 void KernelEntryCounter::arm() {
   std::vector<uint64_t> addresses = armed_;
   if (watching_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_rip_);
-  if (return_site_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_site_);
+  if (return_site_ && addresses.size() < kHardwareBreakpointSlots)
+    addresses.push_back(*return_site_);
   arm_hardware_breakpoints(machine_, addresses);
 }
 
@@ -102,8 +103,7 @@ bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
 // an entry from kernel code (a Linux boot's page faults) goes back there.
 void KernelEntryCounter::watch_return_if_wanted() {
   if (watching_ || return_site_ || !return_rip_ || !wanted_ ||
-      armed_.size() >= kHardwareBreakpointSlots ||
-      !wanted_() || !arrival_from_user_mode())
+      armed_.size() >= kHardwareBreakpointSlots || !wanted_() || !arrival_from_user_mode())
     return;
   watching_ = true;
 }

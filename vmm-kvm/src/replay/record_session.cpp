@@ -398,7 +398,9 @@ bool RecordSession::watch_return_site() {
   auto site = next_call_return_site(machine_, sregs, regs.rip);
   if (!site) site = innermost_return_site(machine_, sregs, regs);
   if (!site || !kernel_entries_.watch_return_site(*site)) return false;
-  if (getenv("RSDEBUG")) fprintf(stderr, "watch L%lu rip %llx site %lx\n", timeline_.landmark(), machine_.vcpu().get_regs().rip, *site);
+  if (getenv("RSDEBUG"))
+    fprintf(stderr, "watch L%lu rip %llx site %lx\n", timeline_.landmark(),
+            machine_.vcpu().get_regs().rip, *site);
   ++stats_.return_site_watches;
   return true;
 }
@@ -409,7 +411,10 @@ bool RecordSession::watch_return_site() {
 void RecordSession::at_return_site() {
   machine_.settle_vcpu();  // the interrupt flags as of this instruction
   unlogged_progress_ = true;
-  if (getenv("RSDEBUG")) fprintf(stderr, "hit L%lu rip %llx if %d ready %d\n", timeline_.landmark(), machine_.vcpu().get_regs().rip, machine_.run_state().if_flag, machine_.run_state().ready_for_interrupt_injection);
+  if (getenv("RSDEBUG"))
+    fprintf(stderr, "hit L%lu rip %llx if %d ready %d\n", timeline_.landmark(),
+            machine_.vcpu().get_regs().rip, machine_.run_state().if_flag,
+            machine_.run_state().ready_for_interrupt_injection);
   if (stop_can_stay_unlogged()) return kernel_entries_.step_over_here();
   kernel_entries_.stop_watching_return_site();
   unlogged_stops_in_a_row_ = 0;

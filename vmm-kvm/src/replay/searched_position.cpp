@@ -149,10 +149,10 @@ std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
 
 bool at_searched_stop(Machine& machine, const SearchTarget& target) {
   const kvm_regs now = machine.vcpu().get_regs();
-  const bool registers_match = target.registers
-                                   ? std::memcmp(&*target.registers, &now, sizeof now) == 0
-                                   : now.rip == target.rip &&
-                                         general_registers_xxh3(now) == target.registers_xxh3;
+  const bool registers_match =
+      target.registers
+          ? std::memcmp(&*target.registers, &now, sizeof now) == 0
+          : now.rip == target.rip && general_registers_xxh3(now) == target.registers_xxh3;
   return registers_match && hash_guest_pages(machine, target.pages->gfns) == target.pages->xxh3;
 }
 
