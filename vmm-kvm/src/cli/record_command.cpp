@@ -127,6 +127,7 @@ int record_command(RecordOptions& options) {
   // Searched stops wherever the host makes the search cheap (the probe).
   if (!options.no_kernel_stop_search && policy.count_kernel_entries)
     policy.searched_cpl0_instructions_per_second = kernel_stop_search_rate().value_or(0);
+  policy.search_signal_stops = options.search_kernel_stops;
   if (options.search_kernel_stops) {
     if (policy.searched_cpl0_instructions_per_second <= 0)
       std::fprintf(stderr,
@@ -223,8 +224,10 @@ void add_record_command(CLI::App& app) {
                    "(docs/record-replay.md, \"Kernel-return stops\")");
   record
       ->add_flag("--search-kernel-stops", options->search_kernel_stops,
-                 "say so if this host cannot search for stops in kernel code (the default "
-                 "wherever it can: docs/record-replay.md, \"Searched positions\")")
+                 "also search a stop in kernel code where the signal made it (the first in "
+                 "each 64-byte line of code), not only at return sites "
+                 "(docs/record-replay.md, \"Searched positions\"); says so if this host "
+                 "cannot search")
       ->excludes(record->add_flag(
           "--no-kernel-stop-search", options->no_kernel_stop_search,
           "install every stop in kernel code (its vCPU state and memory delta) instead of "

@@ -81,6 +81,7 @@ class KernelEntryCounter {
   // watched (the one register left is taken).
   bool watch_return_site(uint64_t address);
   bool watching_return_site() const { return return_site_.has_value(); }
+  std::optional<uint64_t> return_site() const { return return_site_; }
   bool at_return_site(const Machine::Exit& exit) const;
   void stop_watching_return_site();
 

@@ -22,9 +22,15 @@ void DirtyPages::merge(const std::vector<uint64_t>& kvm_bitmap) {
 }
 
 std::vector<uint64_t> DirtyPages::take() {
+  std::vector<uint64_t> gfns = listed();
+  std::fill(bits_.begin(), bits_.end(), 0);
+  return gfns;
+}
+
+std::vector<uint64_t> DirtyPages::listed() const {
   std::vector<uint64_t> gfns;
   for (size_t word = 0; word < bits_.size(); ++word) {
-    uint64_t bits = std::exchange(bits_[word], 0);
+    uint64_t bits = bits_[word];
     while (bits) {
       gfns.push_back(word * 64 + std::countr_zero(bits));
       bits &= bits - 1;

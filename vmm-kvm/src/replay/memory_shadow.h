@@ -25,6 +25,8 @@ class DirtyPages {
   void merge(const std::vector<uint64_t>& kvm_bitmap);
   // The page frame numbers marked so far, ascending; clears the set.
   std::vector<uint64_t> take();
+  // The same without clearing.
+  std::vector<uint64_t> listed() const;
 
  private:
   std::vector<uint64_t> bits_;

@@ -29,7 +29,6 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       position_memory_(machine.memory()),
       written_since_position_(machine.memory().size() / MemoryShadow::kPageSize),
       position_memory_at_(timeline.position()),
-      written_since_stop_(machine.memory().size() / MemoryShadow::kPageSize),
       stretch_started_host_ns_(host_monotonic_ns()),
       host_origin_ns_(host_monotonic_ns() - clock.now_ns()),
       last_digest_guest_ns_(clock.now_ns()),
@@ -284,7 +283,6 @@ void RecordSession::take_dirty_pages() { merge_written(machine_.take_dirty_log()
 
 void RecordSession::merge_written(const std::vector<uint64_t>& bitmap) {
   dirty_.merge(bitmap);
-  written_since_stop_.merge(bitmap);
   written_since_position_.merge(bitmap);
 }
 
@@ -364,7 +362,7 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   const double rate = policy_.searched_cpl0_instructions_per_second;
   const bool at_return_site = std::exchange(at_return_site_, false);
   if (rate <= 0 || !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
-      (unlogged_stop_since_stop_ && !at_return_site) ||
+      (!at_return_site && (!policy_.search_signal_stops || unlogged_stop_since_stop_)) ||
       kernel_entries_.total() != kernel_entries_at_stop_ || (vcpu.sregs.cs.selector & 3) != 0)
     return std::nullopt;
   constexpr unsigned kCodeLineShift = 6;
@@ -374,8 +372,12 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
       !stop_searchable(machine_, vcpu))
     return std::nullopt;
   take_dirty_pages();
+  // The pages written since the previous position, where replay's search
+  // starts: every page whose content changes between two hits of the search
+  // is among them. (Until 2026-11-27 those since the previous stop: on a
+  // Linux boot, landmarks in between, twice as many.)
   librr::PagesDigest digest;
-  digest.gfns = written_since_stop_.take();
+  digest.gfns = written_since_position_.listed();
   if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
   digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
   follow_reexecuted_stop();
@@ -394,13 +396,17 @@ bool RecordSession::watch_return_site() {
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
   if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return false;
+  // A watch the kick ended without a hit is followed by one on another
+  // site from where the guest now is, up to kReturnSiteWatchesPerStop.
+  if (return_site_watches_here_ >= kReturnSiteWatchesPerStop) return false;
+  const std::optional<uint64_t> watched = kernel_entries_.return_site();
   const kvm_regs regs = machine_.vcpu().get_regs();
   auto site = next_call_return_site(machine_, sregs, regs.rip);
-  if (!site) site = innermost_return_site(machine_, sregs, regs);
-  if (!site || !kernel_entries_.watch_return_site(*site)) return false;
-  if (getenv("RSDEBUG"))
-    fprintf(stderr, "watch L%lu rip %llx site %lx\n", timeline_.landmark(),
-            machine_.vcpu().get_regs().rip, *site);
+  if (!site || site == watched) site = innermost_return_site(machine_, sregs, regs);
+  if (!site || site == watched) return false;
+  kernel_entries_.stop_watching_return_site();
+  if (!kernel_entries_.watch_return_site(*site)) return false;
+  ++return_site_watches_here_;
   ++stats_.return_site_watches;
   return true;
 }
@@ -411,10 +417,6 @@ bool RecordSession::watch_return_site() {
 void RecordSession::at_return_site() {
   machine_.settle_vcpu();  // the interrupt flags as of this instruction
   unlogged_progress_ = true;
-  if (getenv("RSDEBUG"))
-    fprintf(stderr, "hit L%lu rip %llx if %d ready %d\n", timeline_.landmark(),
-            machine_.vcpu().get_regs().rip, machine_.run_state().if_flag,
-            machine_.run_state().ready_for_interrupt_injection);
   if (stop_can_stay_unlogged()) return kernel_entries_.step_over_here();
   kernel_entries_.stop_watching_return_site();
   unlogged_stops_in_a_row_ = 0;
@@ -449,7 +451,6 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
       record.memory = capture_memory(record.pos);
     }
   }
-  written_since_stop_.take();
   stretch_started_host_ns_ = host_monotonic_ns();
   kernel_only_since_stop_ = (vcpu.sregs.cs.selector & 3) == 0;
   unlogged_stop_since_stop_ = false;
@@ -457,6 +458,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   // missed: the copy is whole again only at the next landmark in 64-bit mode.
   if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
   kernel_entries_at_stop_ = kernel_entries_.total();
+  return_site_watches_here_ = 0;
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
   kernel_entries_.restart();
@@ -537,7 +539,7 @@ RunResult RecordSession::run() {
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
           want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
-        } else if (!kernel_entries_.watching_return_site() && watch_return_site()) {
+        } else if (watch_return_site()) {
           machine_.kicker().acknowledge(&machine_.run_state());
           unlogged_progress_ = true;
         } else {
@@ -552,6 +554,7 @@ RunResult RecordSession::run() {
         unlogged_progress_ = false;
         timeline_.enter_landmark();
         kernel_entries_.restart();
+        return_site_watches_here_ = 0;
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
           kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;

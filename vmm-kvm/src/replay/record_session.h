@@ -62,33 +62,37 @@ struct RecordPolicy {
   // the registers instead of the vCPU state and a memory delta).
   bool stop_at_kernel_returns = true;
   // Log stops in kernel mode as searched positions (searched_position.h):
-  // registers plus a digest of the pages written since the previous stop,
-  // found again at replay by a hardware-breakpoint search instead of
-  // installed with a memory delta. `rr-vmm record` sets the CPL0 instruction
-  // rate kernel_stop_search_rate() measured; 0 turns it off. Only when the
-  // stretch since the previous position is short enough for a bounded
-  // search at that rate (stretch_searchable), at most `max_searched_pages`
-  // pages were written since the previous stop, and only for the first stop
-  // in each 64-byte line of code, only when no unlogged stop came since the
-  // previous stop (Linux boots took another path when re-executed without
-  // them), and only when the guest provably stayed in kernel mode since the
-  // previous stop (that stop and every landmark since in kernel mode, no
-  // kernel entry counted: so count_kernel_entries too):
-  // code this host runs natively at CPL3 reads the host's own CPUID (glibc
-  // stores it), which differs between host cores, and the digest covers
-  // every page written since the previous stop. Every stop is a sample of where the guest
-  // spends its time, and a line sampled twice holds a loop the search would
-  // hit thousands of times (ticks' SYS_KSPIN: ~1700 hits per stop at ~100 us
-  // each; installed, such a stop's delta is small).
+  // the rip, a hash of the registers and a digest of the pages written since
+  // the previous position, found again at replay by a hardware-breakpoint
+  // search instead of installed with a memory delta. `rr-vmm record` sets
+  // the CPL0 instruction rate kernel_stop_search_rate() measured; 0 turns it
+  // off. Only when the stretch since the previous position is short enough
+  // for a bounded search at that rate (stretch_searchable), at most
+  // `max_searched_pages` pages were written since the previous position, and
+  // only when the guest provably stayed in kernel mode since the previous
+  // stop (that stop and every landmark since in kernel mode, no kernel entry
+  // counted: so count_kernel_entries too): code this host runs natively at
+  // CPL3 reads the host's own CPUID (glibc stores it), which differs between
+  // host cores.
   double searched_cpl0_instructions_per_second = 0;
   // With searched stops: a stop in kernel code with an interrupt due is moved
-  // to the innermost return address on the kernel stack (return_site_stop.h)
-  // and searched there, where replay's search hits once per call instead of
-  // once per pass of a loop. Neither the sampled-line nor the unlogged-stop
-  // rule applies to it (the stop it moves from is itself unlogged). A watch
-  // lasts until the next kick (the lateness bound); then the stop is made
+  // to a return site (return_site_stop.h: of the next call, else of the
+  // running function) and searched there, where replay's search hits once
+  // per call instead of once per pass of a loop. A watch lasts until the
+  // next kick (the lateness bound), then another site is watched from where
+  // the guest is (kReturnSiteWatchesPerStop in all); then the stop is made
   // where the guest is.
   bool stop_at_return_sites = true;
+  // With searched stops: also search a stop where the signal made it
+  // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
+  // line of code and only when no unlogged stop came since the previous stop
+  // (Linux boots took another path when re-executed without them, see
+  // docs/record-replay.md). Every stop is a sample of where the guest spends
+  // its time, and a line sampled twice holds a loop the search would hit
+  // thousands of times (ticks' SYS_KSPIN: ~1700 hits per stop at ~100 us
+  // each; installed, such a stop's delta is small); even the first costs
+  // ticks' replay 0.19 -> ~1 s for no smaller log.
+  bool search_signal_stops = false;
   size_t max_searched_pages = 256;
   // Guest memory the guest is likely to copy whole pages from (the initrd the
   // VMM loaded, which Linux unpacks into its page cache), indexed as it is at
@@ -187,8 +191,6 @@ class RecordSession {
   // log writes made in other modes (the host notes), and a 32-bit boot path
   // writes page tables and boot data that replay holds and the copy lacks.
   bool position_memory_complete_ = false;
-  // Pages written since the last asynchronous position (a searched one's digest).
-  DirtyPages written_since_stop_;
   uint64_t stretch_started_host_ns_;                 // host time of the last landmark or position
   std::unordered_set<uint64_t> sampled_code_lines_;  // RIP / 64 of every stop in kernel code
   // Since the previous logged stop: no sign of user mode; an unlogged stop
@@ -198,6 +200,9 @@ class RecordSession {
   // The stop being logged is at a watched return site (searched_memory's
   // sampled-line and unlogged-stop rules do not apply).
   bool at_return_site_ = false;
+  // Return-site watches since the last position (each lasts until a kick).
+  static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
+  uint32_t return_site_watches_here_ = 0;
   uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;
