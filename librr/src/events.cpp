@@ -27,8 +27,29 @@ MemoryKind kind_of(DeltaBase base) {
                                               : MemoryKind::delta;
 }
 
+// How a listing of gfns is stored: each gfn (PagesDigest), or each one's
+// distance from the one before, the first's from 0 (SearchedStop).
+enum class GfnCoding { absolute, distance };
+
 struct Encoder {
   ByteWriter& w;
+  // A pages digest's hash and listing (memory kinds 3 and 5). A reader
+  // refuses an unordered listing: refuse to write one.
+  void write_pages_digest(const Position& pos, const PagesDigest& pages, GfnCoding coding) {
+    if (std::adjacent_find(pages.gfns.begin(), pages.gfns.end(), std::greater_equal<>()) !=
+        pages.gfns.end())
+      throw Error("AsyncPosition at " + pos.to_string() +
+                  ": pages digest gfns must be strictly ascending");
+    w.u64(pages.xxh3);
+    w.u32(static_cast<uint32_t>(pages.gfns.size()));
+    // As distances (SearchedStop), each from the gfn before (the first from
+    // 0): mostly small numbers, which the chunk's zstd packs into a byte or two.
+    uint64_t previous = 0;
+    for (const uint64_t gfn : pages.gfns) {
+      w.u64(coding == GfnCoding::absolute ? gfn : gfn - previous);
+      previous = gfn;
+    }
+  }
   void operator()(const InterruptDelivery& e) {
     encode_position(w, e.pos);
     w.u8(e.vector);
@@ -42,32 +63,13 @@ struct Encoder {
       w.u8(static_cast<uint8_t>(MemoryKind::digest));
       w.pod(digest->digest);
     } else if (auto* pages = std::get_if<PagesDigest>(&e.memory)) {
-      // A reader refuses an unordered listing: refuse to write one.
-      if (std::adjacent_find(pages->gfns.begin(), pages->gfns.end(), std::greater_equal<>()) !=
-          pages->gfns.end())
-        throw Error("AsyncPosition at " + e.pos.to_string() +
-                    ": pages digest gfns must be strictly ascending");
       w.u8(static_cast<uint8_t>(MemoryKind::pages_digest));
-      w.u64(pages->xxh3);
-      w.u32(static_cast<uint32_t>(pages->gfns.size()));
-      for (const uint64_t gfn : pages->gfns) w.u64(gfn);
+      write_pages_digest(e.pos, *pages, GfnCoding::absolute);
     } else if (auto* searched = std::get_if<SearchedStop>(&e.memory)) {
-      const std::vector<uint64_t>& gfns = searched->pages.gfns;
-      if (std::adjacent_find(gfns.begin(), gfns.end(), std::greater_equal<>()) != gfns.end())
-        throw Error("AsyncPosition at " + e.pos.to_string() +
-                    ": searched stop gfns must be strictly ascending");
       w.u8(static_cast<uint8_t>(MemoryKind::searched_stop));
       w.u64(searched->rip);
       w.u64(searched->registers_xxh3);
-      w.u64(searched->pages.xxh3);
-      w.u32(static_cast<uint32_t>(gfns.size()));
-      // Each gfn as its distance from the one before (the first from 0):
-      // mostly small numbers, which the chunk's zstd packs into a byte or two.
-      uint64_t previous = 0;
-      for (const uint64_t gfn : gfns) {
-        w.u64(gfn - previous);
-        previous = gfn;
-      }
+      write_pages_digest(e.pos, searched->pages, GfnCoding::distance);
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
@@ -131,10 +133,6 @@ T& reuse_alternative(Variant& v) {
 // run per record on the log reader's path.
 static_assert(sizeof(Position) == 3 * sizeof(uint64_t) && std::is_trivially_copyable_v<Position>);
 void read_position(ByteReader& r, Position& p) { r.raw_into(&p, sizeof p); }
-
-// How a listing of gfns is stored: each gfn (PagesDigest), or each one's
-// distance from the one before, the first's from 0 (SearchedStop).
-enum class GfnCoding { absolute, distance };
 
 // Reads a pages digest's `count` gfns (the caller checked they fit), each
 // above the one before: the listing is a set in one canonical order, so two
@@ -221,6 +219,21 @@ void fields(Fields& f, InterruptDelivery& e) {
   f.pod(e.source_line);
 }
 
+// A pages digest's hash and listing, as memory kinds 3 and 5 store them.
+template <class Fields>
+void pages_digest_fields(Fields& f, PagesDigest& pages, GfnCoding coding, const char* what) {
+  f.pod(pages.xxh3);
+  uint32_t count = 0;
+  f.pod(count);
+  // Each gfn takes 8 bytes: a count beyond the bytes left is a lie and
+  // must not drive an allocation.
+  if (count > f.r.remaining() / sizeof(uint64_t))
+    throw FormatError(std::string("AsyncPosition: ") + what + " claims " + std::to_string(count) +
+                          " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
+                      static_cast<int64_t>(f.r.position() - sizeof count));
+  f.gfns(pages.gfns, count, coding);
+}
+
 template <class Fields>
 void fields(Fields& f, AsyncPosition& e) {
   f.position(e.pos);
@@ -250,29 +263,13 @@ void fields(Fields& f, AsyncPosition& e) {
       f.bytes(page.compressed_xor);
     });
   } else if (kind == static_cast<uint8_t>(MemoryKind::pages_digest)) {
-    auto& pages = reuse_alternative<PagesDigest>(e.memory);
-    f.pod(pages.xxh3);
-    uint32_t count = 0;
-    f.pod(count);
-    // Each gfn takes 8 bytes: a count beyond the bytes left is a lie and
-    // must not drive an allocation.
-    if (count > f.r.remaining() / sizeof(uint64_t))
-      throw FormatError("AsyncPosition: pages digest claims " + std::to_string(count) +
-                            " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
-                        static_cast<int64_t>(f.r.position() - sizeof count));
-    f.gfns(pages.gfns, count, GfnCoding::absolute);
+    pages_digest_fields(f, reuse_alternative<PagesDigest>(e.memory), GfnCoding::absolute,
+                        "pages digest");
   } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop)) {
     auto& searched = reuse_alternative<SearchedStop>(e.memory);
     f.pod(searched.rip);
     f.pod(searched.registers_xxh3);
-    f.pod(searched.pages.xxh3);
-    uint32_t count = 0;
-    f.pod(count);
-    if (count > f.r.remaining() / sizeof(uint64_t))
-      throw FormatError("AsyncPosition: searched stop claims " + std::to_string(count) +
-                            " pages but only " + std::to_string(f.r.remaining()) + " bytes remain",
-                        static_cast<int64_t>(f.r.position() - sizeof count));
-    f.gfns(searched.pages.gfns, count, GfnCoding::distance);
+    pages_digest_fields(f, searched.pages, GfnCoding::distance, "searched stop");
   } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
     f.pod(kernel_return.return_rip);

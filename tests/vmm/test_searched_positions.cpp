@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -61,6 +62,27 @@ class SearchedPositions : public RecordReplay {
         stops.push_back(std::move(*async));
     return stops;
   }
+
+  // Records ticks with bootspin=3, applies `edit` to its first searched stop
+  // and expects replay to fail naming that stop.
+  void expect_edit_caught(const std::function<void(librr::SearchedStop&)>& edit) {
+    const fs::path rec = dir_ / "ticks";
+    ASSERT_TRUE(recorded(rec, kTicksWithBootSpin));
+    std::vector<librr::Event> events = read_log(rec);
+    auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
+      const auto* async = std::get_if<librr::AsyncPosition>(&event);
+      return async && std::holds_alternative<librr::SearchedStop>(async->memory);
+    });
+    ASSERT_NE(searched, events.end()) << "no searched stop in the recording";
+    auto& stop = std::get<librr::AsyncPosition>(*searched);
+    edit(std::get<librr::SearchedStop>(stop.memory));
+    rewrite_log(rec, events);
+    const int replayed =
+        run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+    const std::string err = read_file(dir_ / "replay.err");
+    EXPECT_EQ(replayed, 1) << err;
+    EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
+  }
 };
 
 // "N async positions (M found by breakpoint search, H hits; ...)".
@@ -105,40 +127,12 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
 // loop (equal registers at each): an edited digest makes replay report a
 // divergence naming the stop instead of taking some pass.
 TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
-  const fs::path rec = dir_ / "ticks";
-  ASSERT_TRUE(recorded(rec, kTicksWithBootSpin));
-  std::vector<librr::Event> events = read_log(rec);
-  auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
-    const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    return async && std::holds_alternative<librr::SearchedStop>(async->memory);
-  });
-  ASSERT_NE(searched, events.end()) << "no searched stop in the recording";
-  auto& stop = std::get<librr::AsyncPosition>(*searched);
-  std::get<librr::SearchedStop>(stop.memory).pages.xxh3 ^= 1;
-  rewrite_log(rec, events);
-  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
-  const std::string err = read_file(dir_ / "replay.err");
-  EXPECT_EQ(replayed, 1) << err;
-  EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
+  expect_edit_caught([](librr::SearchedStop& stop) { stop.pages.xxh3 ^= 1; });
 }
 
 // The same with a register hash that does not match: no hit is taken for the stop.
 TEST_F(SearchedPositions, EditedRegisterHashIsCaught) {
-  const fs::path rec = dir_ / "ticks";
-  ASSERT_TRUE(recorded(rec, kTicksWithBootSpin));
-  std::vector<librr::Event> events = read_log(rec);
-  auto searched = std::find_if(events.begin(), events.end(), [](const librr::Event& event) {
-    const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    return async && std::holds_alternative<librr::SearchedStop>(async->memory);
-  });
-  ASSERT_NE(searched, events.end()) << "no searched stop in the recording";
-  auto& stop = std::get<librr::AsyncPosition>(*searched);
-  std::get<librr::SearchedStop>(stop.memory).registers_xxh3 ^= 1;
-  rewrite_log(rec, events);
-  const int replayed = run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
-  const std::string err = read_file(dir_ / "replay.err");
-  EXPECT_EQ(replayed, 1) << err;
-  EXPECT_NE(err.find("searched stop " + stop.pos.to_string()), std::string::npos) << err;
+  expect_edit_caught([](librr::SearchedStop& stop) { stop.registers_xxh3 ^= 1; });
 }
 
 // `record --no-kernel-stop-search`: every stop is installed.
