@@ -385,8 +385,9 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
 }
 
 // At a stop in kernel code that would be logged: if it may become a
-// searched stop at a return site (return_site_stop.h), watch the innermost
-// one and let the guest run on to it. True if it does.
+// searched stop at a return site (return_site_stop.h), watch one (the next
+// call's, else the running function's) and let the guest run on to it.
+// True if it does.
 bool RecordSession::watch_return_site() {
   const double rate = policy_.searched_cpl0_instructions_per_second;
   if (!policy_.stop_at_return_sites || rate <= 0 || !policy_.count_kernel_entries ||
