@@ -145,3 +145,30 @@ TEST_F(SearchedPositions, WithoutTheSearchEveryStopIsInstalled) {
       << read_file(dir_ / "replay.err");
   EXPECT_EQ(searched_count_in(read_file(dir_ / "replay.err")), 0u);
 }
+
+// Rollback stops (docs/record-replay.md, "Rollback stops"): ticks' SYS_KSPIN
+// waits at CPL0 for timer ticks in a loop that calls nothing and writes no
+// page, so no return site comes before the interrupt. From its second tick
+// on, the recorder rolls the guest back to where it resumed after the
+// previous tick's handler and delivers the interrupt at the first pass of
+// the loop, a searched stop without pages that replay meets at its first
+// breakpoint hit.
+TEST_F(SearchedPositions, WaitingLoopsAreRolledBackToTheirFirstPass) {
+  record_and_replay_three_times("ticks", "--guest ticks --serial-in none");
+  size_t first_hits = 0;
+  for (const librr::AsyncPosition& stop : searched_stops(dir_ / "ticks"))
+    first_hits += std::get<librr::SearchedStop>(stop.memory).pages.gfns.empty();
+  EXPECT_GE(first_hits, 5u) << read_file(dir_ / "record.err");
+  const std::string replayed = read_file(dir_ / "replay.err");
+  std::smatch hits;
+  ASSERT_TRUE(std::regex_search(replayed, hits, std::regex(R"(breakpoint search, (\d+) hits)")))
+      << replayed;
+  // One hit per such stop (a few more for the others).
+  EXPECT_LE(std::stoull(hits[1].str()), 2 * searched_count_in(replayed)) << replayed;
+
+  const fs::path without = dir_ / "without";
+  ASSERT_TRUE(recorded(without, "--no-rollback-stops --guest ticks --serial-in none"));
+  for (const librr::AsyncPosition& stop : searched_stops(without))
+    EXPECT_FALSE(std::get<librr::SearchedStop>(stop.memory).pages.gfns.empty())
+        << stop.pos.to_string() << ": a first-hit stop without rollbacks";
+}

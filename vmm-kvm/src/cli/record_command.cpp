@@ -51,6 +51,7 @@ struct RecordOptions {
   bool search_kernel_stops = false;
   bool no_kernel_stop_search = false;
   bool no_return_site_stops = false;
+  bool no_rollback_stops = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -122,6 +123,7 @@ int record_command(RecordOptions& options) {
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
   policy.stop_at_kernel_returns = !options.no_kernel_return_stops;
   policy.stop_at_return_sites = !options.no_return_site_stops;
+  policy.roll_back_kernel_stops = !options.no_rollback_stops;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   // Searched stops wherever the host makes the search cheap (the probe).
@@ -164,11 +166,14 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
   std::fprintf(
       stderr,
-      "rr-vmm: stops: %llu to be searched at replay (%llu moved to a return site, of %llu "
-      "watched), %llu at kernel returns (the rest installed), %llu memory "
+      "rr-vmm: stops: %llu to be searched at replay (%llu at the first hit after a rollback, of "
+      "%llu rollbacks; %llu moved to a return site, of %llu watched), %llu at kernel returns "
+      "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
       "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
+      static_cast<unsigned long long>(s.first_hit_stops),
+      static_cast<unsigned long long>(s.rollbacks),
       static_cast<unsigned long long>(s.return_site_stops),
       static_cast<unsigned long long>(s.return_site_watches),
       static_cast<unsigned long long>(s.kernel_return_stops),
@@ -233,6 +238,10 @@ void add_record_command(CLI::App& app) {
           "install every stop in kernel code (its vCPU state and memory delta) instead of "
           "logging it as a register hash plus a digest of the pages written since the previous "
           "stop, which replay finds again by a hardware-breakpoint search"));
+  record->add_flag("--no-rollback-stops", options->no_rollback_stops,
+                   "do not roll the guest back to the previous position to deliver an "
+                   "interrupt at the first pass of a kernel loop that waits for it "
+                   "(docs/record-replay.md, \"Rollback stops\")");
   record->add_flag("--no-return-site-stops", options->no_return_site_stops,
                    "search a stop in kernel code where the signal made it, instead of moving it "
                    "to the return address of the next call or of the running function "

@@ -136,6 +136,12 @@ void MemoryShadow::refresh(const std::vector<uint64_t>& gfns) {
       std::memcpy(data() + gfn * kPageSize, current, kPageSize);
 }
 
+void MemoryShadow::restore_guest(const std::vector<uint64_t>& gfns) const {
+  for (uint64_t gfn : gfns)
+    if (uint8_t* guest = memory_.translate(gfn * kPageSize, kPageSize))
+      std::memcpy(guest, data() + gfn * kPageSize, kPageSize);
+}
+
 void MemoryShadow::refresh(const librr::MemoryDelta& delta) {
   for (const librr::PageDelta& page : delta.pages)
     std::memcpy(data() + page.gfn * kPageSize, guest_page(page.gfn), kPageSize);

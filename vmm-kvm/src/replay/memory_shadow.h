@@ -60,6 +60,8 @@ class MemoryShadow {
   void refresh(const librr::MemoryDelta& delta);
   // Copies all of guest memory (the populated pages) into the shadow.
   void refresh_all();
+  // Record, rolling the guest back: copies the shadow's `gfns` into guest memory.
+  void restore_guest(const std::vector<uint64_t>& gfns) const;
 
   // Replay: installs the delta of the asynchronous position `at` into guest
   // memory and the shadow. DeltaBase::shadow: page = shadow XOR delta.

@@ -83,6 +83,16 @@ struct RecordPolicy {
   // the guest is (kReturnSiteWatchesPerStop in all); then the stop is made
   // where the guest is.
   bool stop_at_return_sites = true;
+  // With searched stops: at a stop in kernel code with an interrupt due, roll
+  // the guest back to the previous position (its vCPU state as it resumed
+  // there, saved then, and the pages written since, from the second shadow)
+  // and let it run again with a debug register on the stop's RIP: the first
+  // hit there with interrupts enabled becomes the stop, which replay's
+  // search meets first, so neither the lateness of a return site nor (when
+  // every earlier hit had interrupts off) a list of pages is needed
+  // (docs/record-replay.md, "Rollback stops"). Costs a vCPU state capture at
+  // each position the guest resumes from in kernel mode.
+  bool roll_back_kernel_stops = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
   // line of code and only when no unlogged stop came since the previous stop
@@ -117,6 +127,8 @@ struct RecordStats {
   uint64_t kernel_return_stops = 0;       // logged stops at a watched return to user mode
   uint64_t return_site_watches = 0;       // stops in kernel code moved towards a return site
   uint64_t return_site_stops = 0;         // of those, logged at the return site
+  uint64_t rollbacks = 0;                 // stops rolled back to their previous position
+  uint64_t first_hit_stops = 0;           // logged at the first hit after a rollback
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -156,6 +168,8 @@ class RecordSession {
   void at_kernel_return();
   bool watch_return_site();
   void at_return_site();
+  void save_resume_state_if_fresh();
+  bool roll_back_to_position();
   void clock_at_async_stop();
   void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
   void follow_reexecuted_stop();
@@ -200,6 +214,19 @@ class RecordSession {
   // The stop being logged is at a watched return site (searched_memory's
   // sampled-line and unlogged-stop rules do not apply).
   bool at_return_site_ = false;
+  // The vCPU state as the guest resumed from the last position (rollback);
+  // `position_fresh_` until it resumes from there.
+  std::optional<VcpuState> resume_state_;
+  bool position_fresh_ = false;
+  bool rolled_back_here_ = false;  // since the last position
+  // The watched site is the rolled-back stop's RIP, and every hit of it so
+  // far had interrupts off; the stop being logged is the first such hit.
+  bool rollback_watch_ = false;
+  bool rollback_hits_all_if0_ = true;
+  static constexpr size_t kRollbackMaxWrittenPages = 2;
+  static constexpr uint64_t kRollbackLandmarksAfterStop = 4;
+  uint64_t landmarks_since_stop_ = kRollbackLandmarksAfterStop;
+  bool first_hit_stop_ = false;
   // Return-site watches since the last position (each lasts until a kick).
   static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
   uint32_t return_site_watches_here_ = 0;
