@@ -472,12 +472,13 @@ void RecordSession::save_resume_state_if_fresh() {
 // recorded. What the first run did past that hit is lost, so only a stretch
 // that wrote at most kRollbackMaxWrittenPages pages is rolled back: a loop
 // that waits for the interrupt (a flag, a counter), whose lost passes did
-// nothing. Rolling back any stretch cost a Linux boot 6x its record time as
-// the first choice and 3.5x after the return sites (each threw away up to a
-// tick of kernel work, the guest fell behind its timer, stops came faster).
-// True if it rolled back.
+// nothing. A loop that computes in registers for longer than a tick would
+// lose every tick's work that way, for ever: never two rollback stops in a
+// row (at worst such a loop runs at half speed). Rolling back any stretch cost a Linux boot 6x its
+// record time as the first choice and 3.5x after the return sites (each threw away up to a tick of
+// kernel work, the guest fell behind its timer, stops came faster). True if it rolled back.
 bool RecordSession::roll_back_to_position() {
-  if (!resume_state_ || rolled_back_here_ || !kernel_only_since_stop_ ||
+  if (!resume_state_ || rolled_back_here_ || last_stop_rolled_back_ || !kernel_only_since_stop_ ||
       kernel_entries_.total() != kernel_entries_at_stop_ ||
       position_memory_at_ != timeline_.position())
     return false;
@@ -539,6 +540,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   resume_state_.reset();
   position_fresh_ = true;
   landmarks_since_stop_ = 0;
+  last_stop_rolled_back_ = rolled_back_here_;
   rolled_back_here_ = false;
   rollback_watch_ = false;
   // Only a stop in user mode needs the count (kernel_entry_counter.h).

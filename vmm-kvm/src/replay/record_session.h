@@ -218,7 +218,8 @@ class RecordSession {
   // `position_fresh_` until it resumes from there.
   std::optional<VcpuState> resume_state_;
   bool position_fresh_ = false;
-  bool rolled_back_here_ = false;  // since the last position
+  bool rolled_back_here_ = false;       // since the last position
+  bool last_stop_rolled_back_ = false;  // the last logged stop came after a rollback
   // The watched site is the rolled-back stop's RIP, and every hit of it so
   // far had interrupts off; the stop being logged is the first such hit.
   bool rollback_watch_ = false;
