@@ -9,11 +9,12 @@
 // position (ticks' SYS_KSPIN: ~1700 per stop); installed, it costs the vCPU
 // state and the memory the stretch wrote (a Linux boot: ~500 bytes per stop,
 // nine tenths of its log). Instead, while an interrupt is due at a stop in
-// kernel code, the recorder puts a debug register on the innermost return
-// address on the kernel stack and delivers the interrupt where the guest
-// first gets there with interrupts enabled; that point is logged as a
-// searched position whose RIP is the return site. A return site is hit once
-// per call, not once per pass of the callee's loops.
+// kernel code, the recorder puts a debug register on a return site (the
+// return address of the next call in the code ahead, else the innermost one
+// on the kernel stack) and delivers the interrupt where the guest first gets
+// there with interrupts enabled; that point is logged as a searched position
+// whose RIP is the return site. A return site is hit once per call, not once
+// per pass of the callee's loops.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
