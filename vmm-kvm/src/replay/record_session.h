@@ -83,15 +83,16 @@ struct RecordPolicy {
   // the guest is (kReturnSiteWatchesPerStop in all); then the stop is made
   // where the guest is.
   bool stop_at_return_sites = true;
-  // With searched stops: at a stop in kernel code with an interrupt due, roll
-  // the guest back to the previous position (its vCPU state as it resumed
-  // there, saved then, and the pages written since, from the second shadow)
-  // and let it run again with a debug register on the stop's RIP: the first
-  // hit there with interrupts enabled becomes the stop, which replay's
-  // search meets first, so neither the lateness of a return site nor (when
-  // every earlier hit had interrupts off) a list of pages is needed
-  // (docs/record-replay.md, "Rollback stops"). Costs a vCPU state capture at
-  // each position the guest resumes from in kernel mode.
+  // With searched stops: a stop in kernel code that no return site took,
+  // whose stretch wrote at most kRollbackMaxWrittenPages pages (a loop that
+  // waits for the interrupt), is rolled back to where the guest resumed from
+  // the previous position (its vCPU state, captured at logged stops and the
+  // few landmarks after one, and the pages written since, from the second
+  // shadow) and runs again with a debug register on the stop's RIP: the
+  // first hit there with interrupts enabled becomes the stop, which replay's
+  // search meets first, so no list of pages is needed (when every earlier
+  // hit had interrupts off). Never two rollback stops in a row
+  // (docs/record-replay.md, "Rollback stops").
   bool roll_back_kernel_stops = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
