@@ -409,6 +409,7 @@ bool RecordSession::watch_return_site() {
   if (!site || site == watched) return false;
   kernel_entries_.stop_watching_return_site();
   rollback_watch_ = false;
+  cutting_stretch_ = false;
   if (!kernel_entries_.watch_return_site(*site)) return false;
   ++return_site_watches_here_;
   ++stats_.return_site_watches;
@@ -422,9 +423,19 @@ void RecordSession::at_return_site() {
   machine_.settle_vcpu();  // the interrupt flags as of this instruction
   unlogged_progress_ = true;
   const bool interrupts_on = machine_.run_state().if_flag != 0;
+  const bool cut = std::exchange(cutting_stretch_, false);
   if (stop_can_stay_unlogged()) {
     if (interrupts_on) rollback_hits_all_if0_ = false;  // an interrupt shadow
-    return kernel_entries_.step_over_here();
+    // A cut only while a search can still cover the stretch (an installed
+    // position that delivers nothing would cost more than it saves).
+    const bool searchable = stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_,
+                                               policy_.searched_cpl0_instructions_per_second);
+    if (!cut || !searchable) {
+      cutting_stretch_ = cut && searchable;
+      if (cut && !searchable) kernel_entries_.stop_watching_return_site();
+      return kernel_entries_.step_over_here();
+    }
+    ++stats_.stretch_cuts;
   }
   kernel_entries_.stop_watching_return_site();
   unlogged_stops_in_a_row_ = 0;
@@ -435,6 +446,22 @@ void RecordSession::at_return_site() {
   else
     ++stats_.return_site_stops;
   at_async_stop();
+}
+
+// At an unlogged stop with an interrupt due (interrupts off): when the
+// stretch since the previous position has grown past half of what a search
+// may cover, watch a return site to cut it with a position that delivers
+// nothing (a searched stop, ~35 bytes). Without it, the stop at the
+// interrupt window that ends a long interrupts-off stretch could not be
+// searched and was installed (~700 bytes: about half of a Linux boot's
+// installed stops).
+void RecordSession::cut_long_stretch() {
+  if (cutting_stretch_ || kernel_entries_.watching_return_site()) return;
+  const double rate = policy_.searched_cpl0_instructions_per_second;
+  const uint64_t stretch = host_monotonic_ns() - stretch_started_host_ns_;
+  if (rate <= 0 || stretch_searchable(2 * stretch, rate) || !stretch_searchable(stretch, rate))
+    return;
+  cutting_stretch_ = watch_return_site();
 }
 
 // Where the guest resumes from a position in kernel code that a later stop
@@ -543,6 +570,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   last_stop_rolled_back_ = rolled_back_here_;
   rolled_back_here_ = false;
   rollback_watch_ = false;
+  cutting_stretch_ = false;
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
   kernel_entries_.restart();
@@ -621,6 +649,7 @@ RunResult RecordSession::run() {
           // hello got a ~600 B shadow-based one when its kernel enabled
           // interrupts after a long init.
           retry_soon_ = interrupt_due();
+          if (retry_soon_) cut_long_stretch();
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
           want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
@@ -648,6 +677,7 @@ RunResult RecordSession::run() {
         position_fresh_ = ++landmarks_since_stop_ <= kRollbackLandmarksAfterStop;
         rolled_back_here_ = false;
         rollback_watch_ = false;
+        cutting_stretch_ = false;
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
           kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;

@@ -130,6 +130,7 @@ struct RecordStats {
   uint64_t return_site_stops = 0;         // of those, logged at the return site
   uint64_t rollbacks = 0;                 // stops rolled back to their previous position
   uint64_t first_hit_stops = 0;           // logged at the first hit after a rollback
+  uint64_t stretch_cuts = 0;              // searched stops that deliver nothing (interrupts off)
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -171,6 +172,7 @@ class RecordSession {
   void at_return_site();
   void save_resume_state_if_fresh();
   bool roll_back_to_position();
+  void cut_long_stretch();
   void clock_at_async_stop();
   void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
   void follow_reexecuted_stop();
@@ -215,6 +217,8 @@ class RecordSession {
   // The stop being logged is at a watched return site (searched_memory's
   // sampled-line and unlogged-stop rules do not apply).
   bool at_return_site_ = false;
+  // The watched return site is to cut an interrupts-off stretch (cut_long_stretch).
+  bool cutting_stretch_ = false;
   // The vCPU state as the guest resumed from the last position (rollback);
   // `position_fresh_` until it resumes from there.
   std::optional<VcpuState> resume_state_;
