@@ -118,6 +118,14 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
     at_return_sites += before[0] == 0xe8;
   }
   EXPECT_GE(at_return_sites, 1u) << read_file(dir_ / "record.err");
+  // The interrupts-off spin (~3 ticks long) is cut by at least one position
+  // that delivers nothing.
+  const std::string recorded_err = read_file(dir_ / "record.err");
+  std::smatch cuts;
+  ASSERT_TRUE(std::regex_search(recorded_err, cuts,
+                                std::regex(R"((\d+) cutting an interrupts-off stretch)")))
+      << recorded_err;
+  EXPECT_GE(std::stoull(cuts[1].str()), 1u) << recorded_err;
   // The last replay found every one of them by search, none was installed.
   EXPECT_EQ(searched_count_in(read_file(dir_ / "replay.err")), stops.size())
       << read_file(dir_ / "replay.err");

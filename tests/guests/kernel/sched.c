@@ -239,6 +239,18 @@ u64 kernel_spin_calling(u64 ticks) {
   return passes + (state & 0);
 }
 
+/* Calls spin_step `passes` times with interrupts off; returns the last state. The timer
+ * interrupt comes due meanwhile and waits: a long interrupts-off stretch, which the
+ * recorder cuts with positions that deliver nothing (docs/record-replay.md, "Cutting
+ * interrupts-off stretches"). */
+u64 kernel_spin_interrupts_off(u64 passes) {
+  u64 state = 1;
+  __asm__ volatile("cli");
+  for (u64 i = 0; i < passes; i++) state = spin_step(state);
+  __asm__ volatile("sti");
+  return state;
+}
+
 /* Spins at CPL0 with interrupts on until `ticks` timer ticks passed; returns the loop
  * count. Interrupts arrive here at CPL0; the timer does not preempt kernel code. */
 u64 kernel_spin(u64 ticks, int in_memory) {
