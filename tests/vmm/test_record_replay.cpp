@@ -97,9 +97,7 @@ TEST_F(RecordReplay, Spin3AsyncPositionsLogOnlyTheSkippedStretch) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
     // A kernel-return stop logs neither (test_kernel_return_stops.cpp), a
     // searched one no state (test_searched_positions.cpp).
-    if (!async || std::holds_alternative<librr::KernelReturn>(async->memory) ||
-        std::holds_alternative<librr::SearchedStop>(async->memory))
-      continue;
+    if (!async || !librr::logs_vcpu_state(*async)) continue;
     ++asyncs;
     librr::ByteReader in(async->vcpu_state, "async vCPU state");
     const vmm::VcpuState state = vmm::VcpuState::load(in);

@@ -138,6 +138,13 @@ struct AsyncPosition {
   friend bool operator==(const AsyncPosition&, const AsyncPosition&) = default;
 };
 
+// Whether the stop carries its vCPU state: all kinds but a kernel return
+// (2.8) and a searched stop (2.9), which replay reaches by re-execution.
+inline bool logs_vcpu_state(const AsyncPosition& stop) {
+  return !std::holds_alternative<KernelReturn>(stop.memory) &&
+         !std::holds_alternative<SearchedStop>(stop.memory);
+}
+
 // Bytes that entered the guest from outside ("serial0", "net0", "clock", ...).
 struct Input {
   Position pos;

@@ -18,6 +18,11 @@ inline bool in_64_bit_mode(const kvm_sregs& sregs) {
   return (sregs.efer & kEferLongModeActive) && sregs.cs.l;
 }
 
+// 64-bit kernel code (CPL0): where searched stops may lie.
+inline bool in_64_bit_kernel_mode(const kvm_sregs& sregs) {
+  return (sregs.cs.selector & 3) == 0 && in_64_bit_mode(sregs);
+}
+
 // MSRs saved with the vCPU (the set the host notes list as readable here).
 std::span<const uint32_t> saved_msr_indices();
 

@@ -357,18 +357,31 @@ void RecordSession::follow_reexecuted_stop() {
   position_memory_.refresh(written_since_position_.take());
 }
 
+// Whether the stretch since the previous stop allows a searched stop: the
+// search is on and the guest provably stayed in kernel mode (no sign of user
+// mode, no kernel entry counted; see RecordPolicy).
+bool RecordSession::kernel_only_search_allowed() const {
+  return policy_.searched_cpl0_instructions_per_second > 0 && policy_.count_kernel_entries &&
+         kernel_only_since_stop_ && kernel_entries_.total() == kernel_entries_at_stop_;
+}
+
+// The stretch since the last landmark or position, `factor` times as long
+// as it is now, is short enough for a bounded search.
+bool RecordSession::stretch_searchable_now(uint64_t factor) const {
+  return stretch_searchable(factor * (host_monotonic_ns() - stretch_started_host_ns_),
+                            policy_.searched_cpl0_instructions_per_second);
+}
+
 // The memory part of a searched position, when this stop may be one.
 std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
-  const double rate = policy_.searched_cpl0_instructions_per_second;
   const bool at_return_site = std::exchange(at_return_site_, false);
-  if (rate <= 0 || !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
+  if (!kernel_only_search_allowed() ||
       (!at_return_site && (!policy_.search_signal_stops || unlogged_stop_since_stop_)) ||
-      kernel_entries_.total() != kernel_entries_at_stop_ || (vcpu.sregs.cs.selector & 3) != 0)
+      (vcpu.sregs.cs.selector & 3) != 0)
     return std::nullopt;
   constexpr unsigned kCodeLineShift = 6;
   const bool sampled_before = !sampled_code_lines_.insert(vcpu.regs.rip >> kCodeLineShift).second;
-  if ((sampled_before && !at_return_site) ||
-      !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate) ||
+  if ((sampled_before && !at_return_site) || !stretch_searchable_now() ||
       !stop_searchable(machine_, vcpu))
     return std::nullopt;
   take_dirty_pages();
@@ -391,14 +404,12 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
 // call's, else the running function's) and let the guest run on to it.
 // True if it does.
 bool RecordSession::watch_return_site() {
-  const double rate = policy_.searched_cpl0_instructions_per_second;
-  if (!policy_.stop_at_return_sites || rate <= 0 || !policy_.count_kernel_entries ||
-      !kernel_only_since_stop_ || kernel_entries_.total() != kernel_entries_at_stop_ ||
+  if (!policy_.stop_at_return_sites || !kernel_only_search_allowed() ||
       (serial_input_ && serial_input_->has_data()) || net_input_.ready() ||
-      !stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_, rate))
+      !stretch_searchable_now())
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
-  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return false;
+  if (!in_64_bit_kernel_mode(sregs)) return false;
   // A watch the kick ended without a hit is followed by one on another
   // site from where the guest now is, up to kReturnSiteWatchesPerStop.
   if (return_site_watches_here_ >= kReturnSiteWatchesPerStop) return false;
@@ -426,13 +437,11 @@ void RecordSession::at_return_site() {
   const bool cut = std::exchange(cutting_stretch_, false);
   if (stop_can_stay_unlogged()) {
     if (interrupts_on) rollback_hits_all_if0_ = false;  // an interrupt shadow
+    if (!cut) return kernel_entries_.step_over_here();
     // A cut only while a search can still cover the stretch (an installed
     // position that delivers nothing would cost more than it saves).
-    const bool searchable = stretch_searchable(host_monotonic_ns() - stretch_started_host_ns_,
-                                               policy_.searched_cpl0_instructions_per_second);
-    if (!cut || !searchable) {
-      cutting_stretch_ = cut && searchable;
-      if (cut && !searchable) kernel_entries_.stop_watching_return_site();
+    if (!stretch_searchable_now()) {
+      kernel_entries_.stop_watching_return_site();
       return kernel_entries_.step_over_here();
     }
     ++stats_.stretch_cuts;
@@ -456,12 +465,23 @@ void RecordSession::at_return_site() {
 // searched and was installed (~700 bytes: about half of a Linux boot's
 // installed stops).
 void RecordSession::cut_long_stretch() {
-  if (cutting_stretch_ || kernel_entries_.watching_return_site()) return;
-  const double rate = policy_.searched_cpl0_instructions_per_second;
-  const uint64_t stretch = host_monotonic_ns() - stretch_started_host_ns_;
-  if (rate <= 0 || stretch_searchable(2 * stretch, rate) || !stretch_searchable(stretch, rate))
+  if (cutting_stretch_ || kernel_entries_.watching_return_site() ||
+      policy_.searched_cpl0_instructions_per_second <= 0 || stretch_searchable_now(2) ||
+      !stretch_searchable_now())
     return;
   cutting_stretch_ = watch_return_site();
+}
+
+// At a position (landmark or logged stop): return-site watches and rollbacks
+// start over (the counter's watch ends with KernelEntryCounter::restart());
+// the vCPU state is captured as the guest resumes if `capture_resume_state`.
+void RecordSession::start_position(bool capture_resume_state) {
+  return_site_watches_here_ = 0;
+  resume_state_.reset();
+  position_fresh_ = capture_resume_state;
+  rolled_back_here_ = false;
+  rollback_watch_ = false;
+  cutting_stretch_ = false;
 }
 
 // Where the guest resumes from a position in kernel code that a later stop
@@ -474,14 +494,10 @@ void RecordSession::cut_long_stretch() {
 // at every landmark).
 void RecordSession::save_resume_state_if_fresh() {
   if (!std::exchange(position_fresh_, false)) return;
-  resume_state_.reset();
-  if (!policy_.roll_back_kernel_stops || policy_.searched_cpl0_instructions_per_second <= 0 ||
-      !policy_.count_kernel_entries || !kernel_only_since_stop_ ||
-      kernel_entries_.total() != kernel_entries_at_stop_ || !position_memory_complete_ ||
-      position_memory_at_ != timeline_.position())
+  if (!policy_.roll_back_kernel_stops || !kernel_only_search_allowed() ||
+      !position_memory_complete_ || position_memory_at_ != timeline_.position() ||
+      !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
     return;
-  const kvm_sregs sregs = machine_.vcpu().get_sregs();
-  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return;
   machine_.settle_vcpu();
   resume_state_ = machine_.save_vcpu_state();
   // The TSC is host time: restoring it would set the guest's back.
@@ -505,14 +521,12 @@ void RecordSession::save_resume_state_if_fresh() {
 // record time as the first choice and 3.5x after the return sites (each threw away up to a tick of
 // kernel work, the guest fell behind its timer, stops came faster). True if it rolled back.
 bool RecordSession::roll_back_to_position() {
-  if (!resume_state_ || rolled_back_here_ || last_stop_rolled_back_ || !kernel_only_since_stop_ ||
-      kernel_entries_.total() != kernel_entries_at_stop_ ||
-      position_memory_at_ != timeline_.position())
+  if (!resume_state_ || rolled_back_here_ || last_stop_rolled_back_ ||
+      !kernel_only_search_allowed() || position_memory_at_ != timeline_.position())
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
   const uint64_t rip = machine_.vcpu().get_regs().rip;
-  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs) ||
-      !searchable_instruction_at(machine_, sregs, rip))
+  if (!in_64_bit_kernel_mode(sregs) || !searchable_instruction_at(machine_, sregs, rip))
     return false;
   take_dirty_pages();
   const std::vector<uint64_t> written = written_since_position_.listed();
@@ -563,14 +577,9 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   // missed: the copy is whole again only at the next landmark in 64-bit mode.
   if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
   kernel_entries_at_stop_ = kernel_entries_.total();
-  return_site_watches_here_ = 0;
-  resume_state_.reset();
-  position_fresh_ = true;
   landmarks_since_stop_ = 0;
   last_stop_rolled_back_ = rolled_back_here_;
-  rolled_back_here_ = false;
-  rollback_watch_ = false;
-  cutting_stretch_ = false;
+  start_position(/*capture_resume_state=*/true);
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
   kernel_entries_.restart();
@@ -668,16 +677,11 @@ RunResult RecordSession::run() {
         unlogged_progress_ = false;
         timeline_.enter_landmark();
         kernel_entries_.restart();
-        return_site_watches_here_ = 0;
         // A capture only at the few landmarks after a logged stop (the
         // interrupt handler's EOI, before the next stretch of a loop that
         // waits for the next interrupt), not everywhere: see
         // save_resume_state_if_fresh.
-        resume_state_.reset();
-        position_fresh_ = ++landmarks_since_stop_ <= kRollbackLandmarksAfterStop;
-        rolled_back_here_ = false;
-        rollback_watch_ = false;
-        cutting_stretch_ = false;
+        start_position(++landmarks_since_stop_ <= kRollbackLandmarksAfterStop);
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
           kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;

@@ -126,9 +126,9 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
   timeline_.enter_async_stop();
   machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
   // A kernel-return stop or a searched stop of format 2.9 logs no state: the
-  // vCPU got there by re-execution.
-  if (!std::holds_alternative<librr::KernelReturn>(async.memory) &&
-      !std::holds_alternative<librr::SearchedStop>(async.memory)) {
+  // vCPU got there by re-execution (and for a PagesDigest stop the logged
+  // state is the one it holds).
+  if (librr::logs_vcpu_state(async)) {
     librr::ByteReader in(async.vcpu_state, "async vCPU state");
     machine_.restore_vcpu_state(VcpuState::load(in));
     in.expect_end();
@@ -147,9 +147,9 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
 
 bool ReplaySession::install_async_position_if_next() {
   const librr::AsyncPosition* async = next_async_stop();
-  if (!async || std::holds_alternative<librr::PagesDigest>(async->memory) ||
-      std::holds_alternative<librr::KernelReturn>(async->memory) ||
-      std::holds_alternative<librr::SearchedStop>(async->memory))
+  // The installed kinds; the others are reached by re-execution.
+  if (!async || !(std::holds_alternative<librr::MemoryDelta>(async->memory) ||
+                  std::holds_alternative<librr::MemoryDigest>(async->memory)))
     return false;
   enter_async_stop(*async);
   return true;

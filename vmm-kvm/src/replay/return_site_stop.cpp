@@ -29,16 +29,18 @@ bool follows_call(Machine& machine, const kvm_sregs& sregs, uint64_t address) {
   return direct || through_register;
 }
 
-// Code from `rip` on: kForwardScanBytes, or up to the end of its page when
-// the next one cannot be read; empty when nothing can.
-std::vector<uint8_t> code_from(Machine& machine, const kvm_sregs& sregs, uint64_t rip) {
+// Guest-virtual memory from `address` on: `length` bytes, or up to the end
+// of its page when the next page cannot be read (a stack's or code's end);
+// empty when not even that can.
+std::vector<uint8_t> read_up_to(Machine& machine, const kvm_sregs& sregs, uint64_t address,
+                                uint64_t length) {
   try {
-    return read_guest_virtual(machine, sregs, rip, kForwardScanBytes);
+    return read_guest_virtual(machine, sregs, address, length);
   } catch (const librr::Error&) {
   }
   try {
-    return read_guest_virtual(machine, sregs, rip,
-                              MemoryShadow::kPageSize - rip % MemoryShadow::kPageSize);
+    return read_guest_virtual(machine, sregs, address,
+                              MemoryShadow::kPageSize - address % MemoryShadow::kPageSize);
   } catch (const librr::Error&) {
     return {};
   }
@@ -53,7 +55,7 @@ bool ends_straight_line_code(unsigned id) {
 
 std::optional<uint64_t> next_call_return_site(Machine& machine, const kvm_sregs& sregs,
                                               uint64_t rip) {
-  const std::vector<uint8_t> code = code_from(machine, sregs, rip);
+  const std::vector<uint8_t> code = read_up_to(machine, sregs, rip, kForwardScanBytes);
   if (code.empty()) return std::nullopt;
   const CapstoneHandle capstone(CS_MODE_64);
   DisassembledInstructions instructions;
@@ -73,18 +75,7 @@ std::optional<uint64_t> innermost_return_site(Machine& machine, const kvm_sregs&
                                               const kvm_regs& regs) {
   constexpr uint64_t kSlot = 8;
   if (regs.rsp % kSlot != 0) return std::nullopt;
-  std::vector<uint8_t> stack;
-  try {
-    stack = read_guest_virtual(machine, sregs, regs.rsp, kReturnSiteScanBytes);
-  } catch (const librr::Error&) {
-    // The stack may end within the range (the page above unmapped): its page then.
-    try {
-      stack = read_guest_virtual(machine, sregs, regs.rsp,
-                                 MemoryShadow::kPageSize - regs.rsp % MemoryShadow::kPageSize);
-    } catch (const librr::Error&) {
-      return std::nullopt;
-    }
-  }
+  const std::vector<uint8_t> stack = read_up_to(machine, sregs, regs.rsp, kReturnSiteScanBytes);
   for (uint64_t offset = 0; offset + kSlot <= stack.size(); offset += kSlot) {
     uint64_t value = 0;
     std::memcpy(&value, stack.data() + offset, kSlot);

@@ -97,7 +97,7 @@ bool stretch_searchable(uint64_t host_ns, double instructions_per_second) {
 
 bool stop_searchable(Machine& machine, const VcpuState& state) {
   const kvm_sregs& sregs = state.sregs;
-  if ((sregs.cs.selector & 3) != 0 || !in_64_bit_mode(sregs)) return false;
+  if (!in_64_bit_kernel_mode(sregs)) return false;
   const kvm_vcpu_events& events = state.events;
   if (events.exception.injected || events.exception.pending || events.interrupt.injected ||
       events.nmi.injected || events.nmi.pending)
