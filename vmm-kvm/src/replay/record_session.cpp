@@ -415,13 +415,18 @@ bool RecordSession::watch_return_site() {
   if (return_site_watches_here_ >= kReturnSiteWatchesPerStop) return false;
   const std::optional<uint64_t> watched = kernel_entries_.return_site();
   const kvm_regs regs = machine_.vcpu().get_regs();
-  auto site = next_call_return_site(machine_, sregs, regs.rip);
+  auto site = next_site_ahead(machine_, sregs, regs.rip);
   if (!site || site == watched) site = innermost_return_site(machine_, sregs, regs);
-  if (!site || site == watched) return false;
-  kernel_entries_.stop_watching_return_site();
+  // No other site: the watched one still is the way out (a page copy that
+  // outlasted the kick), so it is watched on.
+  if (!site) site = watched;
+  if (!site) return false;
   rollback_watch_ = false;
   cutting_stretch_ = false;
-  if (!kernel_entries_.watch_return_site(*site)) return false;
+  if (site != watched) {
+    kernel_entries_.stop_watching_return_site();
+    if (!kernel_entries_.watch_return_site(*site)) return false;
+  }
   ++return_site_watches_here_;
   ++stats_.return_site_watches;
   return true;

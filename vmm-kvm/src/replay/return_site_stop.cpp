@@ -53,14 +53,20 @@ bool ends_straight_line_code(unsigned id) {
 
 }  // namespace
 
-std::optional<uint64_t> next_call_return_site(Machine& machine, const kvm_sregs& sregs,
-                                              uint64_t rip) {
+std::optional<uint64_t> next_site_ahead(Machine& machine, const kvm_sregs& sregs, uint64_t rip) {
   const std::vector<uint8_t> code = read_up_to(machine, sregs, rip, kForwardScanBytes);
   if (code.empty()) return std::nullopt;
   const CapstoneHandle capstone(CS_MODE_64);
   DisassembledInstructions instructions;
   instructions.count = cs_disasm(capstone.get(), code.data(), code.size(), rip,
                                  kForwardScanInstructions, &instructions.first);
+  // A rep-string instruction stopped mid-way (a page copy or clear) ends
+  // once: the instruction after it is reached once per run of it, however
+  // long the run (emulated, a 4 KiB copy outlasts a kick).
+  if (instructions.count > 0 && rep_string_instruction_at(machine, sregs, rip)) {
+    const uint64_t after = rip + instructions.first[0].size;
+    if (searchable_instruction_at(machine, sregs, after)) return after;
+  }
   for (size_t i = 0; i < instructions.count; ++i) {
     const cs_insn& instruction = instructions.first[i];
     if (ends_straight_line_code(instruction.id)) return std::nullopt;

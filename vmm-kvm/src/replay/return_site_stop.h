@@ -29,14 +29,14 @@ inline constexpr uint64_t kReturnSiteScanBytes = 512;
 inline constexpr uint64_t kForwardScanBytes = 256;
 inline constexpr size_t kForwardScanInstructions = 48;
 
-// The return address of the first call in the straight-line code from
-// `rip` on (decoded with Capstone, up to kForwardScanInstructions or an
+// The instruction after a rep-string instruction at `rip`, else the return
+// address of the first call in the straight-line code from `rip` on
+// (decoded with Capstone, up to kForwardScanInstructions or an
 // unconditional jump, return or the like), if a search may stop there: in
 // a loop that calls a function at every pass, a site hit once per pass, long
 // before the function running the loop returns (a Linux boot's
 // free_reserved_area, which frees init memory page by page for ~40 ms).
-std::optional<uint64_t> next_call_return_site(Machine& machine, const kvm_sregs& sregs,
-                                              uint64_t rip);
+std::optional<uint64_t> next_site_ahead(Machine& machine, const kvm_sregs& sregs, uint64_t rip);
 
 // The innermost value on the stack (from RSP up, at most
 // kReturnSiteScanBytes, within mapped memory) that follows a call

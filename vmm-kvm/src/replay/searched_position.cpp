@@ -110,9 +110,13 @@ bool searchable_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_
   return bytes && classify(*bytes) == InstructionKind::kOther && !exits_to_vmm(*bytes);
 }
 
+bool rep_string_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip) {
+  return instruction_at(machine, sregs, rip) == InstructionKind::kRepString;
+}
+
 bool at_rep_string_instruction(Machine& machine) {
-  return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
-         InstructionKind::kRepString;
+  return rep_string_instruction_at(machine, machine.vcpu().get_sregs(),
+                                   machine.vcpu().get_regs().rip);
 }
 
 bool at_port_or_halt_instruction(Machine& machine) {
