@@ -366,22 +366,27 @@ bool RecordSession::kernel_only_search_allowed() const {
 }
 
 // The stretch since the last landmark or position, `factor` times as long
-// as it is now, is short enough for a bounded search.
-bool RecordSession::stretch_searchable_now(uint64_t factor) const {
+// as it is now, is short enough for a bounded search for a site hit at most
+// once every `instructions_per_hit` instructions.
+bool RecordSession::stretch_searchable_now(uint64_t factor, uint64_t instructions_per_hit) const {
   return stretch_searchable(factor * (host_monotonic_ns() - stretch_started_host_ns_),
-                            policy_.searched_cpl0_instructions_per_second);
+                            policy_.searched_cpl0_instructions_per_second, instructions_per_hit);
 }
 
 // The memory part of a searched position, when this stop may be one.
 std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
   const bool at_return_site = std::exchange(at_return_site_, false);
+  const bool first_hit = std::exchange(first_hit_stop_, false);
   if (!kernel_only_search_allowed() ||
       (!at_return_site && (!policy_.search_signal_stops || unlogged_stop_since_stop_)) ||
       (vcpu.sregs.cs.selector & 3) != 0)
     return std::nullopt;
   constexpr unsigned kCodeLineShift = 6;
   const bool sampled_before = !sampled_code_lines_.insert(vcpu.regs.rip >> kCodeLineShift).second;
-  if ((sampled_before && !at_return_site) || !stretch_searchable_now() ||
+  // A rollback's first hit may be at any instruction (the one it resumed at).
+  const uint64_t instructions_per_hit =
+      at_return_site && !first_hit ? kInstructionsPerReturnSiteHit : 1;
+  if ((sampled_before && !at_return_site) || !stretch_searchable_now(1, instructions_per_hit) ||
       !stop_searchable(machine_, vcpu))
     return std::nullopt;
   take_dirty_pages();
@@ -392,7 +397,7 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   librr::PagesDigest digest;
   // A first hit after a rollback needs no pages: every earlier hit of the
   // search has interrupts off, the stop has them on (roll_back_to_position).
-  if (!std::exchange(first_hit_stop_, false)) digest.gfns = written_since_position_.listed();
+  if (!first_hit) digest.gfns = written_since_position_.listed();
   if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
   digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
   follow_reexecuted_stop();
@@ -406,7 +411,7 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
 bool RecordSession::watch_return_site() {
   if (!policy_.stop_at_return_sites || !kernel_only_search_allowed() ||
       (serial_input_ && serial_input_->has_data()) || net_input_.ready() ||
-      !stretch_searchable_now())
+      !stretch_searchable_now(1, kInstructionsPerReturnSiteHit))
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
   if (!in_64_bit_kernel_mode(sregs)) return false;
@@ -445,7 +450,7 @@ void RecordSession::at_return_site() {
     if (!cut) return kernel_entries_.step_over_here();
     // A cut only while a search can still cover the stretch (an installed
     // position that delivers nothing would cost more than it saves).
-    if (!stretch_searchable_now()) {
+    if (!stretch_searchable_now(1, kInstructionsPerReturnSiteHit)) {
       kernel_entries_.stop_watching_return_site();
       return kernel_entries_.step_over_here();
     }
@@ -471,8 +476,9 @@ void RecordSession::at_return_site() {
 // installed stops).
 void RecordSession::cut_long_stretch() {
   if (cutting_stretch_ || kernel_entries_.watching_return_site() ||
-      policy_.searched_cpl0_instructions_per_second <= 0 || stretch_searchable_now(2) ||
-      !stretch_searchable_now())
+      policy_.searched_cpl0_instructions_per_second <= 0 ||
+      stretch_searchable_now(2, kInstructionsPerReturnSiteHit) ||
+      !stretch_searchable_now(1, kInstructionsPerReturnSiteHit))
     return;
   cutting_stretch_ = watch_return_site();
 }

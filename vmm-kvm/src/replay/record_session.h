@@ -175,7 +175,7 @@ class RecordSession {
   void cut_long_stretch();
   void start_position(bool capture_resume_state);
   bool kernel_only_search_allowed() const;
-  bool stretch_searchable_now(uint64_t factor = 1) const;
+  bool stretch_searchable_now(uint64_t factor = 1, uint64_t instructions_per_hit = 1) const;
   void clock_at_async_stop();
   void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
   void follow_reexecuted_stop();

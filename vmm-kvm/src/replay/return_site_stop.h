@@ -23,6 +23,13 @@
 
 namespace vmm {
 
+// A return site is reached by a return (each pass of a loop through it runs
+// the call and the return at least), the instruction after a rep-string one
+// by that instruction: a search for either hits it at most once every two
+// instructions, so the stretch before it may be twice as long as one before
+// an arbitrary instruction (stretch_searchable).
+inline constexpr uint64_t kInstructionsPerReturnSiteHit = 2;
+
 // How far above RSP the stack is scanned for a return address.
 inline constexpr uint64_t kReturnSiteScanBytes = 512;
 // How far the code after RIP is decoded for the next call.

@@ -90,9 +90,10 @@ std::optional<double> kernel_stop_search_rate() {
   return cpl0->instructions_per_second;
 }
 
-bool stretch_searchable(uint64_t host_ns, double instructions_per_second) {
+bool stretch_searchable(uint64_t host_ns, double instructions_per_second,
+                        uint64_t instructions_per_hit) {
   return static_cast<double>(host_ns) * 1e-9 * instructions_per_second * 2 <=
-         static_cast<double>(kMaxSearchHits);
+         static_cast<double>(kMaxSearchHits * instructions_per_hit);
 }
 
 bool stop_searchable(Machine& machine, const VcpuState& state) {

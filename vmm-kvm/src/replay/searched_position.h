@@ -35,10 +35,12 @@ inline bool kernel_stop_search_cheap() { return kernel_stop_search_rate().has_va
 // hang: a loop that waits for the very interrupt being positioned never
 // leaves by itself). Each hit is at least one instruction, and the recorder
 // searches a stop only when its stretch, at the probe's CPL0 rate, holds at
-// most half as many instructions.
+// most half as many instructions (hits, for a site hit at most once every
+// `instructions_per_hit` instructions).
 inline constexpr uint64_t kMaxSearchHits = 50'000;
 // Whether a stretch of `host_ns` of record time stays within that bound.
-bool stretch_searchable(uint64_t host_ns, double instructions_per_second);
+bool stretch_searchable(uint64_t host_ns, double instructions_per_second,
+                        uint64_t instructions_per_hit = 1);
 
 // Whether the recorder may log the stop `state` as a searched position:
 // 64-bit kernel mode, nothing being delivered (no pending or injected event,
