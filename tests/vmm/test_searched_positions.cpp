@@ -4,7 +4,8 @@
 // the real ticks guest with `bootspin=3`: before any user task runs, its
 // kernel spins at CPL0 with interrupts on for 3 ticks counting in a
 // register, then 3 counting only in memory (every pass of that loop has the
-// same registers), then 3 calling a function at every pass.
+// same registers), then 3 calling a function at every pass, then 3 filling a
+// page with rep stosb at every pass.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -102,7 +103,7 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   // guest stayed in kernel mode since the previous stop: the two boot spin
   // loops, and SYS_KSPIN's loops when two stops in a row land there.
   ASSERT_GE(stops.size(), 2u) << read_file(dir_ / "record.err");
-  size_t at_return_sites = 0;
+  size_t at_return_sites = 0, after_rep_strings = 0;
   for (const librr::AsyncPosition& stop : stops) {
     // Logged without the vCPU state (format 2.9): the rip and a register hash.
     ASSERT_TRUE(std::holds_alternative<librr::SearchedStop>(stop.memory)) << stop.pos.to_string();
@@ -116,8 +117,12 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
     const std::vector<uint8_t> before = guest_code("ticks", searched.rip - 5, 5);
     ASSERT_EQ(before.size(), 5u) << stop.pos.to_string() << ": rip outside the guest's code";
     at_return_sites += before[0] == 0xe8;
+    // A stop that cut the page fill mid-way, moved to the instruction after
+    // the rep stosb (f3 aa), reached once per fill.
+    after_rep_strings += before[3] == 0xf3 && before[4] == 0xaa;
   }
   EXPECT_GE(at_return_sites, 1u) << read_file(dir_ / "record.err");
+  EXPECT_GE(after_rep_strings, 1u) << read_file(dir_ / "record.err");
   // The interrupts-off spin (~3 ticks long) is cut by at least one position
   // that delivers nothing.
   const std::string recorded_err = read_file(dir_ / "record.err");

@@ -83,5 +83,6 @@ extern u8 rr_user_stacks[RR_MAX_TASKS][32768];
 u64 kernel_spin(u64 ticks, int in_memory);
 u64 kernel_spin_calling(u64 ticks);
 u64 kernel_spin_interrupts_off(u64 passes);
+u64 kernel_spin_rep_string(u64 ticks);
 
 #endif

@@ -215,13 +215,14 @@ void kernel_main(u32 start_info_paddr) {
 
   sched_init(program, (u64)boot_pml4);
   /* bootspin=N: before any user task runs, spin N ticks counting in a register, then N
-   * counting only in memory, then N calling a function at every pass: timer interrupts
-   * in kernel code that never left CPL0; then N * 300 passes of that function with
-   * interrupts off (~30 ms per 300 passes where kernel code is emulated). */
+   * counting only in memory, then N calling a function at every pass, then N filling a
+   * page with rep stosb: timer interrupts in kernel code that never left CPL0; then
+   * N * 300 passes of that function with interrupts off (~30 ms per 300 passes where
+   * kernel code is emulated). */
   u64 bootspin = (u64)cmdline_int("bootspin", 0);
   if (bootspin) {
     u64 in_registers = kernel_spin(bootspin, 0), in_memory = kernel_spin(bootspin, 1);
-    u64 calling = kernel_spin_calling(bootspin);
+    u64 calling = kernel_spin_calling(bootspin), filling = kernel_spin_rep_string(bootspin);
     kernel_spin_interrupts_off(bootspin * 300);
     kputs("KERNEL bootspin loops=");
     kput_dec(in_registers);
@@ -229,6 +230,8 @@ void kernel_main(u32 start_info_paddr) {
     kput_dec(in_memory);
     kputs(",");
     kput_dec(calling);
+    kputs(",");
+    kput_dec(filling);
     kputs("\n");
   }
   sched_start();

@@ -239,6 +239,24 @@ u64 kernel_spin_calling(u64 ticks) {
   return passes + (state & 0);
 }
 
+/* Spins at CPL0 with interrupts on until `ticks` timer ticks passed, filling one page with
+ * `rep stosb` at every pass; returns the pass count. Emulated, a 4 KiB fill takes
+ * milliseconds, so stops cut it mid-way; the recorder moves them to the instruction after
+ * it, reached once per fill (docs/record-replay.md, "Return-site stops"). */
+u64 kernel_spin_rep_string(u64 ticks) {
+  static u8 page[4096] __attribute__((aligned(4096)));
+  u64 until = rr_task_table.ticks + ticks, passes = 0;
+  __asm__ volatile("sti");
+  while (*(volatile u64*)&rr_task_table.ticks < until) {
+    void* to = page;
+    u64 count = sizeof page;
+    __asm__ volatile("rep stosb" : "+D"(to), "+c"(count) : "a"(passes) : "memory");
+    passes++;
+  }
+  __asm__ volatile("cli");
+  return passes;
+}
+
 /* Calls spin_step `passes` times with interrupts off; returns the last state. The timer
  * interrupt comes due meanwhile and waits: a long interrupts-off stretch, which the
  * recorder cuts with positions that deliver nothing (docs/record-replay.md, "Cutting
