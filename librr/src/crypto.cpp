@@ -52,7 +52,8 @@ std::vector<uint8_t> from_hex(std::string_view hex) {
   };
   std::vector<uint8_t> out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<uint8_t>(nibble(hex[2 * i], 2 * i) << 4 | nibble(hex[2 * i + 1], 2 * i + 1));
+    out[i] =
+        static_cast<uint8_t>(nibble(hex[2 * i], 2 * i) << 4 | nibble(hex[2 * i + 1], 2 * i + 1));
   return out;
 }
 

@@ -18,8 +18,9 @@ enum class MemoryKind : uint8_t {
   delta = 1,
   delta_from_previous_position = 2,
   pages_digest = 3,
-  kernel_return = 4,  // since format 2.8
-  searched_stop = 5,  // since format 2.9
+  kernel_return = 4,     // since format 2.8
+  searched_stop = 5,     // since format 2.9
+  searched_stop_32 = 6,  // since format 2.10: 32-bit hashes
 };
 
 MemoryKind kind_of(DeltaBase base) {
@@ -35,12 +36,13 @@ struct Encoder {
   ByteWriter& w;
   // A pages digest's hash and listing (memory kinds 3 and 5). A reader
   // refuses an unordered listing: refuse to write one.
-  void write_pages_digest(const Position& pos, const PagesDigest& pages, GfnCoding coding) {
+  void write_pages_digest(const Position& pos, const PagesDigest& pages, GfnCoding coding,
+                          uint8_t hash_bits = 64) {
     if (std::adjacent_find(pages.gfns.begin(), pages.gfns.end(), std::greater_equal<>()) !=
         pages.gfns.end())
       throw Error("AsyncPosition at " + pos.to_string() +
                   ": pages digest gfns must be strictly ascending");
-    w.u64(pages.xxh3);
+    write_hash(pos, pages.xxh3, hash_bits);
     w.u32(static_cast<uint32_t>(pages.gfns.size()));
     // As distances (SearchedStop), each from the gfn before (the first from
     // 0): mostly small numbers, which the chunk's zstd packs into a byte or two.
@@ -49,6 +51,13 @@ struct Encoder {
       w.u64(coding == GfnCoding::absolute ? gfn : gfn - previous);
       previous = gfn;
     }
+  }
+  void write_hash(const Position& pos, uint64_t hash, uint8_t hash_bits) {
+    if (hash_bits == 64) return w.u64(hash);
+    if (hash_bits != 32 || hash > 0xffffffffull)
+      throw Error("AsyncPosition at " + pos.to_string() + ": a " + std::to_string(hash_bits) +
+                  "-bit searched stop hash (64, or 32 below 2^32, expected)");
+    w.u32(static_cast<uint32_t>(hash));
   }
   void operator()(const InterruptDelivery& e) {
     encode_position(w, e.pos);
@@ -66,10 +75,11 @@ struct Encoder {
       w.u8(static_cast<uint8_t>(MemoryKind::pages_digest));
       write_pages_digest(e.pos, *pages, GfnCoding::absolute);
     } else if (auto* searched = std::get_if<SearchedStop>(&e.memory)) {
-      w.u8(static_cast<uint8_t>(MemoryKind::searched_stop));
+      w.u8(static_cast<uint8_t>(searched->hash_bits == 32 ? MemoryKind::searched_stop_32
+                                                          : MemoryKind::searched_stop));
       w.u64(searched->rip);
-      w.u64(searched->registers_xxh3);
-      write_pages_digest(e.pos, searched->pages, GfnCoding::distance);
+      write_hash(e.pos, searched->registers_xxh3, searched->hash_bits);
+      write_pages_digest(e.pos, searched->pages, GfnCoding::distance, searched->hash_bits);
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
@@ -219,10 +229,20 @@ void fields(Fields& f, InterruptDelivery& e) {
   f.pod(e.source_line);
 }
 
-// A pages digest's hash and listing, as memory kinds 3 and 5 store them.
+// A hash of a searched stop: 8 bytes, or 4 (memory kind 6).
 template <class Fields>
-void pages_digest_fields(Fields& f, PagesDigest& pages, GfnCoding coding, const char* what) {
-  f.pod(pages.xxh3);
+void hash_field(Fields& f, uint64_t& hash, uint8_t hash_bits) {
+  if (hash_bits == 64) return f.pod(hash);
+  uint32_t low = 0;
+  f.pod(low);
+  hash = low;
+}
+
+// A pages digest's hash and listing, as memory kinds 3, 5 and 6 store them.
+template <class Fields>
+void pages_digest_fields(Fields& f, PagesDigest& pages, GfnCoding coding, const char* what,
+                         uint8_t hash_bits = 64) {
+  hash_field(f, pages.xxh3, hash_bits);
   uint32_t count = 0;
   f.pod(count);
   // Each gfn takes 8 bytes: a count beyond the bytes left is a lie and
@@ -265,11 +285,14 @@ void fields(Fields& f, AsyncPosition& e) {
   } else if (kind == static_cast<uint8_t>(MemoryKind::pages_digest)) {
     pages_digest_fields(f, reuse_alternative<PagesDigest>(e.memory), GfnCoding::absolute,
                         "pages digest");
-  } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop)) {
+  } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop) ||
+             kind == static_cast<uint8_t>(MemoryKind::searched_stop_32)) {
     auto& searched = reuse_alternative<SearchedStop>(e.memory);
+    searched.hash_bits = kind == static_cast<uint8_t>(MemoryKind::searched_stop) ? 64 : 32;
     f.pod(searched.rip);
-    f.pod(searched.registers_xxh3);
-    pages_digest_fields(f, searched.pages, GfnCoding::distance, "searched stop");
+    hash_field(f, searched.registers_xxh3, searched.hash_bits);
+    pages_digest_fields(f, searched.pages, GfnCoding::distance, "searched stop",
+                        searched.hash_bits);
   } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
     f.pod(kernel_return.return_rip);

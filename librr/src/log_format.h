@@ -37,7 +37,8 @@ inline constexpr uint16_t kVersionMajor = 2;
 // at the kernel's return to user mode, re-executed instead of installed).
 // Minor 9 (2.9) adds memory kind 5 to AsyncPosition (SearchedStop: a
 // searched stop logged as its rip and a hash of its registers, no vCPU state).
-inline constexpr uint16_t kVersionMinor = 9;
+// Minor 10 (2.10) adds memory kind 6 (SearchedStop with 32-bit hashes).
+inline constexpr uint16_t kVersionMinor = 10;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

@@ -191,8 +191,10 @@ struct FormatNeed {
 FormatNeed format_needed_by(const Event& event) {
   const auto* async = std::get_if<AsyncPosition>(&event);
   if (!async) return {};
-  if (std::holds_alternative<SearchedStop>(async->memory))
-    return {2, 9, "a searched stop without its vCPU state (memory kind 5)"};
+  if (const auto* searched = std::get_if<SearchedStop>(&async->memory))
+    return searched->hash_bits == 32
+               ? FormatNeed{2, 10, "a searched stop with 32-bit hashes (memory kind 6)"}
+               : FormatNeed{2, 9, "a searched stop without its vCPU state (memory kind 5)"};
   if (std::holds_alternative<KernelReturn>(async->memory))
     return {2, 8, "a kernel-return stop (memory kind 4)"};
   if (std::holds_alternative<PagesDigest>(async->memory))

@@ -14,26 +14,6 @@ using namespace logtest;
 
 namespace {
 
-// Per tick an interrupt at a searched stop listing 1 + tick % 3 pages, and
-// now and then an ordinary stop with a memory delta.
-std::vector<Event> searched_stops(uint64_t ticks) {
-  std::vector<Event> events;
-  for (uint64_t t = 1; t <= ticks; ++t) {
-    const Position at{t * 3, 1, 0};
-    SearchedStop stop{0xffffffff81000d6e + t % 2, t * 0x9e3779b97f4a7c15ull, {t, {}}};
-    for (uint64_t k = 0; k <= t % 3; ++k) stop.pages.gfns.push_back(0x1000 + k * 7 + t % 5);
-    events.push_back(AsyncPosition{at, 1, {}, std::move(stop)});
-    events.push_back(InterruptDelivery{at, 0x20, 0});
-    if (t % 7 == 0)
-      events.push_back(AsyncPosition{{t * 3, 2, 0},
-                                     1,
-                                     std::vector<uint8_t>(64, 0x5a),
-                                     MemoryDelta{t * 3, {}, DeltaBase::previous_position}});
-  }
-  events.push_back(EndOfRecording{{ticks * 3 + 1, 0, 0}, "done", 0});
-  return events;
-}
-
 uint64_t u64_at(const std::vector<uint8_t>& bytes, size_t offset) {
   uint64_t value = 0;
   std::memcpy(&value, bytes.data() + offset, sizeof value);
@@ -44,7 +24,7 @@ uint64_t u64_at(const std::vector<uint8_t>& bytes, size_t offset) {
 
 TEST(LogFormat29, SearchedStopsSurviveTheLogInEveryModeAndNeedFormat29) {
   const AsyncPosition newer{{1, 1, 0}, 1, {}, SearchedStop{0x1000, 5, {6, {1, 2}}}};
-  expect_round_trip_and_format_gate(searched_stops(150), 9, newer, "2.9");
+  expect_round_trip_and_format_gate(searched_stop_stream(150), 9, newer, "2.9");
 }
 
 // Kind byte 5, rip, register hash, pages hash, page count, then each gfn as
@@ -91,7 +71,7 @@ TEST(LogFormat29, PageCountBeyondTheRecordIsRefusedBeforeAllocating) {
 TEST(LogFormat29, ByteReportCountsSearchedStopsAsAsyncMemory) {
   TempDir dir;
   const auto path = dir / "rec.log";
-  write_events(path, searched_stops(40));
+  write_events(path, searched_stop_stream(40));
   const LogByteReport report = measure_log_bytes(path, std::nullopt);
   const LogByteShare* memory = share_of(report, "AsyncPosition.memory");
   ASSERT_TRUE(memory) << report.to_string();
@@ -109,5 +89,5 @@ TEST(LogFormat29, ByteReportCountsSearchedStopsAsAsyncMemory) {
 TEST(LogFormat29, FuzzSeedHoldsSearchedStops) {
   const std::filesystem::path seed =
       std::filesystem::path(RR_SOURCE_DIR) / "fuzz/seeds/librr_log_reader/searched-stop-v2.9.log";
-  expect_fuzz_seed(seed, searched_stops(14), 512, 9);
+  expect_fuzz_seed(seed, searched_stop_stream(14), 512, 9);
 }

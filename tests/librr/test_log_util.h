@@ -242,4 +242,27 @@ inline void expect_fuzz_seed(const std::filesystem::path& seed, const std::vecto
   EXPECT_EQ(read_all(reader), events);
 }
 
+// Per tick an interrupt at a searched stop listing 1 + tick % 3 pages, and
+// now and then an ordinary stop with a memory delta (LogFormat29, 210). The
+// hashes are `hash_bits` wide.
+inline std::vector<Event> searched_stop_stream(uint64_t ticks, uint8_t hash_bits = 64) {
+  std::vector<Event> events;
+  for (uint64_t t = 1; t <= ticks; ++t) {
+    const Position at{t * 3, 1, 0};
+    const uint64_t mask = hash_bits == 32 ? 0xffffffffull : ~0ull;
+    SearchedStop stop{0xffffffff81000d6e + t % 2, (t * 0x9e3779b97f4a7c15ull) & mask, {t, {}}};
+    stop.hash_bits = hash_bits;
+    for (uint64_t k = 0; k <= t % 3; ++k) stop.pages.gfns.push_back(0x1000 + k * 7 + t % 5);
+    events.push_back(AsyncPosition{at, 1, {}, std::move(stop)});
+    events.push_back(InterruptDelivery{at, 0x20, 0});
+    if (t % 7 == 0)
+      events.push_back(AsyncPosition{{t * 3, 2, 0},
+                                     1,
+                                     std::vector<uint8_t>(64, 0x5a),
+                                     MemoryDelta{t * 3, {}, DeltaBase::previous_position}});
+  }
+  events.push_back(EndOfRecording{{ticks * 3 + 1, 0, 0}, "done", 0});
+  return events;
+}
+
 }  // namespace logtest

@@ -105,10 +105,13 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   ASSERT_GE(stops.size(), 2u) << read_file(dir_ / "record.err");
   size_t at_return_sites = 0, after_rep_strings = 0;
   for (const librr::AsyncPosition& stop : stops) {
-    // Logged without the vCPU state (format 2.9): the rip and a register hash.
+    // Logged without the vCPU state (format 2.9): the rip and a register
+    // hash, both hashes 32 bits wide (2.10).
     ASSERT_TRUE(std::holds_alternative<librr::SearchedStop>(stop.memory)) << stop.pos.to_string();
     EXPECT_TRUE(stop.vcpu_state.empty()) << stop.pos.to_string();
     const auto& searched = std::get<librr::SearchedStop>(stop.memory);
+    EXPECT_EQ(searched.hash_bits, 32) << stop.pos.to_string();
+    EXPECT_LE(searched.registers_xxh3 | searched.pages.xxh3, 0xffffffffu) << stop.pos.to_string();
     const std::vector<uint64_t>& gfns = searched.pages.gfns;
     EXPECT_TRUE(std::is_sorted(gfns.begin(), gfns.end())) << stop.pos.to_string();
     EXPECT_FALSE(stop.kernel_entries) << stop.pos.to_string() << ": only stops in user mode count";

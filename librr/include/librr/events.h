@@ -106,10 +106,17 @@ struct KernelReturn {
 // `registers_xxh3` and `pages` hash to theirs, as for a PagesDigest stop;
 // the registers it then holds are the stop's, so they need not be logged
 // (docs/record-replay.md, "Searched positions"). The stop is in kernel mode.
+// With `hash_bits` 32 (memory kind 6, since format 2.10) both hashes are the
+// low 32 bits of the XXH3-64s, 8 bytes less per stop: together they still
+// tell a wrong hit apart with odds of 2^-64, and a loop whose registers do
+// not change with 2^-32 per hit.
 struct SearchedStop {
   uint64_t rip = 0;
   uint64_t registers_xxh3 = 0;
   PagesDigest pages;
+  uint8_t hash_bits = 64;  // 64 (kind 5) or 32 (kind 6)
+  // The mask a computed XXH3-64 is compared through.
+  uint64_t hash_mask() const { return hash_bits == 32 ? 0xffffffffull : ~0ull; }
   friend bool operator==(const SearchedStop&, const SearchedStop&) = default;
 };
 

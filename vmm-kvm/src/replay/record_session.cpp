@@ -570,9 +570,14 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
     follow_reexecuted_stop();
   } else {
     if (auto digest = searched_memory(vcpu)) {
-      // Replay re-executes up to here: the registers' hash, no state (format 2.9).
-      record.memory =
-          librr::SearchedStop{vcpu.regs.rip, general_registers_xxh3(vcpu.regs), std::move(*digest)};
+      // Replay re-executes up to here: the registers' hash, no state (format
+      // 2.9), both hashes 32 bits wide (2.10).
+      librr::SearchedStop stop{vcpu.regs.rip, general_registers_xxh3(vcpu.regs),
+                               std::move(*digest)};
+      stop.hash_bits = 32;
+      stop.registers_xxh3 &= stop.hash_mask();
+      stop.pages.xxh3 &= stop.hash_mask();
+      record.memory = std::move(stop);
       ++stats_.searched_positions;
     } else {
       librr::ByteWriter state;

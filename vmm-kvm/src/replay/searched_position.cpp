@@ -144,7 +144,8 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {
 
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
   if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
-    return SearchTarget{searched->rip, std::nullopt, searched->registers_xxh3, &searched->pages};
+    return SearchTarget{searched->rip, std::nullopt, searched->registers_xxh3, &searched->pages,
+                        searched->hash_mask()};
   const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
   if (!pages) return std::nullopt;
   librr::ByteReader in(stop.vcpu_state, "async vCPU state");
@@ -155,10 +156,11 @@ std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
 bool at_searched_stop(Machine& machine, const SearchTarget& target) {
   const kvm_regs now = machine.vcpu().get_regs();
   const bool registers_match =
-      target.registers
-          ? std::memcmp(&*target.registers, &now, sizeof now) == 0
-          : now.rip == target.rip && general_registers_xxh3(now) == target.registers_xxh3;
-  return registers_match && hash_guest_pages(machine, target.pages->gfns) == target.pages->xxh3;
+      target.registers ? std::memcmp(&*target.registers, &now, sizeof now) == 0
+                       : now.rip == target.rip && (general_registers_xxh3(now) &
+                                                   target.hash_mask) == target.registers_xxh3;
+  return registers_match &&
+         (hash_guest_pages(machine, target.pages->gfns) & target.hash_mask) == target.pages->xxh3;
 }
 
 SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits) {

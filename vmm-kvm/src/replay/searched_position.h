@@ -72,12 +72,14 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns);
 
 // What a search looks for: a breakpoint address and, at a hit there, the
 // general registers (in full for a PagesDigest stop, as an XXH3-64 for a
-// SearchedStop, format 2.9) and the pages digest.
+// SearchedStop, format 2.9, or its low 32 bits, 2.10) and the pages digest.
 struct SearchTarget {
   uint64_t rip = 0;
   std::optional<kvm_regs> registers;  // PagesDigest stops: the logged vCPU state's
   uint64_t registers_xxh3 = 0;        // SearchedStop: general_registers_xxh3
   const librr::PagesDigest* pages = nullptr;
+  // The bits of a computed XXH3-64 the logged hashes keep (SearchedStop::hash_mask).
+  uint64_t hash_mask = ~0ull;
   // The target of a searched stop (memory kind 3 or 5); nullopt for any
   // other kind. Throws librr::Error for a kind-3 stop whose state does not parse.
   static std::optional<SearchTarget> of(const librr::AsyncPosition& stop);
