@@ -86,6 +86,9 @@ class ByteReader {
   }
   size_t position() const { return pos_; }
   size_t remaining() const { return data_.size() - pos_; }
+  // The bytes not read yet, without consuming them (for codes of their own
+  // length, such as varints: read, then raw() what they took).
+  std::span<const uint8_t> unread() const { return data_.subspan(pos_); }
   bool at_end() const { return pos_ == data_.size(); }
   // Throws unless every byte was consumed: trailing garbage is corruption too.
   void expect_end() const {
