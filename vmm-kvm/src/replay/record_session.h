@@ -239,6 +239,7 @@ class RecordSession {
   // Return-site watches since the last position (each lasts until a kick).
   static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
   uint32_t return_site_watches_here_ = 0;
+  bool kick_stands_ = false;  // arm_kick keeps the kick armed before a watch hit
   uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;
