@@ -63,8 +63,9 @@ TEST_F(RecordReplay, DemoGuest) {
   uint64_t previous_landmark = 0;
   for (const librr::Event& event : read_log(dir_ / "demo")) {
     const auto* async = std::get_if<librr::AsyncPosition>(&event);
-    // Kernel-return stops log no memory (test_kernel_return_stops.cpp).
-    if (!async || std::holds_alternative<librr::KernelReturn>(async->memory)) continue;
+    // Kernel-return and searched stops log no memory delta
+    // (test_kernel_return_stops.cpp, test_searched_positions.cpp).
+    if (!async || !librr::logs_vcpu_state(*async)) continue;
     ++asyncs;
     landmarks_apart = std::max(landmarks_apart, async->pos.landmark - previous_landmark);
     previous_landmark = async->pos.landmark;
