@@ -415,32 +415,48 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
 // call's, else the running function's) and let the guest run on to it.
 // True if it does.
 bool RecordSession::watch_return_site() {
-  if (!policy_.stop_at_return_sites || !kernel_only_search_allowed() ||
-      (serial_input_ && serial_input_->has_data()) || net_input_.ready() ||
-      !stretch_searchable_now(1, kInstructionsPerReturnSiteHit))
-    return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
-  if (!in_64_bit_kernel_mode(sregs)) return false;
+  if (!may_watch_return_site(sregs)) return false;
   // A watch the kick ended without a hit is followed by one on another
   // site from where the guest now is, up to kReturnSiteWatchesPerStop.
-  if (return_site_watches_here_ >= kReturnSiteWatchesPerStop) return false;
   const std::optional<uint64_t> watched = kernel_entries_.return_site();
   const kvm_regs regs = machine_.vcpu().get_regs();
   auto site = next_site_ahead(machine_, sregs, regs.rip);
   if (!site || site == watched) site = innermost_return_site(machine_, sregs, regs);
-  // No other site: the watched one still is the way out (a page copy that
-  // outlasted the kick), so it is watched on.
-  if (!site) site = watched;
-  if (!site) return false;
+  if (!site || site == watched) return false;
+  kernel_entries_.stop_watching_return_site();
   rollback_watch_ = false;
   cutting_stretch_ = false;
-  if (site != watched) {
-    kernel_entries_.stop_watching_return_site();
-    if (!kernel_entries_.watch_return_site(*site)) return false;
-  }
+  if (!kernel_entries_.watch_return_site(*site)) return false;
   ++return_site_watches_here_;
   ++stats_.return_site_watches;
   return true;
+}
+
+// With no other site to watch and no rollback to make, the watch the kick
+// ended goes on: a page copy that outlasted the kick, a loop that returns
+// later (Linux's tcp_init filling its hash tables). After a rollback was
+// possible instead, so that a loop waiting for the interrupt is not kept
+// waiting (ticks recorded 20 % slower so). Not a rollback's own watch, whose
+// RIP need not be a return site (kInstructionsPerReturnSiteHit).
+bool RecordSession::keep_watching_return_site() {
+  if (!kernel_entries_.watching_return_site() || rollback_watch_ ||
+      !may_watch_return_site(machine_.vcpu().get_sregs()))
+    return false;
+  cutting_stretch_ = false;
+  ++return_site_watches_here_;
+  ++stats_.return_site_watches;
+  return true;
+}
+
+// Whether a return-site watch may start or go on: searched stops on and
+// allowed after this stretch, no input waiting (it is delivered at once),
+// 64-bit kernel mode, a stretch a search still covers, and watches left.
+bool RecordSession::may_watch_return_site(const kvm_sregs& sregs) const {
+  return policy_.stop_at_return_sites && kernel_only_search_allowed() &&
+         !(serial_input_ && serial_input_->has_data()) && !net_input_.ready() &&
+         stretch_searchable_now(1, kInstructionsPerReturnSiteHit) && in_64_bit_kernel_mode(sregs) &&
+         return_site_watches_here_ < kReturnSiteWatchesPerStop;
 }
 
 // The guest stands on the watched return site. With an interrupt it can
@@ -687,7 +703,7 @@ RunResult RecordSession::run() {
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
           want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
-        } else if (watch_return_site() || roll_back_to_position()) {
+        } else if (watch_return_site() || roll_back_to_position() || keep_watching_return_site()) {
           machine_.kicker().acknowledge(&machine_.run_state());
           unlogged_progress_ = true;
         } else {

@@ -169,6 +169,8 @@ class RecordSession {
   void at_async_stop(std::optional<uint64_t> kernel_return = std::nullopt);
   void at_kernel_return();
   bool watch_return_site();
+  bool keep_watching_return_site();
+  bool may_watch_return_site(const kvm_sregs& sregs) const;
   void at_return_site();
   void save_resume_state_if_fresh();
   bool roll_back_to_position();
