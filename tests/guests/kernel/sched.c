@@ -240,9 +240,9 @@ u64 kernel_spin_calling(u64 ticks) {
 }
 
 /* Spins at CPL0 with interrupts on until `ticks` timer ticks passed, filling one page with
- * `rep stosb` at every pass; returns the pass count. Emulated, a 4 KiB fill takes
- * milliseconds, so stops cut it mid-way; the recorder moves them to the instruction after
- * it, reached once per fill (docs/record-replay.md, "Return-site stops"). */
+ * `rep stosb` at every pass; returns the pass count. The fill is most of each pass (~60 us
+ * where kernel code is emulated), so stops cut it mid-way; the recorder moves them to the
+ * instruction after it, reached once per fill (docs/record-replay.md, "Return-site stops"). */
 u64 kernel_spin_rep_string(u64 ticks) {
   static u8 page[4096] __attribute__((aligned(4096)));
   u64 until = rr_task_table.ticks + ticks, passes = 0;

@@ -434,7 +434,7 @@ bool RecordSession::watch_return_site() {
 }
 
 // With no other site to watch and no rollback to make, the watch the kick
-// ended goes on: a page copy that outlasted the kick, a loop that returns
+// ended goes on: a copy loop that outlasted the kick, a loop that returns
 // later (Linux's tcp_init filling its hash tables). After a rollback was
 // possible instead, so that a loop waiting for the interrupt is not kept
 // waiting (ticks recorded 20 % slower so). Not a rollback's own watch, whose

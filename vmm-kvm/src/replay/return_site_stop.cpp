@@ -61,8 +61,9 @@ std::optional<uint64_t> next_site_ahead(Machine& machine, const kvm_sregs& sregs
   instructions.count = cs_disasm(capstone.get(), code.data(), code.size(), rip,
                                  kForwardScanInstructions, &instructions.first);
   // A rep-string instruction stopped mid-way (a page copy or clear) ends
-  // once: the instruction after it is reached once per run of it, however
-  // long the run (emulated, a 4 KiB copy outlasts a kick).
+  // soon: the instruction after it is reached once per run of it, where the
+  // code after it may only loop back to it (Linux's page-cache copy, whose
+  // function returns only after many pages).
   if (instructions.count > 0 && rep_string_instruction_at(machine, sregs, rip)) {
     const uint64_t after = rip + instructions.first[0].size;
     if (searchable_instruction_at(machine, sregs, after)) return after;
