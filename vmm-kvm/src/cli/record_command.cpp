@@ -13,6 +13,7 @@
 #include "librr/recorder.h"
 #include "librr/recording.h"
 #include "librr/version.h"
+#include "machine/host_cpu_pin.h"
 #include "net/cooperative_cli.h"
 #include "replay/record_session.h"
 #include "replay/searched_position.h"
@@ -105,6 +106,10 @@ int record_command(RecordOptions& options) {
   manifest.guest["kernel_digest"] = prepared.kernel_digest;
   manifest.guest["cmdline"] = prepared.cmdline;
   manifest.guest["memory_bytes"] = std::to_string(machine.memory().size());
+  // This thread runs the vCPU: on one host CPU, which replay takes too
+  // (machine/host_cpu_pin.h).
+  if (const std::optional<int> cpu = pin_to_current_host_cpu())
+    manifest.guest[kVcpuHostCpuKey] = std::to_string(*cpu);
   // Replay builds the same devices: virtio-net with no backend (frames come
   // from the log) and virtio-blk on the same base image.
   if (machine.net()) manifest.guest["net"] = options.guest.net;

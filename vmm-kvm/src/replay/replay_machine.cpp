@@ -6,6 +6,7 @@
 
 #include "cli/record_command.h"
 #include "librr/host_identity.h"
+#include "machine/host_cpu_pin.h"
 #include "snapshot/machine_snapshot.h"
 
 namespace vmm {
@@ -40,6 +41,28 @@ ReplayRules check_compatibility(const librr::Manifest& manifest,
   return rules.value_or(ReplayRules::current());
 }
 
+// The vCPU thread on the host CPU record ran it on (machine/host_cpu_pin.h),
+// where the recording names one; a warning where this process may not run
+// there (another host, or a narrower affinity): replay may then diverge in
+// stretches of native user code it re-executes.
+void pin_to_recorded_host_cpu(const librr::Manifest& manifest,
+                              const ReplayMachineOptions& options) {
+  const auto it = manifest.guest.find(kVcpuHostCpuKey);
+  if (it == manifest.guest.end()) return;
+  int cpu = -1;
+  try {
+    cpu = std::stoi(it->second);
+  } catch (const std::exception&) {
+    throw RecordingDamaged(
+        fmt::format("manifest guest {} '{}' is no CPU number", kVcpuHostCpuKey, it->second));
+  }
+  if (const std::optional<std::string> why = pin_to_host_cpu(cpu); why && options.warn)
+    options.warn(
+        fmt::format("recorded on host CPU {}, not replaying there ({}): native user "
+                    "code that reads CPUID may replay differently",
+                    cpu, *why));
+}
+
 uint64_t recorded_memory_size(const librr::Manifest& manifest) {
   auto it = manifest.guest.find("memory_bytes");
   if (it == manifest.guest.end()) throw RecordingDamaged("manifest has no guest memory_bytes");
@@ -72,6 +95,7 @@ ReplayMachine::ReplayMachine(const std::filesystem::path& recording, ReplayMachi
     : options_(std::move(options)) {
   dir_ = std::make_unique<librr::RecordingDir>(librr::RecordingDir::open(recording));
   const ReplayRules rules = check_compatibility(dir_->manifest(), options_);
+  pin_to_recorded_host_cpu(dir_->manifest(), options_);
   const librr::SnapshotCheck snapshot = dir_->verify_snapshot(options_.key);
   if (!snapshot.ok) throw RecordingDamaged(snapshot.message);
 
