@@ -41,6 +41,12 @@ void write_varint(ByteWriter& w, uint64_t value) {
   w.raw(code.data(), code.size());
 }
 
+// A searched stop's listing: as u64 distances (kind 5, 64-bit hashes) or
+// varints (kind 6, 32-bit hashes).
+GfnCoding gfn_coding_of(const SearchedStop& stop) {
+  return stop.hash_bits == 32 ? GfnCoding::varint_distance : GfnCoding::distance;
+}
+
 uint64_t read_varint(ByteReader& r, const char* what) {
   size_t length = 0;
   const uint64_t value = logcompact::get_varint(r.unread(), length, what);
@@ -103,10 +109,7 @@ struct Encoder {
                                                           : MemoryKind::searched_stop));
       w.u64(searched->rip);
       write_hash(e.pos, searched->registers_xxh3, searched->hash_bits);
-      write_pages_digest(
-          e.pos, searched->pages,
-          searched->hash_bits == 32 ? GfnCoding::varint_distance : GfnCoding::distance,
-          searched->hash_bits);
+      write_pages_digest(e.pos, searched->pages, gfn_coding_of(*searched), searched->hash_bits);
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
@@ -327,9 +330,8 @@ void fields(Fields& f, AsyncPosition& e) {
     searched.hash_bits = kind == static_cast<uint8_t>(MemoryKind::searched_stop) ? 64 : 32;
     f.pod(searched.rip);
     hash_field(f, searched.registers_xxh3, searched.hash_bits);
-    pages_digest_fields(f, searched.pages,
-                        searched.hash_bits == 32 ? GfnCoding::varint_distance : GfnCoding::distance,
-                        "searched stop", searched.hash_bits);
+    pages_digest_fields(f, searched.pages, gfn_coding_of(searched), "searched stop",
+                        searched.hash_bits);
   } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
     f.pod(kernel_return.return_rip);

@@ -249,9 +249,9 @@ inline std::vector<Event> searched_stop_stream(uint64_t ticks, uint8_t hash_bits
   std::vector<Event> events;
   for (uint64_t t = 1; t <= ticks; ++t) {
     const Position at{t * 3, 1, 0};
-    const uint64_t mask = hash_bits == 32 ? 0xffffffffull : ~0ull;
-    SearchedStop stop{0xffffffff81000d6e + t % 2, (t * 0x9e3779b97f4a7c15ull) & mask, {t, {}}};
+    SearchedStop stop{0xffffffff81000d6e + t % 2, 0, {t, {}}};
     stop.hash_bits = hash_bits;
+    stop.registers_xxh3 = (t * 0x9e3779b97f4a7c15ull) & stop.hash_mask();
     for (uint64_t k = 0; k <= t % 3; ++k) stop.pages.gfns.push_back(0x1000 + k * 7 + t % 5);
     events.push_back(AsyncPosition{at, 1, {}, std::move(stop)});
     events.push_back(InterruptDelivery{at, 0x20, 0});

@@ -428,9 +428,7 @@ bool RecordSession::watch_return_site() {
   rollback_watch_ = false;
   cutting_stretch_ = false;
   if (!kernel_entries_.watch_return_site(*site)) return false;
-  ++return_site_watches_here_;
-  ++stats_.return_site_watches;
-  return true;
+  return count_watch();
 }
 
 // With no other site to watch and no rollback to make, the watch the kick
@@ -444,6 +442,11 @@ bool RecordSession::keep_watching_return_site() {
       !may_watch_return_site(machine_.vcpu().get_sregs()))
     return false;
   cutting_stretch_ = false;
+  return count_watch();
+}
+
+// One more return-site watch for this stop (kReturnSiteWatchesPerStop); true.
+bool RecordSession::count_watch() {
   ++return_site_watches_here_;
   ++stats_.return_site_watches;
   return true;
@@ -667,14 +670,13 @@ RunResult RecordSession::run() {
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
     want_interrupt_window_ = false;
     retry_soon_ = false;
-    const uint64_t positions_before = stats_.async_positions;
-    if (kernel_entries_.at_watched_return(exit)) {
-      at_kernel_return();
-      kick_stands_ = stats_.async_positions == positions_before;
-      continue;
-    }
-    if (kernel_entries_.at_return_site(exit)) {
-      at_return_site();
+    const bool at_watched_return = kernel_entries_.at_watched_return(exit);
+    if (at_watched_return || kernel_entries_.at_return_site(exit)) {
+      const uint64_t positions_before = stats_.async_positions;
+      if (at_watched_return)
+        at_kernel_return();
+      else
+        at_return_site();
       kick_stands_ = stats_.async_positions == positions_before;
       continue;
     }

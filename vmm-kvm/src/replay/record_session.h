@@ -170,6 +170,7 @@ class RecordSession {
   void at_kernel_return();
   bool watch_return_site();
   bool keep_watching_return_site();
+  bool count_watch();
   bool may_watch_return_site(const kvm_sregs& sregs) const;
   void at_return_site();
   void save_resume_state_if_fresh();

@@ -64,7 +64,7 @@ std::optional<uint64_t> next_site_ahead(Machine& machine, const kvm_sregs& sregs
   // soon: the instruction after it is reached once per run of it, where the
   // code after it may only loop back to it (Linux's page-cache copy, whose
   // function returns only after many pages).
-  if (instructions.count > 0 && rep_string_instruction_at(machine, sregs, rip)) {
+  if (instructions.count > 0 && starts_with_rep_string(code)) {
     const uint64_t after = rip + instructions.first[0].size;
     if (searchable_instruction_at(machine, sregs, after)) return after;
   }

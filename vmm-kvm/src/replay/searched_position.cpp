@@ -111,13 +111,13 @@ bool searchable_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_
   return bytes && classify(*bytes) == InstructionKind::kOther && !exits_to_vmm(*bytes);
 }
 
-bool rep_string_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip) {
-  return instruction_at(machine, sregs, rip) == InstructionKind::kRepString;
+bool starts_with_rep_string(std::span<const uint8_t> bytes) {
+  return classify(bytes) == InstructionKind::kRepString;
 }
 
 bool at_rep_string_instruction(Machine& machine) {
-  return rep_string_instruction_at(machine, machine.vcpu().get_sregs(),
-                                   machine.vcpu().get_regs().rip);
+  return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
+         InstructionKind::kRepString;
 }
 
 bool at_port_or_halt_instruction(Machine& machine) {

@@ -56,9 +56,8 @@ bool stop_searchable(Machine& machine, const VcpuState& state);
 // unreadable.
 bool searchable_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip);
 
-// Whether the instruction at `rip` (read through `sregs`' page tables) is a
-// rep-string instruction; false when unreadable.
-bool rep_string_instruction_at(Machine& machine, const kvm_sregs& sregs, uint64_t rip);
+// Whether `bytes` start with a rep-string instruction.
+bool starts_with_rep_string(std::span<const uint8_t> bytes);
 // The vCPU is at a rep-string instruction (read through its page tables;
 // false when RIP is unreadable).
 bool at_rep_string_instruction(Machine& machine);
