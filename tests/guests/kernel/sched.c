@@ -295,9 +295,24 @@ u64 kernel_spin(u64 ticks, int in_memory) {
   return loops;
 }
 
+/* syscallwork=N: every system call first calls spin_step N times with interrupts on, kernel
+ * work entered from user mode that a timer tick can outlast (a Linux page fault reading a
+ * file): the recorder waits it out and delivers the tick at the kernel's return
+ * (docs/record-replay.md, "Kernel-return stops"). */
+static void syscall_work(void) {
+  static i64 passes = -1;
+  if (passes < 0) passes = cmdline_int("syscallwork", 0);
+  if (passes == 0) return;
+  u64 state = 1;
+  __asm__ volatile("sti");
+  for (i64 i = 0; i < passes; i++) state = spin_step(state);
+  __asm__ volatile("cli");
+}
+
 static struct rr_trap_frame* on_syscall(struct rr_trap_frame* frame) {
   struct rr_task* task = current_task();
   u64 number = frame->rax, a0 = frame->rdi, a1 = frame->rsi;
+  syscall_work();
   task->syscalls_total++;
   if (number < RR_SYSCALL_SLOTS) task->syscall_count[number]++;
   frame->rip += 2; /* past the ud2 */

@@ -173,7 +173,7 @@ int record_command(RecordOptions& options) {
       stderr,
       "rr-vmm: stops: %llu to be searched at replay (%llu at the first hit after a rollback, of "
       "%llu rollbacks; %llu moved to a return site, of %llu watched; %llu cutting an "
-      "interrupts-off stretch), %llu at kernel returns "
+      "interrupts-off stretch), %llu at kernel returns (%llu watched from kernel code) "
       "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
       "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
@@ -184,6 +184,7 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.return_site_watches),
       static_cast<unsigned long long>(s.stretch_cuts),
       static_cast<unsigned long long>(s.kernel_return_stops),
+      static_cast<unsigned long long>(s.kernel_return_watches),
       static_cast<unsigned long long>(s.previous_position_deltas),
       static_cast<unsigned long long>(s.position_memory_syncs),
       static_cast<unsigned long long>(s.copied_pages),

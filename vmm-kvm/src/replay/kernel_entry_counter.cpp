@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "librr/error.h"
+#include "machine/vcpu_state.h"
 #include "replay/guest_handler_step.h"
 #include "replay/hardware_breakpoints.h"
 #include "replay/kernel_return_stop.h"
@@ -98,30 +99,51 @@ bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
   return watching_ && stopped_at_one_of(machine_, exit, {&*return_rip_, 1});
 }
 
-// At an arrival from user mode with a return wanted: watch the return (the
-// step over the entry arms it). Only from user mode: the return that follows
-// an entry from kernel code (a Linux boot's page faults) goes back there.
-void KernelEntryCounter::watch_return_if_wanted() {
-  if (watching_ || return_site_ || !return_rip_ || !wanted_ ||
-      armed_.size() >= kHardwareBreakpointSlots || !wanted_() || !arrival_from_user_mode())
-    return;
+// At an arrival: from user mode, it is the kernel invocation a later stop
+// in kernel code may wait out (watch_return_from_kernel); with a return
+// wanted, watch the return now (the step over the entry arms it). Only from
+// user mode: the return that follows an entry from kernel code (a Linux
+// boot's page faults) goes back there.
+void KernelEntryCounter::note_arrival() {
+  if (!wanted_ || !return_rip_) return;
+  std::optional<UserEntry> entry = arrival_from_user_mode();
+  if (!entry) return;
+  last_user_entry_ = std::move(entry);
+  if (watching_ || return_site_ || armed_.size() >= kHardwareBreakpointSlots || !wanted_()) return;
   watching_ = true;
+}
+
+bool KernelEntryCounter::watch_return_from_kernel(const kvm_sregs& sregs) {
+  if (watching_ || return_site_ || !return_rip_ || !last_user_entry_ ||
+      armed_.size() >= kHardwareBreakpointSlots || !in_64_bit_kernel_mode(sregs))
+    return false;
+  try {
+    if (read_guest_virtual(machine_, sregs, last_user_entry_->frame_address,
+                           InterruptFrame::kBytes) != last_user_entry_->frame)
+      return false;
+  } catch (const librr::Error&) {
+    return false;
+  }
+  watching_ = true;
+  arm();
+  return true;
 }
 
 // At an arrival: whether the exception came from user mode, by the CS its
 // frame saved (after the error code #GP and #PF push).
-bool KernelEntryCounter::arrival_from_user_mode() const {
+std::optional<KernelEntryCounter::UserEntry> KernelEntryCounter::arrival_from_user_mode() const {
   const kvm_regs regs = machine_.vcpu().get_regs();
   const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
-  if (at == armed_.end()) return false;
+  if (at == armed_.end()) return std::nullopt;
   const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
   try {
-    const InterruptFrame frame = InterruptFrame::parse(
-        read_guest_virtual(machine_, machine_.vcpu().get_sregs(),
-                           regs.rsp + error_code_bytes(vector), InterruptFrame::kBytes));
-    return (frame.cs & 3) == 3;
+    UserEntry entry{regs.rsp + error_code_bytes(vector), {}};
+    entry.frame = read_guest_virtual(machine_, machine_.vcpu().get_sregs(), entry.frame_address,
+                                     InterruptFrame::kBytes);
+    if ((InterruptFrame::parse(entry.frame).cs & 3) != 3) return std::nullopt;
+    return entry;
   } catch (const librr::Error&) {
-    return false;
+    return std::nullopt;
   }
 }
 
@@ -156,7 +178,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     ++count_;
     ++total_;
     step_pending_ = true;
-    watch_return_if_wanted();
+    note_arrival();
   }
 }
 

@@ -73,6 +73,13 @@ class KernelEntryCounter {
   // The caller stands on the watched return and lets the guest go on (a
   // return to kernel mode): the next enter_guest() steps over it first.
   void step_over_here() { step_pending_ = true; }
+  // At a stop in kernel code (a kick): watch the return from here, if the
+  // kernel was entered from user mode at the last arrival from there and has
+  // not returned since (the frame that arrival saved is still on the kernel
+  // stack, unchanged). For a Linux page fault that outlasts the kick. True if
+  // it watches (docs/record-replay.md, "Kernel-return stops").
+  bool watch_return_from_kernel(const kvm_sregs& sregs);
+  bool watching_return() const { return watching_; }
 
   // ---- Return-site stops (return_site_stop.h) ----
   // The fourth debug register on `address` until the next position or
@@ -91,8 +98,13 @@ class KernelEntryCounter {
   bool at_armed_entry(const Machine::Exit& exit) const;
   Machine::Exit step_over_entry();
   void arm();  // the entries, and the watched return
-  void watch_return_if_wanted();
-  bool arrival_from_user_mode() const;
+  void note_arrival();
+  // At an arrival: the frame the exception saved, if it came from user mode.
+  struct UserEntry {
+    uint64_t frame_address = 0;
+    std::vector<uint8_t> frame;  // InterruptFrame::kBytes
+  };
+  std::optional<UserEntry> arrival_from_user_mode() const;
 
   std::vector<uint64_t> armed_;
   std::vector<uint8_t> armed_vectors_;  // the exception vector of each armed entry
@@ -102,6 +114,7 @@ class KernelEntryCounter {
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
   bool watching_ = false;
+  std::optional<UserEntry> last_user_entry_;  // kept across positions: the kernel may outlast them
   std::optional<uint64_t> return_site_;
 };
 

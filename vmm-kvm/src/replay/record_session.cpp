@@ -97,8 +97,13 @@ void RecordSession::sample_clock_if_lagging() {
 }
 
 void RecordSession::try_deliver_interrupt() {
-  // Not on the way to a return site: the stop there is the position.
-  if (kernel_entries_.watching_return_site() || !machine_.interrupt_deliverable()) return;
+  // Not on the way to a return site or a kernel return: the vCPU stands
+  // between positions (a kick let it run on), and the stop there will be the
+  // position. (Delivered at the kick, a Linux boot logged the interrupt at
+  // the landmark before it, where replay found interrupts off.)
+  if (kernel_entries_.watching_return_site() || kernel_entries_.watching_return() ||
+      !machine_.interrupt_deliverable())
+    return;
   const uint8_t vector = machine_.inject_interrupt();
   recorder_.interrupt(timeline_.position(), vector, 0);
   ++stats_.interrupts;
@@ -445,6 +450,23 @@ bool RecordSession::keep_watching_return_site() {
   return count_watch();
 }
 
+// At a stop in kernel code that would be logged, where the kernel was entered
+// from user mode and has not returned yet (a Linux page fault outlasting the
+// kick, which no search may cover: the stretch ran user code): the stop is
+// moved to the kernel's return to user mode, a kernel-return stop as those
+// whose watch starts at the arrival (kernel_return_stop.h), and one already
+// watched goes on. Up to kReturnSiteWatchesPerStop kicks, then the stop is
+// made where the guest is.
+bool RecordSession::watch_kernel_return() {
+  if (!policy_.stop_at_kernel_returns || return_site_watches_here_ >= kReturnSiteWatchesPerStop ||
+      (!kernel_entries_.watching_return() &&
+       !kernel_entries_.watch_return_from_kernel(machine_.vcpu().get_sregs())))
+    return false;
+  ++return_site_watches_here_;
+  ++stats_.kernel_return_watches;
+  return true;
+}
+
 // One more return-site watch for this stop (kReturnSiteWatchesPerStop); true.
 bool RecordSession::count_watch() {
   ++return_site_watches_here_;
@@ -705,7 +727,8 @@ RunResult RecordSession::run() {
           unlogged_stops_in_a_row_ = retry_soon_ ? unlogged_stops_in_a_row_ + 1 : 0;
           want_interrupt_window_ = unlogged_stops_in_a_row_ >= 2 && position_memory_complete_ &&
                                    position_memory_at_ == timeline_.position();
-        } else if (watch_return_site() || roll_back_to_position() || keep_watching_return_site()) {
+        } else if (watch_return_site() || roll_back_to_position() || keep_watching_return_site() ||
+                   watch_kernel_return()) {
           machine_.kicker().acknowledge(&machine_.run_state());
           unlogged_progress_ = true;
         } else {

@@ -126,6 +126,7 @@ struct RecordStats {
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
   uint64_t kernel_return_stops = 0;       // logged stops at a watched return to user mode
+  uint64_t kernel_return_watches = 0;     // stops in kernel code moved towards the return
   uint64_t return_site_watches = 0;       // stops in kernel code moved towards a return site
   uint64_t return_site_stops = 0;         // of those, logged at the return site
   uint64_t rollbacks = 0;                 // stops rolled back to their previous position
@@ -171,6 +172,7 @@ class RecordSession {
   bool watch_return_site();
   bool keep_watching_return_site();
   bool count_watch();
+  bool watch_kernel_return();
   bool may_watch_return_site(const kvm_sregs& sregs) const;
   void at_return_site();
   void save_resume_state_if_fresh();
@@ -239,7 +241,8 @@ class RecordSession {
   static constexpr uint64_t kRollbackLandmarksAfterStop = 4;
   uint64_t landmarks_since_stop_ = kRollbackLandmarksAfterStop;
   bool first_hit_stop_ = false;
-  // Return-site watches since the last position (each lasts until a kick).
+  // Return-site and kernel-return watches since the last position (each
+  // lasts until a kick).
   static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
   uint32_t return_site_watches_here_ = 0;
   bool kick_stands_ = false;  // arm_kick keeps the kick armed before a watch hit
