@@ -22,7 +22,14 @@ enum class MemoryKind : uint8_t {
   kernel_return = 4,     // since format 2.8
   searched_stop = 5,     // since format 2.9
   searched_stop_32 = 6,  // since format 2.10: 32-bit hashes
+  searched_stop_one_hash = 7,  // since format 2.11: one 32-bit hash of registers and pages
+  kernel_return_32 = 8,        // since format 2.11: a 32-bit registers hash
 };
+
+MemoryKind kind_of(const SearchedStop& stop) {
+  if (stop.one_hash) return MemoryKind::searched_stop_one_hash;
+  return stop.hash_bits == 32 ? MemoryKind::searched_stop_32 : MemoryKind::searched_stop;
+}
 
 MemoryKind kind_of(DeltaBase base) {
   return base == DeltaBase::previous_position ? MemoryKind::delta_from_previous_position
@@ -42,7 +49,7 @@ void write_varint(ByteWriter& w, uint64_t value) {
 }
 
 // A searched stop's listing: as u64 distances (kind 5, 64-bit hashes) or
-// varints (kind 6, 32-bit hashes).
+// varints (kinds 6 and 7, 32-bit hashes).
 GfnCoding gfn_coding_of(const SearchedStop& stop) {
   return stop.hash_bits == 32 ? GfnCoding::varint_distance : GfnCoding::distance;
 }
@@ -105,19 +112,22 @@ struct Encoder {
       w.u8(static_cast<uint8_t>(MemoryKind::pages_digest));
       write_pages_digest(e.pos, *pages, GfnCoding::absolute);
     } else if (auto* searched = std::get_if<SearchedStop>(&e.memory)) {
-      w.u8(static_cast<uint8_t>(searched->hash_bits == 32 ? MemoryKind::searched_stop_32
-                                                          : MemoryKind::searched_stop));
+      if (searched->one_hash && (searched->hash_bits != 32 || searched->registers_xxh3 != 0))
+        throw Error("AsyncPosition at " + e.pos.to_string() +
+                    ": a searched stop with one hash has it 32 bits wide and no registers hash");
+      w.u8(static_cast<uint8_t>(kind_of(*searched)));
       w.u64(searched->rip);
-      write_hash(e.pos, searched->registers_xxh3, searched->hash_bits);
+      if (!searched->one_hash) write_hash(e.pos, searched->registers_xxh3, searched->hash_bits);
       write_pages_digest(e.pos, searched->pages, gfn_coding_of(*searched), searched->hash_bits);
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
         throw Error("AsyncPosition at " + e.pos.to_string() +
                     ": a kernel-return stop needs its kernel-entry count");
-      w.u8(static_cast<uint8_t>(MemoryKind::kernel_return));
+      w.u8(static_cast<uint8_t>(kernel_return->hash_bits == 32 ? MemoryKind::kernel_return_32
+                                                                : MemoryKind::kernel_return));
       w.u64(kernel_return->return_rip);
-      w.u64(kernel_return->registers_xxh3);
+      write_hash(e.pos, kernel_return->registers_xxh3, kernel_return->hash_bits);
     } else {
       const auto& delta = std::get<MemoryDelta>(e.memory);
       w.u8(static_cast<uint8_t>(kind_of(delta.base)));
@@ -261,7 +271,7 @@ void fields(Fields& f, InterruptDelivery& e) {
   f.pod(e.source_line);
 }
 
-// A hash of a searched stop: 8 bytes, or 4 (memory kind 6).
+// A hash of a searched or kernel-return stop: 8 bytes, or 4 (memory kinds 6-8).
 template <class Fields>
 void hash_field(Fields& f, uint64_t& hash, uint8_t hash_bits) {
   if (hash_bits == 64) return f.pod(hash);
@@ -325,23 +335,31 @@ void fields(Fields& f, AsyncPosition& e) {
     pages_digest_fields(f, reuse_alternative<PagesDigest>(e.memory), GfnCoding::absolute,
                         "pages digest");
   } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop) ||
-             kind == static_cast<uint8_t>(MemoryKind::searched_stop_32)) {
+             kind == static_cast<uint8_t>(MemoryKind::searched_stop_32) ||
+             kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash)) {
     auto& searched = reuse_alternative<SearchedStop>(e.memory);
     searched.hash_bits = kind == static_cast<uint8_t>(MemoryKind::searched_stop) ? 64 : 32;
+    searched.one_hash = kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash);
     f.pod(searched.rip);
-    hash_field(f, searched.registers_xxh3, searched.hash_bits);
+    if (searched.one_hash)
+      searched.registers_xxh3 = 0;
+    else
+      hash_field(f, searched.registers_xxh3, searched.hash_bits);
     pages_digest_fields(f, searched.pages, gfn_coding_of(searched), "searched stop",
                         searched.hash_bits);
-  } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return)) {
+  } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return) ||
+             kind == static_cast<uint8_t>(MemoryKind::kernel_return_32)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);
+    kernel_return.hash_bits = kind == static_cast<uint8_t>(MemoryKind::kernel_return) ? 64 : 32;
     f.pod(kernel_return.return_rip);
-    f.pod(kernel_return.registers_xxh3);
+    hash_field(f, kernel_return.registers_xxh3, kernel_return.hash_bits);
   } else {
     throw FormatError("AsyncPosition: unknown memory kind " + std::to_string(kind),
                       static_cast<int64_t>(f.r.position() - 1));
   }
   if (f.r.remaining() == 0) {
-    if (kind == static_cast<uint8_t>(MemoryKind::kernel_return))
+    if (kind == static_cast<uint8_t>(MemoryKind::kernel_return) ||
+        kind == static_cast<uint8_t>(MemoryKind::kernel_return_32))
       throw FormatError("AsyncPosition: a kernel-return stop without its kernel-entry count",
                         static_cast<int64_t>(f.r.position()));
     e.kernel_entries.reset();

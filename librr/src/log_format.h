@@ -38,7 +38,9 @@ inline constexpr uint16_t kVersionMajor = 2;
 // Minor 9 (2.9) adds memory kind 5 to AsyncPosition (SearchedStop: a
 // searched stop logged as its rip and a hash of its registers, no vCPU state).
 // Minor 10 (2.10) adds memory kind 6 (SearchedStop with 32-bit hashes).
-inline constexpr uint16_t kVersionMinor = 10;
+// Minor 11 (2.11) adds memory kinds 7 (SearchedStop with one 32-bit hash of
+// registers and pages) and 8 (KernelReturn with a 32-bit registers hash).
+inline constexpr uint16_t kVersionMinor = 11;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

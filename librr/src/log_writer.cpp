@@ -191,12 +191,16 @@ struct FormatNeed {
 FormatNeed format_needed_by(const Event& event) {
   const auto* async = std::get_if<AsyncPosition>(&event);
   if (!async) return {};
-  if (const auto* searched = std::get_if<SearchedStop>(&async->memory))
+  if (const auto* searched = std::get_if<SearchedStop>(&async->memory)) {
+    if (searched->one_hash) return {2, 11, "a searched stop with one hash (memory kind 7)"};
     return searched->hash_bits == 32
                ? FormatNeed{2, 10, "a searched stop with 32-bit hashes (memory kind 6)"}
                : FormatNeed{2, 9, "a searched stop without its vCPU state (memory kind 5)"};
-  if (std::holds_alternative<KernelReturn>(async->memory))
-    return {2, 8, "a kernel-return stop (memory kind 4)"};
+  }
+  if (const auto* kernel_return = std::get_if<KernelReturn>(&async->memory))
+    return kernel_return->hash_bits == 32
+               ? FormatNeed{2, 11, "a kernel-return stop with a 32-bit hash (memory kind 8)"}
+               : FormatNeed{2, 8, "a kernel-return stop (memory kind 4)"};
   if (std::holds_alternative<PagesDigest>(async->memory))
     return {2, 3, "a pages digest (memory kind 3)"};
   if (async->kernel_entries) return {2, 2, "a kernel-entry count"};

@@ -253,15 +253,51 @@ inline std::vector<Event> searched_stop_stream(uint64_t ticks, uint8_t hash_bits
     stop.hash_bits = hash_bits;
     stop.registers_xxh3 = (t * 0x9e3779b97f4a7c15ull) & stop.hash_mask();
     for (uint64_t k = 0; k <= t % 3; ++k) stop.pages.gfns.push_back(0x1000 + k * 7 + t % 5);
-    events.push_back(AsyncPosition{at, 1, {}, std::move(stop)});
-    events.push_back(InterruptDelivery{at, 0x20, 0});
-    if (t % 7 == 0)
-      events.push_back(AsyncPosition{{t * 3, 2, 0},
-                                     1,
-                                     std::vector<uint8_t>(64, 0x5a),
-                                     MemoryDelta{t * 3, {}, DeltaBase::previous_position}});
+    events.emplace_back(AsyncPosition{at, 1, {}, std::move(stop)});
+    events.emplace_back(InterruptDelivery{at, 0x20, 0});
+    if (t % 7 == 0) {
+      // Field by field: GCC 12 warns of a maybe-uninitialized variant
+      // temporary when this is one braced initializer.
+      AsyncPosition installed;
+      installed.pos = {t * 3, 2, 0};
+      installed.vcpu_state_format = 1;
+      installed.vcpu_state.assign(64, 0x5a);
+      installed.memory = MemoryDelta{t * 3, {}, DeltaBase::previous_position};
+      events.emplace_back(std::move(installed));
+    }
   }
-  events.push_back(EndOfRecording{{ticks * 3 + 1, 0, 0}, "done", 0});
+  events.emplace_back(EndOfRecording{{ticks * 3 + 1, 0, 0}, "done", 0});
+  return events;
+}
+
+// The same in log format 2.11's forms: each searched stop with one 32-bit
+// hash (memory kind 7), and every fourth tick a kernel-return stop with a
+// 32-bit registers hash (kind 8) before it (LogFormat211).
+inline std::vector<Event> one_hash_stop_stream(uint64_t ticks) {
+  std::vector<Event> events;
+  for (Event& event : searched_stop_stream(ticks, 32)) {
+    auto* async = std::get_if<AsyncPosition>(&event);
+    auto* searched = async ? std::get_if<SearchedStop>(&async->memory) : nullptr;
+    if (!searched) {
+      events.push_back(std::move(event));
+      continue;
+    }
+    const uint64_t t = async->pos.landmark / 3;
+    if (t % 4 == 0) {
+      KernelReturn at_return{0xffffffff81000e40, (t * 0xc2b2ae3d27d4eb4full) & 0xffffffffull};
+      at_return.hash_bits = 32;
+      AsyncPosition stop;
+      stop.pos = {t * 3 - 1, 1, 0};
+      stop.vcpu_state_format = 1;
+      stop.memory = at_return;
+      stop.kernel_entries = CodeArrivals{{0xffffffff81000a00}, static_cast<uint32_t>(t)};
+      events.emplace_back(std::move(stop));
+    }
+    searched->one_hash = true;
+    searched->registers_xxh3 = 0;
+    searched->pages.xxh3 = (t * 0x9e3779b97f4a7c15ull) >> 32;
+    events.push_back(std::move(event));
+  }
   return events;
 }
 

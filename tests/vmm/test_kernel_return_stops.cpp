@@ -50,6 +50,10 @@ TEST_F(KernelReturnStops, TicksUserLoopsTakeTheirInterruptsAtKernelReturns) {
   ASSERT_GE(stops.size(), 8u) << read_file(dir_ / "record.err");
   for (const librr::AsyncPosition* stop : stops) {
     EXPECT_TRUE(stop->vcpu_state.empty()) << "replay re-executes to it: no state logged";
+    // A 32-bit check of the registers (log format 2.11).
+    const auto& at_return = std::get<librr::KernelReturn>(stop->memory);
+    EXPECT_EQ(at_return.hash_bits, 32);
+    EXPECT_LE(at_return.registers_xxh3, 0xffffffffu);
     ASSERT_TRUE(stop->kernel_entries.has_value());
     EXPECT_GE(stop->kernel_entries->count, 1u);
     // An interrupt is delivered right there.

@@ -105,13 +105,15 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   ASSERT_GE(stops.size(), 2u) << read_file(dir_ / "record.err");
   size_t at_return_sites = 0, after_rep_strings = 0;
   for (const librr::AsyncPosition& stop : stops) {
-    // Logged without the vCPU state (format 2.9): the rip and a register
-    // hash, both hashes 32 bits wide (2.10).
+    // Logged without the vCPU state (format 2.9): the rip and one 32-bit
+    // hash of the registers and the pages (2.11).
     ASSERT_TRUE(std::holds_alternative<librr::SearchedStop>(stop.memory)) << stop.pos.to_string();
     EXPECT_TRUE(stop.vcpu_state.empty()) << stop.pos.to_string();
     const auto& searched = std::get<librr::SearchedStop>(stop.memory);
+    EXPECT_TRUE(searched.one_hash) << stop.pos.to_string();
     EXPECT_EQ(searched.hash_bits, 32) << stop.pos.to_string();
-    EXPECT_LE(searched.registers_xxh3 | searched.pages.xxh3, 0xffffffffu) << stop.pos.to_string();
+    EXPECT_EQ(searched.registers_xxh3, 0u) << stop.pos.to_string();
+    EXPECT_LE(searched.pages.xxh3, 0xffffffffu) << stop.pos.to_string();
     const std::vector<uint64_t>& gfns = searched.pages.gfns;
     EXPECT_TRUE(std::is_sorted(gfns.begin(), gfns.end())) << stop.pos.to_string();
     EXPECT_FALSE(stop.kernel_entries) << stop.pos.to_string() << ": only stops in user mode count";
@@ -139,16 +141,16 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
       << read_file(dir_ / "replay.err");
 }
 
-// Only the pages digest tells apart the passes of SYS_KSPIN's memory-only
-// loop (equal registers at each): an edited digest makes replay report a
+// Only the pages tell apart the passes of SYS_KSPIN's memory-only loop
+// (equal registers at each): an edited hash makes replay report a
 // divergence naming the stop instead of taking some pass.
-TEST_F(SearchedPositions, EditedPagesDigestIsCaught) {
+TEST_F(SearchedPositions, EditedHashIsCaught) {
   expect_edit_caught([](librr::SearchedStop& stop) { stop.pages.xxh3 ^= 1; });
 }
 
-// The same with a register hash that does not match: no hit is taken for the stop.
-TEST_F(SearchedPositions, EditedRegisterHashIsCaught) {
-  expect_edit_caught([](librr::SearchedStop& stop) { stop.registers_xxh3 ^= 1; });
+// The same with a stop moved to the next byte of code: no hit is taken for it.
+TEST_F(SearchedPositions, EditedRipIsCaught) {
+  expect_edit_caught([](librr::SearchedStop& stop) { ++stop.rip; });
 }
 
 // `record --no-kernel-stop-search`: every stop is installed.

@@ -92,10 +92,15 @@ struct PagesDigest {
 // purpose, to deliver an interrupt at a point it can name without a branch
 // counter (docs/record-replay.md, "Kernel-return stops"). `registers_xxh3`
 // is an XXH3-64 of the general registers there (the VMM's layout): replay
-// and analyzers check that they arrived.
+// and analyzers check that they arrived. With `hash_bits` 32 (memory kind 8,
+// since format 2.11) it is the low 32 bits: the hash chooses nothing (the
+// entry count does), it only checks, and misses a divergence with odds of
+// 2^-32 (4 bytes less per stop).
 struct KernelReturn {
   uint64_t return_rip = 0;
   uint64_t registers_xxh3 = 0;
+  uint8_t hash_bits = 64;  // 64 (kind 4) or 32 (kind 8)
+  uint64_t hash_mask() const { return hash_bits == 32 ? 0xffffffffull : ~0ull; }
   friend bool operator==(const KernelReturn&, const KernelReturn&) = default;
 };
 
@@ -109,12 +114,18 @@ struct KernelReturn {
 // With `hash_bits` 32 (memory kind 6, since format 2.10) both hashes are the
 // low 32 bits of the XXH3-64s, 8 bytes less per stop: together they still
 // tell a wrong hit apart with odds of 2^-64, and a loop whose registers do
-// not change with 2^-32 per hit.
+// not change with 2^-32 per hit. With `one_hash` (memory kind 7, since
+// format 2.11, 32 bits) there is one hash: `pages.xxh3` is the low 32 bits
+// of an XXH3-64 of the general registers followed by the listed pages, and
+// `registers_xxh3` is 0. A wrong hit passes with odds of 2^-32 whatever
+// differs, the same as kind 6 in a loop whose registers do not change, for
+// 4 bytes less per stop.
 struct SearchedStop {
   uint64_t rip = 0;
   uint64_t registers_xxh3 = 0;
   PagesDigest pages;
-  uint8_t hash_bits = 64;  // 64 (kind 5) or 32 (kind 6)
+  uint8_t hash_bits = 64;  // 64 (kind 5) or 32 (kinds 6 and 7)
+  bool one_hash = false;   // kind 7
   // The mask a computed XXH3-64 is compared through.
   uint64_t hash_mask() const { return hash_bits == 32 ? 0xffffffffull : ~0ull; }
   friend bool operator==(const SearchedStop&, const SearchedStop&) = default;

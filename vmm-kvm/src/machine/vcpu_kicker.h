@@ -25,6 +25,7 @@ class VcpuKicker {
   // run loop; unbinds in the destructor or on the next bind).
   void bind_to_current_thread(kvm_run* run);
   void unbind();
+  bool bound() const { return bound_; }
 
   // Asks for an asynchronous stop as soon as possible; callable from any
   // thread, including the vCPU thread itself.

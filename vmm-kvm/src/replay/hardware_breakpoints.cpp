@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "clock/host_clock.h"
 #include "librr/error.h"
 #include "machine/vcpu_kicker.h"
 #include "probe/probe.h"
@@ -58,7 +59,27 @@ ArmedHardwareBreakpoints::ArmedHardwareBreakpoints(Machine& machine,
 
 ArmedHardwareBreakpoints::~ArmedHardwareBreakpoints() { arm_hardware_breakpoints(machine_, {}); }
 
-Machine::Exit enter_until_stopped(Machine& machine) {
+ReexecutionDeadline::ReexecutionDeadline(Machine& machine, uint64_t limit_ns)
+    : machine_(machine),
+      at_(host_monotonic_ns() + limit_ns),
+      kick_before_(machine.kicker().armed_at()) {
+  VcpuKicker& kicker = machine_.kicker();
+  if (!kicker.bound()) {
+    kicker.bind_to_current_thread(&machine_.run_state());
+    bound_here_ = true;
+  }
+  kicker.kick_at(std::min(at_, kick_before_));
+}
+
+ReexecutionDeadline::~ReexecutionDeadline() {
+  VcpuKicker& kicker = machine_.kicker();
+  if (bound_here_)
+    kicker.unbind();
+  else
+    kicker.kick_at(kick_before_);
+}
+
+Machine::Exit enter_until_stopped(Machine& machine, uint64_t deadline_ns) {
   Machine::Exit exit;
   do {
     exit = machine.enter_guest();
@@ -66,17 +87,19 @@ Machine::Exit enter_until_stopped(Machine& machine) {
     // immediate_exit set: every KVM_RUN would return at once. The caller
     // regains control at the next breakpoint or step anyway, and a stop
     // request stays pending in the machine.
-    if (exit.kind == Machine::Exit::Kind::kAsynchronous)
+    if (exit.kind == Machine::Exit::Kind::kAsynchronous) {
       machine.kicker().acknowledge(&machine.run_state());
+      if (deadline_ns != VcpuKicker::kNever && host_monotonic_ns() >= deadline_ns) return exit;
+    }
   } while (exit.kind == Machine::Exit::Kind::kSpurious ||
            exit.kind == Machine::Exit::Kind::kAsynchronous);
   return exit;
 }
 
 Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
-                                            bool single_step) {
+                                            bool single_step, uint64_t deadline_ns) {
   const ArmedHardwareBreakpoints armed(machine, addresses, single_step);
-  return enter_until_stopped(machine);
+  return enter_until_stopped(machine, deadline_ns);
 }
 
 bool stopped_at_hardware_breakpoint(Machine& machine) {

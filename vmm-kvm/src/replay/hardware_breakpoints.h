@@ -15,6 +15,7 @@
 #include <span>
 
 #include "machine/machine.h"
+#include "machine/vcpu_kicker.h"
 
 namespace vmm {
 
@@ -47,16 +48,43 @@ class ArmedHardwareBreakpoints {
   Machine& machine_;
 };
 
+// A bound on how long replay re-executes towards one stop. A stop that an
+// edited or damaged log names wrongly is otherwise never reached in a guest
+// loop that waits for an interrupt (replay delivers none before the stop)
+// and makes no exit: replay would hang instead of reporting the divergence.
+// While it lives, the kicker's timer stops the vCPU at the deadline (bound
+// to this thread for it if it was not), and enter_until_stopped() given
+// at() returns the asynchronous exit that comes after it. The recorder only
+// makes stops it measured to be found far sooner (stretch_searchable).
+inline constexpr uint64_t kReexecutionLimitNs = 30'000'000'000;
+class ReexecutionDeadline {
+ public:
+  explicit ReexecutionDeadline(Machine& machine, uint64_t limit_ns = kReexecutionLimitNs);
+  ~ReexecutionDeadline();
+  ReexecutionDeadline(const ReexecutionDeadline&) = delete;
+  ReexecutionDeadline& operator=(const ReexecutionDeadline&) = delete;
+  uint64_t at() const { return at_; }
+
+ private:
+  Machine& machine_;
+  uint64_t at_;
+  uint64_t kick_before_;
+  bool bound_here_ = false;
+};
+
 // Enters the guest as it is set up until it stops for something other than
-// a spurious or asynchronous exit (see run_with_hardware_breakpoints).
-Machine::Exit enter_until_stopped(Machine& machine);
+// a spurious or asynchronous exit (see run_with_hardware_breakpoints), or
+// for an asynchronous exit at or after `deadline_ns` (host CLOCK_MONOTONIC,
+// a ReexecutionDeadline's), which it returns.
+Machine::Exit enter_until_stopped(Machine& machine, uint64_t deadline_ns = VcpuKicker::kNever);
 
 // Enters the guest with `addresses` armed (single-stepping too if asked)
 // until it stops for something other than a spurious or asynchronous exit:
 // a DEBUG exit (hit or step), a synchronous or a terminal exit. Disarms
 // afterwards, also when entering the guest throws.
 Machine::Exit run_with_hardware_breakpoints(Machine& machine, std::span<const uint64_t> addresses,
-                                            bool single_step = false);
+                                            bool single_step = false,
+                                            uint64_t deadline_ns = VcpuKicker::kNever);
 
 // True if the last exit was a DEBUG exit (with breakpoints armed: one of them).
 bool stopped_at_hardware_breakpoint(Machine& machine);

@@ -44,8 +44,11 @@ uint64_t general_registers_xxh3(const kvm_regs& regs) { return XXH3_64bits(&regs
 
 KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArrivals& entries,
                                         uint64_t return_rip) {
+  const ReexecutionDeadline deadline(machine);
   for (uint32_t seen = 0; seen < entries.count;) {
-    const Machine::Exit exit = run_with_hardware_breakpoints(machine, entries.addresses);
+    const Machine::Exit exit =
+        run_with_hardware_breakpoints(machine, entries.addresses, false, deadline.at());
+    if (exit.kind == Machine::Exit::Kind::kAsynchronous) return KernelReturnSearch::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
     if (!stopped_at_one_of(machine, exit, entries.addresses)) return KernelReturnSearch::kStopped;
     // The last one is not stepped here: only the return is armed from now
@@ -55,7 +58,8 @@ KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArriv
   }
   const uint64_t watched[] = {return_rip};
   for (;;) {
-    const Machine::Exit exit = run_with_hardware_breakpoints(machine, watched);
+    const Machine::Exit exit = run_with_hardware_breakpoints(machine, watched, false, deadline.at());
+    if (exit.kind == Machine::Exit::Kind::kAsynchronous) return KernelReturnSearch::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
     if (!stopped_at_one_of(machine, exit, watched)) return KernelReturnSearch::kStopped;
     if (at_return_to_user(machine))

@@ -23,11 +23,16 @@ namespace vmm {
 
 // XXH3-64 of kvm_regs as KVM lays it out (KernelReturn::registers_xxh3).
 uint64_t general_registers_xxh3(const kvm_regs& regs);
+// The registers are the ones the stop logged (through its hash's width).
+inline bool registers_match(const kvm_regs& regs, const librr::KernelReturn& stop) {
+  return (general_registers_xxh3(regs) & stop.hash_mask()) == stop.registers_xxh3;
+}
 
 enum class KernelReturnSearch {
   kReached,   // the vCPU stands right after the return, in user mode
   kLandmark,  // the guest made a synchronous exit first: not where record was
   kStopped,   // any other exit (the message is the machine's)
+  kTimedOut,  // kReexecutionLimitNs passed without the return or a landmark
 };
 
 // Replay: from the current position, runs the guest counting arrivals at

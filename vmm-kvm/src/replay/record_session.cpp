@@ -410,7 +410,8 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   // search has interrupts off, the stop has them on (roll_back_to_position).
   if (!first_hit) digest.gfns = written_since_position_.listed();
   if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
-  digest.xxh3 = hash_guest_pages(machine_, digest.gfns);
+  // One hash of the registers and the pages (log format 2.11).
+  digest.xxh3 = hash_guest_pages(machine_, digest.gfns, &vcpu.regs);
   follow_reexecuted_stop();
   return digest;
 }
@@ -613,16 +614,18 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   vcpu.drop_time_stamp_counter();
   if (kernel_return) {
     // Replay re-executes up to here: no state, no memory (kernel_return_stop.h).
-    record.memory = librr::KernelReturn{*kernel_return, general_registers_xxh3(vcpu.regs)};
+    librr::KernelReturn stop{*kernel_return, general_registers_xxh3(vcpu.regs)};
+    stop.hash_bits = 32;  // a check only (format 2.11)
+    stop.registers_xxh3 &= stop.hash_mask();
+    record.memory = stop;
     follow_reexecuted_stop();
   } else {
     if (auto digest = searched_memory(vcpu)) {
-      // Replay re-executes up to here: the registers' hash, no state (format
-      // 2.9), both hashes 32 bits wide (2.10).
-      librr::SearchedStop stop{vcpu.regs.rip, general_registers_xxh3(vcpu.regs),
-                               std::move(*digest)};
+      // Replay re-executes up to here: no state (format 2.9), one 32-bit
+      // hash of the registers and the pages (2.11).
+      librr::SearchedStop stop{vcpu.regs.rip, 0, std::move(*digest)};
       stop.hash_bits = 32;
-      stop.registers_xxh3 &= stop.hash_mask();
+      stop.one_hash = true;
       stop.pages.xxh3 &= stop.hash_mask();
       record.memory = std::move(stop);
       ++stats_.searched_positions;

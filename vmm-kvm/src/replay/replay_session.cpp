@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "net/cooperation.h"
+#include "replay/hardware_breakpoints.h"
 #include "replay/kernel_return_stop.h"
 #include "replay/return_to_user_step.h"
 #include "replay/searched_position.h"
@@ -179,6 +180,13 @@ bool ReplaySession::reach_searched_position_if_next() {
                       "registers and pages of the searched stop {} (the recorder searches only "
                       "stretches shorter than that)",
                       target->rip, kMaxSearchHits, async->pos.to_string()));
+    case SearchResult::kTimedOut:
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the searched stop {} at RIP {:#x} was not reached within {} s of "
+                      "re-execution, nor a landmark (the guest is at {})",
+                      async->pos.to_string(), target->rip, kReexecutionLimitNs / 1'000'000'000,
+                      machine_.describe_rip()));
     case SearchResult::kTerminal:
       break;
   }
@@ -194,7 +202,7 @@ bool ReplaySession::reach_searched_position_if_next() {
 void ReplaySession::arrive_at_kernel_return(const librr::AsyncPosition& async) {
   const auto& kernel_return = std::get<librr::KernelReturn>(async.memory);
   const kvm_regs regs = machine_.vcpu().get_regs();
-  if (general_registers_xxh3(regs) != kernel_return.registers_xxh3)
+  if (!registers_match(regs, kernel_return))
     throw librr::Divergence(
         timeline_.position(),
         fmt::format("at the kernel-return stop {} (the return at {:#x} to user mode at {:#x}) "
@@ -223,6 +231,14 @@ bool ReplaySession::reach_kernel_return_if_next() {
                       "({} kernel entries, then the return at {:#x})",
                       machine_.describe_rip(), async->pos.to_string(), entries.count,
                       kernel_return->return_rip));
+    case KernelReturnSearch::kTimedOut:
+      throw librr::Divergence(
+          timeline_.position(),
+          fmt::format("the kernel-return stop {} ({} kernel entries, then the return at {:#x}) "
+                      "was not reached within {} s of re-execution, nor a landmark (the guest "
+                      "is at {})",
+                      async->pos.to_string(), entries.count, kernel_return->return_rip,
+                      kReexecutionLimitNs / 1'000'000'000, machine_.describe_rip()));
     case KernelReturnSearch::kStopped:
       break;
   }
@@ -342,8 +358,7 @@ const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
   if (const auto* kernel_return = std::get_if<librr::KernelReturn>(&async->memory)) {
     // Right after the return: user mode, the recorded registers.
     const bool there =
-        current_cpl(machine_) == 3 &&
-        general_registers_xxh3(machine_.vcpu().get_regs()) == kernel_return->registers_xxh3;
+        current_cpl(machine_) == 3 && registers_match(machine_.vcpu().get_regs(), *kernel_return);
     return there ? async : nullptr;
   }
   if (const std::optional<SearchTarget> target = SearchTarget::of(*async))

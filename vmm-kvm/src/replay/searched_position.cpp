@@ -126,11 +126,13 @@ bool at_port_or_halt_instruction(Machine& machine) {
   return bytes && exits_to_vmm(*bytes);
 }
 
-uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {
+uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns,
+                          const kvm_regs* registers_first) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                  &XXH3_freeState);
   if (!state) throw librr::Error("hash_guest_pages: out of memory for the XXH3 state");
   XXH3_64bits_reset(state.get());
+  if (registers_first) XXH3_64bits_update(state.get(), registers_first, sizeof *registers_first);
   const GuestMemory memory = machine.memory();
   for (const uint64_t gfn : gfns) {
     const uint8_t* page = memory.translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
@@ -144,8 +146,8 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns) {
 
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
   if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
-    return SearchTarget{searched->rip, std::nullopt, searched->registers_xxh3, &searched->pages,
-                        searched->hash_mask()};
+    return SearchTarget{searched->rip,    std::nullopt,         searched->registers_xxh3,
+                        &searched->pages, searched->hash_mask(), searched->one_hash};
   const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
   if (!pages) return std::nullopt;
   librr::ByteReader in(stop.vcpu_state, "async vCPU state");
@@ -155,6 +157,10 @@ std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
 
 bool at_searched_stop(Machine& machine, const SearchTarget& target) {
   const kvm_regs now = machine.vcpu().get_regs();
+  if (target.one_hash)
+    return now.rip == target.rip &&
+           (hash_guest_pages(machine, target.pages->gfns, &now) & target.hash_mask) ==
+               target.pages->xxh3;
   const bool registers_match =
       target.registers ? std::memcmp(&*target.registers, &now, sizeof now) == 0
                        : now.rip == target.rip && (general_registers_xxh3(now) &
@@ -169,6 +175,7 @@ SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, 
   // the breakpoint again); this disarms however the search ends. Measured
   // on ticks: the generic InstructionStepper took ~23 ioctls per hit.
   const ArmedHardwareBreakpoints disarm_at_end(machine, {});
+  const ReexecutionDeadline deadline(machine);
   uint64_t hits_here = 0;
   for (;;) {
     if (at_searched_stop(machine, target)) return SearchResult::kFound;
@@ -179,12 +186,14 @@ SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, 
     // instructions that leave CPL0 out).
     if (machine.vcpu().get_regs().rip == target.rip) {
       arm_hardware_breakpoints(machine, {}, /*single_step=*/true);
-      const Machine::Exit step = enter_until_stopped(machine);
+      const Machine::Exit step = enter_until_stopped(machine, deadline.at());
+      if (step.kind == Machine::Exit::Kind::kAsynchronous) return SearchResult::kTimedOut;
       if (step.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;
       if (!stopped_at_hardware_breakpoint(machine)) return SearchResult::kTerminal;
     }
     arm_hardware_breakpoints(machine, breakpoint);
-    const Machine::Exit exit = enter_until_stopped(machine);
+    const Machine::Exit exit = enter_until_stopped(machine, deadline.at());
+    if (exit.kind == Machine::Exit::Kind::kAsynchronous) return SearchResult::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;
     if (!stopped_at_hardware_breakpoint(machine)) return SearchResult::kTerminal;
     if (++hits_here > kMaxSearchHits) return SearchResult::kTooManyHits;

@@ -65,9 +65,11 @@ bool at_rep_string_instruction(Machine& machine);
 // I/O or hlt: the next landmark); false when RIP is unreadable.
 bool at_port_or_halt_instruction(Machine& machine);
 
-// XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3).
-// Throws librr::Error for a page outside guest memory.
-uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns);
+// XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3),
+// after `registers_first` as KVM lays them out if given (a SearchedStop's one
+// hash, log format 2.11). Throws librr::Error for a page outside guest memory.
+uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns,
+                          const kvm_regs* registers_first = nullptr);
 
 // What a search looks for: a breakpoint address and, at a hit there, the
 // general registers (in full for a PagesDigest stop, as an XXH3-64 for a
@@ -79,6 +81,8 @@ struct SearchTarget {
   const librr::PagesDigest* pages = nullptr;
   // The bits of a computed XXH3-64 the logged hashes keep (SearchedStop::hash_mask).
   uint64_t hash_mask = ~0ull;
+  // SearchedStop::one_hash: `pages->xxh3` covers the registers, then the pages.
+  bool one_hash = false;
   // The target of a searched stop (memory kind 3 or 5); nullopt for any
   // other kind. Throws librr::Error for a kind-3 stop whose state does not parse.
   static std::optional<SearchTarget> of(const librr::AsyncPosition& stop);
@@ -92,6 +96,7 @@ enum class SearchResult {
   kFound,        // the vCPU is at the stop (nothing executed past it)
   kLandmark,     // the guest made a synchronous exit first: the stop was not found
   kTooManyHits,  // kMaxSearchHits hits, none of them the stop
+  kTimedOut,     // kReexecutionLimitNs passed without the stop or a landmark
   kTerminal,     // the machine stopped (shutdown, internal error)
 };
 // Runs the guest from where it is with a breakpoint at the stop's RIP,
