@@ -434,7 +434,7 @@ bool RecordSession::watch_return_site() {
   rollback_watch_ = false;
   cutting_stretch_ = false;
   if (!kernel_entries_.watch_return_site(*site)) return false;
-  return count_watch();
+  return count_watch(stats_.return_site_watches);
 }
 
 // With no other site to watch and no rollback to make, the watch the kick
@@ -448,7 +448,7 @@ bool RecordSession::keep_watching_return_site() {
       !may_watch_return_site(machine_.vcpu().get_sregs()))
     return false;
   cutting_stretch_ = false;
-  return count_watch();
+  return count_watch(stats_.return_site_watches);
 }
 
 // At a stop in kernel code that would be logged, where the kernel was entered
@@ -463,15 +463,14 @@ bool RecordSession::watch_kernel_return() {
       (!kernel_entries_.watching_return() &&
        !kernel_entries_.watch_return_from_kernel(machine_.vcpu().get_sregs())))
     return false;
-  ++return_site_watches_here_;
-  ++stats_.kernel_return_watches;
-  return true;
+  return count_watch(stats_.kernel_return_watches);
 }
 
-// One more return-site watch for this stop (kReturnSiteWatchesPerStop); true.
-bool RecordSession::count_watch() {
+// One more watch for this stop (kReturnSiteWatchesPerStop), counted in
+// `stat` too; true.
+bool RecordSession::count_watch(uint64_t& stat) {
   ++return_site_watches_here_;
-  ++stats_.return_site_watches;
+  ++stat;
   return true;
 }
 

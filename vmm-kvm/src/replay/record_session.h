@@ -171,7 +171,7 @@ class RecordSession {
   void at_kernel_return();
   bool watch_return_site();
   bool keep_watching_return_site();
-  bool count_watch();
+  bool count_watch(uint64_t& stat);
   bool watch_kernel_return();
   bool may_watch_return_site(const kvm_sregs& sregs) const;
   void at_return_site();
