@@ -19,9 +19,9 @@ enum class MemoryKind : uint8_t {
   delta = 1,
   delta_from_previous_position = 2,
   pages_digest = 3,
-  kernel_return = 4,     // since format 2.8
-  searched_stop = 5,     // since format 2.9
-  searched_stop_32 = 6,  // since format 2.10: 32-bit hashes
+  kernel_return = 4,           // since format 2.8
+  searched_stop = 5,           // since format 2.9
+  searched_stop_32 = 6,        // since format 2.10: 32-bit hashes
   searched_stop_one_hash = 7,  // since format 2.11: one 32-bit hash of registers and pages
   kernel_return_32 = 8,        // since format 2.11: a 32-bit registers hash
 };
@@ -125,7 +125,7 @@ struct Encoder {
         throw Error("AsyncPosition at " + e.pos.to_string() +
                     ": a kernel-return stop needs its kernel-entry count");
       w.u8(static_cast<uint8_t>(kernel_return->hash_bits == 32 ? MemoryKind::kernel_return_32
-                                                                : MemoryKind::kernel_return));
+                                                               : MemoryKind::kernel_return));
       w.u64(kernel_return->return_rip);
       write_hash(e.pos, kernel_return->registers_xxh3, kernel_return->hash_bits);
     } else {

@@ -21,6 +21,18 @@ SearchedStop stop_with_one_hash(uint64_t hash, std::vector<uint64_t> gfns) {
   return stop;
 }
 
+// The kind byte at `kind_at` is followed by a u64 rip and a u32 hash.
+void expect_rip_and_hash_after(const std::vector<uint8_t>& bytes, size_t kind_at, uint64_t rip,
+                               uint32_t hash) {
+  ASSERT_GE(bytes.size(), kind_at + 13);
+  uint64_t stored_rip = 0;
+  uint32_t stored_hash = 0;
+  std::memcpy(&stored_rip, bytes.data() + kind_at + 1, sizeof stored_rip);
+  std::memcpy(&stored_hash, bytes.data() + kind_at + 1 + 8, sizeof stored_hash);
+  EXPECT_EQ(stored_rip, rip);
+  EXPECT_EQ(stored_hash, hash);
+}
+
 KernelReturn return_with_32_bit_hash(uint64_t hash) {
   KernelReturn stop{0xffffffff81000e40, hash};
   stop.hash_bits = 32;
@@ -50,12 +62,7 @@ TEST(LogFormat211, SearchedStopIsMemoryKindSevenWithOneFourByteHash) {
   EXPECT_EQ(std::vector<uint8_t>(bytes.begin() + listing_at, bytes.end()), listing);
   const size_t kind_at = listing_at - 4 - 8 - 1;
   EXPECT_EQ(bytes[kind_at], 7);
-  uint64_t rip = 0;
-  uint32_t hash = 0;
-  std::memcpy(&rip, bytes.data() + kind_at + 1, sizeof rip);
-  std::memcpy(&hash, bytes.data() + kind_at + 1 + 8, sizeof hash);
-  EXPECT_EQ(rip, 0xffffffff81000d6eu);
-  EXPECT_EQ(hash, 0x01234567u);
+  expect_rip_and_hash_after(bytes, kind_at, 0xffffffff81000d6e, 0x01234567);
 
   // The writer refuses a one-hash stop with a register hash (it would be
   // dropped), a wider hash, or a hash that does not fit 32 bits.
@@ -83,12 +90,7 @@ TEST(LogFormat211, KernelReturnIsMemoryKindEightWithAFourByteHash) {
   ASSERT_NE(kind, bytes.end());
   const size_t kind_at = static_cast<size_t>(kind - bytes.begin());
   ASSERT_GT(bytes.size(), kind_at + 13);
-  uint64_t rip = 0;
-  uint32_t hash = 0;
-  std::memcpy(&rip, bytes.data() + kind_at + 1, sizeof rip);
-  std::memcpy(&hash, bytes.data() + kind_at + 1 + 8, sizeof hash);
-  EXPECT_EQ(rip, 0xffffffff81000e40u);
-  EXPECT_EQ(hash, 0x89abcdefu);
+  expect_rip_and_hash_after(bytes, kind_at, 0xffffffff81000e40, 0x89abcdef);
 
   const std::vector<uint8_t> without_count(bytes.begin(), bytes.begin() + kind_at + 13);
   try {
@@ -124,7 +126,7 @@ TEST(LogFormat211, ByteReportCountsFourBytesLessPerStop) {
 // (plain), so the log fuzzer starts from kind-7 and kind-8 records.
 // RR_WRITE_FUZZ_SEEDS=1 rewrites it (after a change to the stream or format).
 TEST(LogFormat211, FuzzSeedHoldsOneHashAndNarrowKernelReturnStops) {
-  const std::filesystem::path seed = std::filesystem::path(RR_SOURCE_DIR) /
-                                     "fuzz/seeds/librr_log_reader/one-hash-stops-v2.11.log";
+  const std::filesystem::path seed =
+      std::filesystem::path(RR_SOURCE_DIR) / "fuzz/seeds/librr_log_reader/one-hash-stops-v2.11.log";
   expect_fuzz_seed(seed, one_hash_stop_stream(14), 512, 11);
 }

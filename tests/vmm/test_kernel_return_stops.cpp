@@ -118,8 +118,7 @@ TEST_F(KernelReturnStops, EditedStopIsCaught) {
 // is still on the kernel stack) and delivers there, instead of logging the
 // vCPU state in kernel code. Replay re-executes to the same return.
 TEST_F(KernelReturnStops, KernelWorkEnteredFromUserModeIsWaitedOut) {
-  record_and_replay_three_times("ticks",
-                                "--guest ticks --serial-in none --append syscallwork=300");
+  record_and_replay_three_times("ticks", "--guest ticks --serial-in none --append syscallwork=300");
   const std::string recorded = read_file(dir_ / "record.err");
   const size_t at = recorded.find(" watched from kernel code");
   ASSERT_NE(at, std::string::npos) << recorded;

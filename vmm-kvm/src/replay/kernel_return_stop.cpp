@@ -58,7 +58,8 @@ KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArriv
   }
   const uint64_t watched[] = {return_rip};
   for (;;) {
-    const Machine::Exit exit = run_with_hardware_breakpoints(machine, watched, false, deadline.at());
+    const Machine::Exit exit =
+        run_with_hardware_breakpoints(machine, watched, false, deadline.at());
     if (exit.kind == Machine::Exit::Kind::kAsynchronous) return KernelReturnSearch::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
     if (!stopped_at_one_of(machine, exit, watched)) return KernelReturnSearch::kStopped;

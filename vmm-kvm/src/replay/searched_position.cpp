@@ -146,7 +146,7 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns,
 
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
   if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
-    return SearchTarget{searched->rip,    std::nullopt,         searched->registers_xxh3,
+    return SearchTarget{searched->rip,    std::nullopt,          searched->registers_xxh3,
                         &searched->pages, searched->hash_mask(), searched->one_hash};
   const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
   if (!pages) return std::nullopt;
@@ -158,9 +158,8 @@ std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
 bool at_searched_stop(Machine& machine, const SearchTarget& target) {
   const kvm_regs now = machine.vcpu().get_regs();
   if (target.one_hash)
-    return now.rip == target.rip &&
-           (hash_guest_pages(machine, target.pages->gfns, &now) & target.hash_mask) ==
-               target.pages->xxh3;
+    return now.rip == target.rip && (hash_guest_pages(machine, target.pages->gfns, &now) &
+                                     target.hash_mask) == target.pages->xxh3;
   const bool registers_match =
       target.registers ? std::memcmp(&*target.registers, &now, sizeof now) == 0
                        : now.rip == target.rip && (general_registers_xxh3(now) &
