@@ -19,14 +19,16 @@ enum class MemoryKind : uint8_t {
   delta = 1,
   delta_from_previous_position = 2,
   pages_digest = 3,
-  kernel_return = 4,           // since format 2.8
-  searched_stop = 5,           // since format 2.9
-  searched_stop_32 = 6,        // since format 2.10: 32-bit hashes
-  searched_stop_one_hash = 7,  // since format 2.11: one 32-bit hash of registers and pages
-  kernel_return_32 = 8,        // since format 2.11: a 32-bit registers hash
+  kernel_return = 4,                // since format 2.8
+  searched_stop = 5,                // since format 2.9
+  searched_stop_32 = 6,             // since format 2.10: 32-bit hashes
+  searched_stop_one_hash = 7,       // since format 2.11: one 32-bit hash of registers and pages
+  kernel_return_32 = 8,             // since format 2.11: a 32-bit registers hash
+  searched_stop_implied_pages = 9,  // since format 2.12: kind 7 without the page listing
 };
 
 MemoryKind kind_of(const SearchedStop& stop) {
+  if (stop.pages_implied) return MemoryKind::searched_stop_implied_pages;
   if (stop.one_hash) return MemoryKind::searched_stop_one_hash;
   return stop.hash_bits == 32 ? MemoryKind::searched_stop_32 : MemoryKind::searched_stop;
 }
@@ -115,10 +117,16 @@ struct Encoder {
       if (searched->one_hash && (searched->hash_bits != 32 || searched->registers_xxh3 != 0))
         throw Error("AsyncPosition at " + e.pos.to_string() +
                     ": a searched stop with one hash has it 32 bits wide and no registers hash");
+      if (searched->pages_implied && (!searched->one_hash || !searched->pages.gfns.empty()))
+        throw Error("AsyncPosition at " + e.pos.to_string() +
+                    ": a searched stop with implied pages has one hash and lists no pages");
       w.u8(static_cast<uint8_t>(kind_of(*searched)));
       w.u64(searched->rip);
       if (!searched->one_hash) write_hash(e.pos, searched->registers_xxh3, searched->hash_bits);
-      write_pages_digest(e.pos, searched->pages, gfn_coding_of(*searched), searched->hash_bits);
+      if (searched->pages_implied)
+        write_hash(e.pos, searched->pages.xxh3, searched->hash_bits);
+      else
+        write_pages_digest(e.pos, searched->pages, gfn_coding_of(*searched), searched->hash_bits);
     } else if (auto* kernel_return = std::get_if<KernelReturn>(&e.memory)) {
       // Replay counts the entries before it: a reader refuses one without.
       if (!e.kernel_entries)
@@ -336,17 +344,25 @@ void fields(Fields& f, AsyncPosition& e) {
                         "pages digest");
   } else if (kind == static_cast<uint8_t>(MemoryKind::searched_stop) ||
              kind == static_cast<uint8_t>(MemoryKind::searched_stop_32) ||
-             kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash)) {
+             kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash) ||
+             kind == static_cast<uint8_t>(MemoryKind::searched_stop_implied_pages)) {
     auto& searched = reuse_alternative<SearchedStop>(e.memory);
     searched.hash_bits = kind == static_cast<uint8_t>(MemoryKind::searched_stop) ? 64 : 32;
-    searched.one_hash = kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash);
+    searched.pages_implied = kind == static_cast<uint8_t>(MemoryKind::searched_stop_implied_pages);
+    searched.one_hash =
+        searched.pages_implied || kind == static_cast<uint8_t>(MemoryKind::searched_stop_one_hash);
     f.pod(searched.rip);
     if (searched.one_hash)
       searched.registers_xxh3 = 0;
     else
       hash_field(f, searched.registers_xxh3, searched.hash_bits);
-    pages_digest_fields(f, searched.pages, gfn_coding_of(searched), "searched stop",
-                        searched.hash_bits);
+    if (searched.pages_implied) {
+      hash_field(f, searched.pages.xxh3, searched.hash_bits);
+      searched.pages.gfns.clear();
+    } else {
+      pages_digest_fields(f, searched.pages, gfn_coding_of(searched), "searched stop",
+                          searched.hash_bits);
+    }
   } else if (kind == static_cast<uint8_t>(MemoryKind::kernel_return) ||
              kind == static_cast<uint8_t>(MemoryKind::kernel_return_32)) {
     auto& kernel_return = reuse_alternative<KernelReturn>(e.memory);

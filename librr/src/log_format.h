@@ -40,7 +40,9 @@ inline constexpr uint16_t kVersionMajor = 2;
 // Minor 10 (2.10) adds memory kind 6 (SearchedStop with 32-bit hashes).
 // Minor 11 (2.11) adds memory kinds 7 (SearchedStop with one 32-bit hash of
 // registers and pages) and 8 (KernelReturn with a 32-bit registers hash).
-inline constexpr uint16_t kVersionMinor = 11;
+// Minor 12 (2.12) adds memory kind 9 (SearchedStop whose pages, those
+// written since the previous position, are implied rather than listed).
+inline constexpr uint16_t kVersionMinor = 12;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

@@ -192,6 +192,8 @@ FormatNeed format_needed_by(const Event& event) {
   const auto* async = std::get_if<AsyncPosition>(&event);
   if (!async) return {};
   if (const auto* searched = std::get_if<SearchedStop>(&async->memory)) {
+    if (searched->pages_implied)
+      return {2, 12, "a searched stop with implied pages (memory kind 9)"};
     if (searched->one_hash) return {2, 11, "a searched stop with one hash (memory kind 7)"};
     return searched->hash_bits == 32
                ? FormatNeed{2, 10, "a searched stop with 32-bit hashes (memory kind 6)"}

@@ -301,4 +301,20 @@ inline std::vector<Event> one_hash_stop_stream(uint64_t ticks) {
   return events;
 }
 
+// The same stream's searched stops in log format 2.12's form: pages implied
+// (memory kind 9), no listing; the kernel-return stops dropped (LogFormat212).
+inline std::vector<Event> implied_pages_stop_stream(uint64_t ticks) {
+  std::vector<Event> events;
+  for (Event& event : one_hash_stop_stream(ticks)) {
+    auto* async = std::get_if<AsyncPosition>(&event);
+    if (async && std::holds_alternative<KernelReturn>(async->memory)) continue;
+    if (auto* searched = async ? std::get_if<SearchedStop>(&async->memory) : nullptr) {
+      searched->pages_implied = true;
+      searched->pages.gfns.clear();
+    }
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
 }  // namespace logtest

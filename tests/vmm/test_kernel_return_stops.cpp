@@ -112,13 +112,13 @@ TEST_F(KernelReturnStops, EditedStopIsCaught) {
 }
 
 // A system call whose kernel work outlasts the kick (`syscallwork`: each
-// one first runs ~1 ms of kernel code with interrupts on, as a Linux page
+// one first runs ~5 ms of emulated kernel code with interrupts on, as a Linux page
 // fault reading a file does) is waited out: the recorder watches the
 // kernel's return from where the kick found it (the frame the entry saved
 // is still on the kernel stack) and delivers there, instead of logging the
 // vCPU state in kernel code. Replay re-executes to the same return.
 TEST_F(KernelReturnStops, KernelWorkEnteredFromUserModeIsWaitedOut) {
-  record_and_replay_three_times("ticks", "--guest ticks --serial-in none --append syscallwork=300");
+  record_and_replay_three_times("ticks", "--guest ticks --serial-in none --append syscallwork=100");
   const std::string recorded = read_file(dir_ / "record.err");
   const size_t at = recorded.find(" watched from kernel code");
   ASSERT_NE(at, std::string::npos) << recorded;

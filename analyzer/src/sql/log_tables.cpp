@@ -80,7 +80,8 @@ class LogTableWriter {
     if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory)) {
       // The same, logged as its rip and a registers hash (format 2.9): kernel mode.
       kind = "searched";
-      pages = searched->pages.gfns.size();
+      // NULL when implied (format 2.12): those written since the previous position.
+      if (!searched->pages_implied) pages = searched->pages.gfns.size();
       rip = searched->rip;
       cpl = 0;
     }

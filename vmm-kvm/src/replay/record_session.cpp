@@ -385,7 +385,7 @@ bool RecordSession::stretch_searchable_now(uint64_t factor, uint64_t instruction
 }
 
 // The memory part of a searched position, when this stop may be one.
-std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState& vcpu) {
+std::optional<librr::SearchedStop> RecordSession::searched_memory(const VcpuState& vcpu) {
   const bool at_return_site = std::exchange(at_return_site_, false);
   const bool first_hit = std::exchange(first_hit_stop_, false);
   if (!kernel_only_search_allowed() ||
@@ -405,15 +405,26 @@ std::optional<librr::PagesDigest> RecordSession::searched_memory(const VcpuState
   // starts: every page whose content changes between two hits of the search
   // is among them. (Until 2026-11-27 those since the previous stop: on a
   // Linux boot, landmarks in between, twice as many.)
-  librr::PagesDigest digest;
+  // Replay re-executes up to here: no state (format 2.9), one 32-bit hash of
+  // the registers and the pages (2.11).
+  librr::SearchedStop stop{vcpu.regs.rip, 0, {}};
+  stop.hash_bits = 32;
+  stop.one_hash = true;
   // A first hit after a rollback needs no pages: every earlier hit of the
   // search has interrupts off, the stop has them on (roll_back_to_position).
-  if (!first_hit) digest.gfns = written_since_position_.listed();
-  if (digest.gfns.size() > policy_.max_searched_pages) return std::nullopt;
-  // One hash of the registers and the pages (log format 2.11).
-  digest.xxh3 = hash_guest_pages(machine_, digest.gfns, &vcpu.regs);
+  if (!first_hit) stop.pages.gfns = written_since_position_.listed();
+  if (stop.pages.gfns.size() > policy_.max_searched_pages) return std::nullopt;
+  stop.pages.xxh3 = hash_guest_pages(machine_, stop.pages.gfns, &vcpu.regs) & stop.hash_mask();
+  // Replay tracks the pages the guest writes from the previous position as
+  // this recorder does (KVM's dirty log), so they need not be listed (2.12):
+  // not after a rollback, whose first run's pages stay listed here (put back
+  // from the second shadow, they hash the same, but replay never wrote them).
+  if (!first_hit && !rolled_back_here_) {
+    stop.pages_implied = true;
+    stop.pages.gfns.clear();
+  }
   follow_reexecuted_stop();
-  return digest;
+  return stop;
 }
 
 // At a stop in kernel code that would be logged: if it may become a
@@ -619,14 +630,8 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
     record.memory = stop;
     follow_reexecuted_stop();
   } else {
-    if (auto digest = searched_memory(vcpu)) {
-      // Replay re-executes up to here: no state (format 2.9), one 32-bit
-      // hash of the registers and the pages (2.11).
-      librr::SearchedStop stop{vcpu.regs.rip, 0, std::move(*digest)};
-      stop.hash_bits = 32;
-      stop.one_hash = true;
-      stop.pages.xxh3 &= stop.hash_mask();
-      record.memory = std::move(stop);
+    if (auto stop = searched_memory(vcpu)) {
+      record.memory = std::move(*stop);
       ++stats_.searched_positions;
     } else {
       librr::ByteWriter state;

@@ -185,7 +185,7 @@ class RecordSession {
   void log_async_position(std::optional<uint64_t> kernel_return = std::nullopt);
   void follow_reexecuted_stop();
   librr::MemoryDelta capture_memory(const librr::Position& here);
-  std::optional<librr::PagesDigest> searched_memory(const VcpuState& vcpu);
+  std::optional<librr::SearchedStop> searched_memory(const VcpuState& vcpu);
   void take_dirty_pages();
   void merge_written(const std::vector<uint64_t>& bitmap);
   void sync_position_memory();

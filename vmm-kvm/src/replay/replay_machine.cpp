@@ -107,6 +107,9 @@ ReplayMachine::ReplayMachine(const std::filesystem::path& recording, ReplayMachi
   config.serial_input = serial_input_.get();
   config.serial_output = options_.serial_output;
   configure_recorded_devices(dir_->manifest(), config);
+  // Searched stops of log format 2.12 name the pages written since the
+  // previous position by implication: replay tracks them as record did.
+  config.track_dirty_pages = true;
   machine_ = std::make_unique<Machine>(config);
   check_disk_size(dir_->manifest(), *machine_, config.disk_image);
   try {

@@ -162,7 +162,8 @@ bool ReplaySession::reach_searched_position_if_next() {
   const std::optional<SearchTarget> target = async ? SearchTarget::of(*async) : std::nullopt;
   if (!target) return false;
   machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
-  switch (run_to_searched_stop(machine_, *target, outcome_.search_hits)) {
+  written_.restart();      // the search starts at the previous position
+  switch (run_to_searched_stop(machine_, *target, outcome_.search_hits, &written_)) {
     case SearchResult::kFound:
       ++outcome_.searched_positions;
       enter_async_stop(*async);
@@ -362,7 +363,7 @@ const librr::AsyncPosition* ReplaySession::at_next_async_stop() {
     return there ? async : nullptr;
   }
   if (const std::optional<SearchTarget> target = SearchTarget::of(*async))
-    return at_searched_stop(machine_, *target) ? async : nullptr;
+    return at_searched_stop(machine_, *target, &written_) ? async : nullptr;
   librr::ByteReader in(async->vcpu_state, "async vCPU state");
   kvm_regs recorded = VcpuState::load(in).regs;
   const kvm_regs now = machine_.vcpu().get_regs();
@@ -382,6 +383,7 @@ std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing
     if (end_if_next()) return InstructionOutcome::kEnded;
     check_interrupt_delivery();
     machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
+    written_.restart();      // a searched stop's implied pages are written from here on
   }
   if (!replayer_.peek()) {
     outcome_.faithful = true;

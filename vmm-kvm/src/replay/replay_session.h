@@ -14,6 +14,7 @@
 #include "replay/instruction_stepper.h"
 #include "replay/memory_shadow.h"
 #include "replay/replay_rules.h"
+#include "replay/searched_position.h"
 #include "replay/session_common.h"
 
 namespace vmm {
@@ -126,6 +127,7 @@ class ReplaySession {
   Timeline& timeline_;
   ReplayRules rules_;
   MemoryShadow shadow_;
+  PagesWrittenSincePosition written_{machine_};
   ReplayNetInput net_input_;
   ReplayOutcome outcome_;
   bool done_ = false;

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -144,10 +145,28 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns,
   return XXH3_64bits_digest(state.get());
 }
 
+void PagesWrittenSincePosition::restart() {
+  machine_.take_dirty_log();
+  bitmap_.assign(bitmap_.size(), 0);
+  gfns_.clear();
+}
+
+const std::vector<uint64_t>& PagesWrittenSincePosition::gfns() {
+  const std::vector<uint64_t> taken = machine_.take_dirty_log();
+  if (bitmap_.size() < taken.size()) bitmap_.resize(taken.size(), 0);
+  for (size_t word = 0; word < taken.size(); ++word) bitmap_[word] |= taken[word];
+  gfns_.clear();
+  for (size_t word = 0; word < bitmap_.size(); ++word)
+    for (uint64_t bits = bitmap_[word]; bits != 0; bits &= bits - 1)
+      gfns_.push_back(word * 64 + static_cast<uint64_t>(std::countr_zero(bits)));
+  return gfns_;
+}
+
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
   if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
-    return SearchTarget{searched->rip,    std::nullopt,          searched->registers_xxh3,
-                        &searched->pages, searched->hash_mask(), searched->one_hash};
+    return SearchTarget{searched->rip,          std::nullopt,          searched->registers_xxh3,
+                        &searched->pages,       searched->hash_mask(), searched->one_hash,
+                        searched->pages_implied};
   const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
   if (!pages) return std::nullopt;
   librr::ByteReader in(stop.vcpu_state, "async vCPU state");
@@ -155,11 +174,18 @@ std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
   return SearchTarget{registers.rip, registers, 0, pages};
 }
 
-bool at_searched_stop(Machine& machine, const SearchTarget& target) {
+bool at_searched_stop(Machine& machine, const SearchTarget& target,
+                      PagesWrittenSincePosition* written) {
   const kvm_regs now = machine.vcpu().get_regs();
+  if (target.pages_implied && !written)
+    throw librr::Error(fmt::format(
+        "searched stop at RIP {:#x}: its pages are implied, and nothing tracks them here",
+        target.rip));
   if (target.one_hash)
-    return now.rip == target.rip && (hash_guest_pages(machine, target.pages->gfns, &now) &
-                                     target.hash_mask) == target.pages->xxh3;
+    return now.rip == target.rip &&
+           (hash_guest_pages(machine, target.pages_implied ? written->gfns() : target.pages->gfns,
+                             &now) &
+            target.hash_mask) == target.pages->xxh3;
   const bool registers_match =
       target.registers ? std::memcmp(&*target.registers, &now, sizeof now) == 0
                        : now.rip == target.rip && (general_registers_xxh3(now) &
@@ -168,7 +194,8 @@ bool at_searched_stop(Machine& machine, const SearchTarget& target) {
          (hash_guest_pages(machine, target.pages->gfns) & target.hash_mask) == target.pages->xxh3;
 }
 
-SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits) {
+SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits,
+                                  PagesWrittenSincePosition* written) {
   const uint64_t breakpoint[] = {target.rip};
   // Armed by hand below, two KVM_SET_GUEST_DEBUG per hit (the step over it,
   // the breakpoint again); this disarms however the search ends. Measured
@@ -177,7 +204,7 @@ SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, 
   const ReexecutionDeadline deadline(machine);
   uint64_t hits_here = 0;
   for (;;) {
-    if (at_searched_stop(machine, target)) return SearchResult::kFound;
+    if (at_searched_stop(machine, target, written)) return SearchResult::kFound;
     // Not the stop: a first check right after the previous position, or a hit
     // of the breakpoint. Step over the instruction there (the breakpoint
     // would fire again: kvm_pvm ignores RFLAGS.RF) with the host's single

@@ -65,6 +65,25 @@ bool at_rep_string_instruction(Machine& machine);
 // I/O or hlt: the next landmark); false when RIP is unreadable.
 bool at_port_or_halt_instruction(Machine& machine);
 
+// Replay's list of the pages the guest wrote since it left the previous
+// position, for searched stops whose pages are implied (log format 2.12):
+// KVM's dirty log (the machine must track dirty pages), as the recorder
+// keeps it, discarded where the guest leaves a position (restart()) and
+// added up at each look (gfns()). Measured on a Linux boot: equal to the
+// recorder's listing at all 2,626 searched stops.
+class PagesWrittenSincePosition {
+ public:
+  explicit PagesWrittenSincePosition(Machine& machine) : machine_(machine) {}
+  void restart();
+  // The pages written since restart(), ascending.
+  const std::vector<uint64_t>& gfns();
+
+ private:
+  Machine& machine_;
+  std::vector<uint64_t> bitmap_;
+  std::vector<uint64_t> gfns_;
+};
+
 // XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3),
 // after `registers_first` as KVM lays them out if given (a SearchedStop's one
 // hash, log format 2.11). Throws librr::Error for a page outside guest memory.
@@ -83,14 +102,19 @@ struct SearchTarget {
   uint64_t hash_mask = ~0ull;
   // SearchedStop::one_hash: `pages->xxh3` covers the registers, then the pages.
   bool one_hash = false;
+  // SearchedStop::pages_implied: the pages are those written since the
+  // previous position (PagesWrittenSincePosition), not `pages->gfns`.
+  bool pages_implied = false;
   // The target of a searched stop (memory kind 3 or 5); nullopt for any
   // other kind. Throws librr::Error for a kind-3 stop whose state does not parse.
   static std::optional<SearchTarget> of(const librr::AsyncPosition& stop);
 };
 
 // True if the vCPU is at the searched stop: its general registers are the
-// target's and the digest's pages hash to its value.
-bool at_searched_stop(Machine& machine, const SearchTarget& target);
+// target's and the digest's pages hash to its value. `written` gives the
+// pages of a target whose pages are implied (required then).
+bool at_searched_stop(Machine& machine, const SearchTarget& target,
+                      PagesWrittenSincePosition* written = nullptr);
 
 enum class SearchResult {
   kFound,        // the vCPU is at the stop (nothing executed past it)
@@ -103,6 +127,7 @@ enum class SearchResult {
 // stepping over each hit that is not the stop, until at_searched_stop().
 // `hits` counts the breakpoint hits (for statistics). Debug registers are
 // off again when it returns or throws.
-SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits);
+SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits,
+                                  PagesWrittenSincePosition* written = nullptr);
 
 }  // namespace vmm
