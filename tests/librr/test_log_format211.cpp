@@ -21,18 +21,6 @@ SearchedStop stop_with_one_hash(uint64_t hash, std::vector<uint64_t> gfns) {
   return stop;
 }
 
-// The kind byte at `kind_at` is followed by a u64 rip and a u32 hash.
-void expect_rip_and_hash_after(const std::vector<uint8_t>& bytes, size_t kind_at, uint64_t rip,
-                               uint32_t hash) {
-  ASSERT_GE(bytes.size(), kind_at + 13);
-  uint64_t stored_rip = 0;
-  uint32_t stored_hash = 0;
-  std::memcpy(&stored_rip, bytes.data() + kind_at + 1, sizeof stored_rip);
-  std::memcpy(&stored_hash, bytes.data() + kind_at + 1 + 8, sizeof stored_hash);
-  EXPECT_EQ(stored_rip, rip);
-  EXPECT_EQ(stored_hash, hash);
-}
-
 KernelReturn return_with_32_bit_hash(uint64_t hash) {
   KernelReturn stop{0xffffffff81000e40, hash};
   stop.hash_bits = 32;

@@ -37,12 +37,7 @@ TEST(LogFormat212, SearchedStopIsMemoryKindNineWithRipAndHashOnly) {
   ASSERT_GE(bytes.size(), 13u);
   const size_t kind_at = bytes.size() - 13;
   EXPECT_EQ(bytes[kind_at], 9);
-  uint64_t rip = 0;
-  uint32_t hash = 0;
-  std::memcpy(&rip, bytes.data() + kind_at + 1, sizeof rip);
-  std::memcpy(&hash, bytes.data() + kind_at + 1 + 8, sizeof hash);
-  EXPECT_EQ(rip, 0xffffffff81000d6eu);
-  EXPECT_EQ(hash, 0x01234567u);
+  expect_rip_and_hash_after(bytes, kind_at, 0xffffffff81000d6e, 0x01234567);
   // Cut short, it is refused.
   EXPECT_THROW(decode_event(std::vector<uint8_t>(bytes.begin(), bytes.end() - 1)), FormatError);
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -315,6 +316,19 @@ inline std::vector<Event> implied_pages_stop_stream(uint64_t ticks) {
     events.push_back(std::move(event));
   }
   return events;
+}
+
+// The AsyncPosition memory kind byte at `kind_at` of an encoded record is
+// followed by a u64 rip and a u32 hash (memory kinds 7-9).
+inline void expect_rip_and_hash_after(const std::vector<uint8_t>& bytes, size_t kind_at,
+                                      uint64_t rip, uint32_t hash) {
+  ASSERT_GE(bytes.size(), kind_at + 13);
+  uint64_t stored_rip = 0;
+  uint32_t stored_hash = 0;
+  std::memcpy(&stored_rip, bytes.data() + kind_at + 1, sizeof stored_rip);
+  std::memcpy(&stored_hash, bytes.data() + kind_at + 1 + 8, sizeof stored_hash);
+  EXPECT_EQ(stored_rip, rip);
+  EXPECT_EQ(stored_hash, hash);
 }
 
 }  // namespace logtest
