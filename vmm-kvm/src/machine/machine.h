@@ -203,6 +203,7 @@ class Machine final : private PowerControl {
   // Pages written since the previous call (needs track_dirty_pages): by the
   // vCPU (KVM's dirty log) or by the device models (GuestMemory::write).
   std::vector<uint64_t> take_dirty_log();
+  bool tracks_dirty_pages() const { return track_dirty_pages_; }
   // The device models' part of that alone (no ioctl): pages written by
   // GuestMemory::write since the previous take of either.
   std::vector<uint64_t> take_device_writes();

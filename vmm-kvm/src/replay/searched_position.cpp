@@ -146,6 +146,9 @@ uint64_t hash_guest_pages(Machine& machine, std::span<const uint64_t> gfns,
 }
 
 void PagesWrittenSincePosition::restart() {
+  // A machine without tracking (a test's) replays no stop with implied
+  // pages: gfns() would say so.
+  if (!machine_.tracks_dirty_pages()) return;
   machine_.take_dirty_log();
   bitmap_.assign(bitmap_.size(), 0);
   gfns_.clear();
