@@ -182,12 +182,8 @@ bool ReplaySession::reach_searched_position_if_next() {
                       "stretches shorter than that)",
                       target->rip, kMaxSearchHits, async->pos.to_string()));
     case SearchResult::kTimedOut:
-      throw librr::Divergence(
-          timeline_.position(),
-          fmt::format("the searched stop {} at RIP {:#x} was not reached within {} s of "
-                      "re-execution, nor a landmark (the guest is at {})",
-                      async->pos.to_string(), target->rip, kReexecutionLimitNs / 1'000'000'000,
-                      machine_.describe_rip()));
+      throw_reexecution_timed_out(
+          fmt::format("the searched stop {} at RIP {:#x}", async->pos.to_string(), target->rip));
     case SearchResult::kTerminal:
       break;
   }
@@ -196,6 +192,15 @@ bool ReplaySession::reach_searched_position_if_next() {
                                       "{:#x}: exit reason {} at {}",
                                       async->pos.to_string(), target->rip,
                                       machine_.run_state().exit_reason, machine_.describe_rip()));
+}
+
+// A re-execution towards `stop` (ReexecutionDeadline) ran out of time.
+void ReplaySession::throw_reexecution_timed_out(const std::string& stop) {
+  throw librr::Divergence(
+      timeline_.position(),
+      fmt::format("{} was not reached within {} s of re-execution, nor a landmark (the guest is "
+                  "at {})",
+                  stop, kReexecutionLimitNs / 1'000'000'000, machine_.describe_rip()));
 }
 
 // The vCPU stands right after the return a kernel-return stop names: the
@@ -233,13 +238,9 @@ bool ReplaySession::reach_kernel_return_if_next() {
                       machine_.describe_rip(), async->pos.to_string(), entries.count,
                       kernel_return->return_rip));
     case KernelReturnSearch::kTimedOut:
-      throw librr::Divergence(
-          timeline_.position(),
-          fmt::format("the kernel-return stop {} ({} kernel entries, then the return at {:#x}) "
-                      "was not reached within {} s of re-execution, nor a landmark (the guest "
-                      "is at {})",
-                      async->pos.to_string(), entries.count, kernel_return->return_rip,
-                      kReexecutionLimitNs / 1'000'000'000, machine_.describe_rip()));
+      throw_reexecution_timed_out(
+          fmt::format("the kernel-return stop {} ({} kernel entries, then the return at {:#x})",
+                      async->pos.to_string(), entries.count, kernel_return->return_rip));
     case KernelReturnSearch::kStopped:
       break;
   }

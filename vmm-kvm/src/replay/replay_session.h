@@ -111,6 +111,7 @@ class ReplaySession {
   bool reach_searched_position_if_next();
   bool reach_kernel_return_if_next();
   void arrive_at_kernel_return(const librr::AsyncPosition& async);
+  [[noreturn]] void throw_reexecution_timed_out(const std::string& stop);
   const librr::AsyncPosition* at_next_async_stop();
   void at_landmark();
   void at_halt();

@@ -4,7 +4,6 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -150,19 +149,12 @@ void PagesWrittenSincePosition::restart() {
   // pages: gfns() would say so.
   if (!machine_.tracks_dirty_pages()) return;
   machine_.take_dirty_log();
-  bitmap_.assign(bitmap_.size(), 0);
-  gfns_.clear();
+  written_.take();
 }
 
-const std::vector<uint64_t>& PagesWrittenSincePosition::gfns() {
-  const std::vector<uint64_t> taken = machine_.take_dirty_log();
-  if (bitmap_.size() < taken.size()) bitmap_.resize(taken.size(), 0);
-  for (size_t word = 0; word < taken.size(); ++word) bitmap_[word] |= taken[word];
-  gfns_.clear();
-  for (size_t word = 0; word < bitmap_.size(); ++word)
-    for (uint64_t bits = bitmap_[word]; bits != 0; bits &= bits - 1)
-      gfns_.push_back(word * 64 + static_cast<uint64_t>(std::countr_zero(bits)));
-  return gfns_;
+std::vector<uint64_t> PagesWrittenSincePosition::gfns() {
+  written_.merge(machine_.take_dirty_log());
+  return written_.listed();
 }
 
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
@@ -184,11 +176,13 @@ bool at_searched_stop(Machine& machine, const SearchTarget& target,
     throw librr::Error(fmt::format(
         "searched stop at RIP {:#x}: its pages are implied, and nothing tracks them here",
         target.rip));
-  if (target.one_hash)
-    return now.rip == target.rip &&
-           (hash_guest_pages(machine, target.pages_implied ? written->gfns() : target.pages->gfns,
-                             &now) &
-            target.hash_mask) == target.pages->xxh3;
+  if (target.one_hash) {
+    if (now.rip != target.rip) return false;
+    const std::vector<uint64_t> implied =
+        target.pages_implied ? written->gfns() : std::vector<uint64_t>{};
+    const std::vector<uint64_t>& gfns = target.pages_implied ? implied : target.pages->gfns;
+    return (hash_guest_pages(machine, gfns, &now) & target.hash_mask) == target.pages->xxh3;
+  }
   const bool registers_match =
       target.registers ? std::memcmp(&*target.registers, &now, sizeof now) == 0
                        : now.rip == target.rip && (general_registers_xxh3(now) &

@@ -21,6 +21,7 @@
 #include "librr/events.h"
 #include "machine/machine.h"
 #include "machine/vcpu_state.h"
+#include "replay/memory_shadow.h"
 
 namespace vmm {
 
@@ -68,20 +69,20 @@ bool at_port_or_halt_instruction(Machine& machine);
 // Replay's list of the pages the guest wrote since it left the previous
 // position, for searched stops whose pages are implied (log format 2.12):
 // KVM's dirty log (the machine must track dirty pages), as the recorder
-// keeps it, discarded where the guest leaves a position (restart()) and
-// added up at each look (gfns()). Measured on a Linux boot: equal to the
-// recorder's listing at all 2,626 searched stops.
+// keeps it (the same DirtyPages), discarded where the guest leaves a
+// position (restart()) and added up at each look (gfns()). Measured on a
+// Linux boot: equal to the recorder's listing at all 2,626 searched stops.
 class PagesWrittenSincePosition {
  public:
-  explicit PagesWrittenSincePosition(Machine& machine) : machine_(machine) {}
+  explicit PagesWrittenSincePosition(Machine& machine)
+      : machine_(machine), written_(machine.memory().size() / MemoryShadow::kPageSize) {}
   void restart();
   // The pages written since restart(), ascending.
-  const std::vector<uint64_t>& gfns();
+  std::vector<uint64_t> gfns();
 
  private:
   Machine& machine_;
-  std::vector<uint64_t> bitmap_;
-  std::vector<uint64_t> gfns_;
+  DirtyPages written_;
 };
 
 // XXH3-64 of the listed pages, concatenated in order (PagesDigest::xxh3),
