@@ -197,3 +197,35 @@ TEST_F(SearchedPositions, WaitingLoopsAreRolledBackToTheirFirstPass) {
     EXPECT_FALSE(std::get<librr::SearchedStop>(stop.memory).pages.gfns.empty())
         << stop.pos.to_string() << ": a first-hit stop without rollbacks";
 }
+
+// Stops searched at record (docs/record-replay.md): with return sites and
+// rollbacks off, bootspin's kernel loops are stopped where the kick finds
+// them. The recorder runs each such stretch again with replay's search,
+// within its bounds (2,000 hits: a stop a few ms into a loop of a few
+// instructions is found, a longer one is not), and logs the ones it found as
+// searched stops, which every replay then finds the same way.
+TEST_F(SearchedPositions, StopsNoReturnSiteTookAreSearchedByTheRecorder) {
+  const std::string options =
+      "--no-return-site-stops --no-rollback-stops --guest ticks --serial-in none "
+      "--append bootspin=3";
+  record_and_replay_three_times("ticks", options);
+  const std::string recorded_err = read_file(dir_ / "record.err");
+  std::smatch counts;
+  ASSERT_TRUE(std::regex_search(recorded_err, counts,
+                                std::regex(R"((\d+) found by a search at record, of (\d+) tried)")))
+      << recorded_err;
+  const uint64_t found = std::stoull(counts[1].str()), tried = std::stoull(counts[2].str());
+  EXPECT_GE(found, 1u) << recorded_err;
+  EXPECT_GE(tried, found) << recorded_err;
+  const std::vector<librr::AsyncPosition> stops = searched_stops(dir_ / "ticks");
+  EXPECT_EQ(stops.size(), found) << recorded_err;
+  for (const librr::AsyncPosition& stop : stops)
+    EXPECT_TRUE(std::get<librr::SearchedStop>(stop.memory).pages_implied) << stop.pos.to_string();
+  EXPECT_EQ(searched_count_in(read_file(dir_ / "replay.err")), found)
+      << read_file(dir_ / "replay.err");
+
+  // Without it, those stops are installed.
+  const fs::path without = dir_ / "without";
+  ASSERT_TRUE(recorded(without, "--no-rerun-search " + options));
+  EXPECT_TRUE(searched_stops(without).empty()) << read_file(dir_ / "record.err");
+}

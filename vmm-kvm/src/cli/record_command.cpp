@@ -53,6 +53,7 @@ struct RecordOptions {
   bool no_kernel_stop_search = false;
   bool no_return_site_stops = false;
   bool no_rollback_stops = false;
+  bool no_rerun_search = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -129,6 +130,7 @@ int record_command(RecordOptions& options) {
   policy.stop_at_kernel_returns = !options.no_kernel_return_stops;
   policy.stop_at_return_sites = !options.no_return_site_stops;
   policy.roll_back_kernel_stops = !options.no_rollback_stops;
+  policy.search_by_rerun = !options.no_rerun_search;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   // Searched stops wherever the host makes the search cheap (the probe).
@@ -172,7 +174,8 @@ int record_command(RecordOptions& options) {
   std::fprintf(
       stderr,
       "rr-vmm: stops: %llu to be searched at replay (%llu at the first hit after a rollback, of "
-      "%llu rollbacks; %llu moved to a return site, of %llu watched; %llu cutting an "
+      "%llu rollbacks; %llu found by a search at record, of %llu tried; %llu moved to a "
+      "return site, of %llu watched; %llu cutting an "
       "interrupts-off stretch), %llu at kernel returns (%llu watched from kernel code) "
       "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
@@ -180,6 +183,8 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.searched_positions),
       static_cast<unsigned long long>(s.first_hit_stops),
       static_cast<unsigned long long>(s.rollbacks),
+      static_cast<unsigned long long>(s.rerun_searched_stops),
+      static_cast<unsigned long long>(s.rerun_searches),
       static_cast<unsigned long long>(s.return_site_stops),
       static_cast<unsigned long long>(s.return_site_watches),
       static_cast<unsigned long long>(s.stretch_cuts),
@@ -250,6 +255,11 @@ void add_record_command(CLI::App& app) {
                    "do not roll the guest back to the previous position to deliver an "
                    "interrupt at the first pass of a kernel loop that waits for it "
                    "(docs/record-replay.md, \"Rollback stops\")");
+  record->add_flag("--no-rerun-search", options->no_rerun_search,
+                   "install a stop in kernel code that no return site took instead of first "
+                   "running the stretch before it again, as replay would, to log it as a "
+                   "searched stop when the search finds it (docs/record-replay.md, \"Stops "
+                   "searched at record\")");
   record->add_flag("--no-return-site-stops", options->no_return_site_stops,
                    "search a stop in kernel code where the signal made it, instead of moving it "
                    "to the return address of the next call or of the running function "

@@ -543,11 +543,11 @@ void RecordSession::cut_long_stretch() {
 
 // At a position (landmark or logged stop): return-site watches and rollbacks
 // start over (the counter's watch ends with KernelEntryCounter::restart());
-// the vCPU state is captured as the guest resumes if `capture_resume_state`.
-void RecordSession::start_position(bool capture_resume_state) {
+// the vCPU state may be captured as the guest resumes (save_resume_state_if_fresh).
+void RecordSession::start_position() {
   return_site_watches_here_ = 0;
   resume_state_.reset();
-  position_fresh_ = capture_resume_state;
+  position_fresh_ = true;
   rolled_back_here_ = false;
   rollback_watch_ = false;
   cutting_stretch_ = false;
@@ -555,15 +555,21 @@ void RecordSession::start_position(bool capture_resume_state) {
 
 // Where the guest resumes from a position in kernel code that a later stop
 // may roll back to: its vCPU state, with a landmark's port or MMIO read
-// completed and an interrupt injected there pending in it. Only at logged
-// stops and the kRollbackLandmarksAfterStop landmarks after one: a loop that
-// waits for interrupts without exits runs from one interrupt handler's last
-// port write (the EOI) to the next stop, and a capture costs ~20 us (hello,
-// 489 landmarks in kernel code and no stop: record 20 -> 30 ms when taken
-// at every landmark).
+// completed and an interrupt injected there pending in it. A capture costs
+// ~20 us (hello, 489 landmarks in kernel code and no stop: record 20 -> 30
+// ms when taken at every landmark), so only where a stop may follow: for a
+// rollback, at logged stops and the kRollbackLandmarksAfterStop landmarks
+// after one (a loop that waits for interrupts without exits runs from one
+// interrupt handler's last port write, the EOI, to the next stop); for the
+// recorder's own search (searched_by_rerun), wherever a device deadline is
+// set, which may stop the stretch ahead (a Linux boot: ~23,000 landmarks).
 void RecordSession::save_resume_state_if_fresh() {
   if (!std::exchange(position_fresh_, false)) return;
-  if (!policy_.roll_back_kernel_stops || !kernel_only_search_allowed() ||
+  const bool for_rollback =
+      policy_.roll_back_kernel_stops && landmarks_since_stop_ <= kRollbackLandmarksAfterStop;
+  const bool for_rerun =
+      policy_.search_by_rerun && machine_.next_deadline() != TimedDevice::kNoDeadline;
+  if ((!for_rollback && !for_rerun) || !kernel_only_search_allowed() ||
       !position_memory_complete_ || position_memory_at_ != timeline_.position() ||
       !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
     return;
@@ -590,7 +596,8 @@ void RecordSession::save_resume_state_if_fresh() {
 // record time as the first choice and 3.5x after the return sites (each threw away up to a tick of
 // kernel work, the guest fell behind its timer, stops came faster). True if it rolled back.
 bool RecordSession::roll_back_to_position() {
-  if (!resume_state_ || rolled_back_here_ || last_stop_rolled_back_ ||
+  if (!policy_.roll_back_kernel_stops || landmarks_since_stop_ > kRollbackLandmarksAfterStop ||
+      !resume_state_ || rolled_back_here_ || last_stop_rolled_back_ ||
       !kernel_only_search_allowed() || position_memory_at_ != timeline_.position())
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
@@ -630,7 +637,9 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
     record.memory = stop;
     follow_reexecuted_stop();
   } else {
-    if (auto stop = searched_memory(vcpu)) {
+    std::optional<librr::SearchedStop> stop = searched_memory(vcpu);
+    if (!stop && (stop = searched_by_rerun(vcpu))) follow_reexecuted_stop();
+    if (stop) {
       record.memory = std::move(*stop);
       ++stats_.searched_positions;
     } else {
@@ -649,7 +658,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   kernel_entries_at_stop_ = kernel_entries_.total();
   landmarks_since_stop_ = 0;
   last_stop_rolled_back_ = rolled_back_here_;
-  start_position(/*capture_resume_state=*/true);
+  start_position();
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
   kernel_entries_.restart();
@@ -750,11 +759,9 @@ RunResult RecordSession::run() {
         unlogged_progress_ = false;
         timeline_.enter_landmark();
         kernel_entries_.restart();
-        // A capture only at the few landmarks after a logged stop (the
-        // interrupt handler's EOI, before the next stretch of a loop that
-        // waits for the next interrupt), not everywhere: see
-        // save_resume_state_if_fresh.
-        start_position(++landmarks_since_stop_ <= kRollbackLandmarksAfterStop);
+        // Where a capture is worth its cost: save_resume_state_if_fresh.
+        ++landmarks_since_stop_;
+        start_position();
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
           kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;

@@ -94,6 +94,16 @@ struct RecordPolicy {
   // hit had interrupts off). Never two rollback stops in a row
   // (docs/record-replay.md, "Rollback stops").
   bool roll_back_kernel_stops = true;
+  // With searched stops: a stop in kernel code that would be installed (no
+  // return site took it within the watches) is first searched by the
+  // recorder itself: the guest is rolled back to where it resumed from the
+  // previous position and runs the stretch again with replay's search
+  // (run_to_searched_stop, within kRerunSearchBounds); when the search ends
+  // at the stop's exact registers and pages, the stop is logged as a
+  // searched stop, which replay finds the same way; else the guest is put
+  // back at the stop and it is installed (docs/record-replay.md, "Stops
+  // searched at record").
+  bool search_by_rerun = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
   // line of code and only when no unlogged stop came since the previous stop
@@ -131,6 +141,8 @@ struct RecordStats {
   uint64_t return_site_stops = 0;         // of those, logged at the return site
   uint64_t rollbacks = 0;                 // stops rolled back to their previous position
   uint64_t first_hit_stops = 0;           // logged at the first hit after a rollback
+  uint64_t rerun_searches = 0;            // stops the recorder searched for itself
+  uint64_t rerun_searched_stops = 0;      // of those, found and logged as searched stops
   uint64_t stretch_cuts = 0;              // searched stops that deliver nothing (interrupts off)
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
@@ -178,7 +190,7 @@ class RecordSession {
   void save_resume_state_if_fresh();
   bool roll_back_to_position();
   void cut_long_stretch();
-  void start_position(bool capture_resume_state);
+  void start_position();
   bool kernel_only_search_allowed() const;
   bool stretch_searchable_now(uint64_t factor = 1, uint64_t instructions_per_hit = 1) const;
   void clock_at_async_stop();
@@ -186,6 +198,7 @@ class RecordSession {
   void follow_reexecuted_stop();
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::SearchedStop> searched_memory(const VcpuState& vcpu);
+  std::optional<librr::SearchedStop> searched_by_rerun(const VcpuState& stop);
   void take_dirty_pages();
   void merge_written(const std::vector<uint64_t>& bitmap);
   void sync_position_memory();

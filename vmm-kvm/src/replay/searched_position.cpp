@@ -192,13 +192,13 @@ bool at_searched_stop(Machine& machine, const SearchTarget& target,
 }
 
 SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits,
-                                  PagesWrittenSincePosition* written) {
+                                  PagesWrittenSincePosition* written, SearchBounds bounds) {
   const uint64_t breakpoint[] = {target.rip};
   // Armed by hand below, two KVM_SET_GUEST_DEBUG per hit (the step over it,
   // the breakpoint again); this disarms however the search ends. Measured
   // on ticks: the generic InstructionStepper took ~23 ioctls per hit.
   const ArmedHardwareBreakpoints disarm_at_end(machine, {});
-  const ReexecutionDeadline deadline(machine);
+  const ReexecutionDeadline deadline(machine, bounds.time_limit_ns);
   uint64_t hits_here = 0;
   for (;;) {
     if (at_searched_stop(machine, target, written)) return SearchResult::kFound;
@@ -219,7 +219,7 @@ SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, 
     if (exit.kind == Machine::Exit::Kind::kAsynchronous) return SearchResult::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return SearchResult::kLandmark;
     if (!stopped_at_hardware_breakpoint(machine)) return SearchResult::kTerminal;
-    if (++hits_here > kMaxSearchHits) return SearchResult::kTooManyHits;
+    if (++hits_here > bounds.max_hits) return SearchResult::kTooManyHits;
     ++hits;
   }
 }

@@ -21,6 +21,7 @@
 #include "librr/events.h"
 #include "machine/machine.h"
 #include "machine/vcpu_state.h"
+#include "replay/hardware_breakpoints.h"
 #include "replay/memory_shadow.h"
 
 namespace vmm {
@@ -124,11 +125,18 @@ enum class SearchResult {
   kTimedOut,     // kReexecutionLimitNs passed without the stop or a landmark
   kTerminal,     // the machine stopped (shutdown, internal error)
 };
+// How far a search goes before it gives up: replay's bounds by default; the
+// recorder's own search (RecordSession::searched_by_rerun) gives up far sooner.
+struct SearchBounds {
+  uint64_t max_hits = kMaxSearchHits;
+  uint64_t time_limit_ns = kReexecutionLimitNs;
+};
 // Runs the guest from where it is with a breakpoint at the stop's RIP,
 // stepping over each hit that is not the stop, until at_searched_stop().
 // `hits` counts the breakpoint hits (for statistics). Debug registers are
 // off again when it returns or throws.
 SearchResult run_to_searched_stop(Machine& machine, const SearchTarget& target, uint64_t& hits,
-                                  PagesWrittenSincePosition* written = nullptr);
+                                  PagesWrittenSincePosition* written = nullptr,
+                                  SearchBounds bounds = {});
 
 }  // namespace vmm

@@ -1,0 +1,111 @@
+// RecordSession::searched_by_rerun: the recorder runs replay's search itself
+// for a stop it would otherwise install (docs/record-replay.md, "Stops
+// searched at record").
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "replay/record_session.h"
+#include "replay/searched_position.h"
+
+namespace vmm {
+namespace {
+
+// Bounds of the recorder's own search: replay pays the same again, so only
+// stops found quickly are worth it. A Linux boot's loops that outlast the
+// return-site watches run 8-25 ms of emulated kernel code before the stop.
+constexpr SearchBounds kRerunSearchBounds{/*max_hits=*/2'000, /*time_limit_ns=*/250'000'000};
+
+// Copies of guest pages, to put them back.
+class SavedPages {
+ public:
+  SavedPages(const GuestMemory& memory, const std::vector<uint64_t>& gfns) : memory_(memory) {
+    for (const uint64_t gfn : gfns) {
+      const uint8_t* page = at(gfn);
+      pages_.emplace_back(gfn, std::vector<uint8_t>(page, page + MemoryShadow::kPageSize));
+    }
+  }
+  bool equal_to_guest() const {
+    for (const auto& [gfn, bytes] : pages_)
+      if (std::memcmp(at(gfn), bytes.data(), bytes.size()) != 0) return false;
+    return true;
+  }
+  void restore_guest() const {
+    for (const auto& [gfn, bytes] : pages_) std::memcpy(at(gfn), bytes.data(), bytes.size());
+  }
+
+ private:
+  uint8_t* at(uint64_t gfn) const {
+    uint8_t* page = memory_.translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
+    if (!page) throw librr::Error("record: written page outside guest memory");
+    return page;
+  }
+  GuestMemory memory_;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pages_;
+};
+
+}  // namespace
+
+// A stop in kernel code about to be installed, `stop` its vCPU state: roll
+// the guest back to where it resumed from the previous position (as
+// roll_back_to_position does) and run the stretch again with replay's own
+// search for this stop, with the pages implied (log format 2.12). The
+// stretch made no exit and stayed in kernel mode, so nothing outside the
+// guest saw the first run, and the second is what replay will do: if it
+// ends at the stop's registers and its pages byte for byte, the stop is
+// logged as a searched stop. Else the guest is put back exactly as the
+// first run left it, and the stop is installed. The search a stop needs
+// that is not at a return site is unbounded in theory (a loop's every pass
+// hits it), which is why searched_memory() does not take it on an estimate.
+std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuState& stop) {
+  if (!policy_.search_by_rerun || !resume_state_ || rolled_back_here_ ||
+      !kernel_only_search_allowed() || !position_memory_complete_ ||
+      position_memory_at_ != previous_position_of(timeline_.position()) || (stop.sregs.cs.selector & 3) != 0 ||
+      !stop_searchable(machine_, stop))
+    return std::nullopt;
+  take_dirty_pages();
+  const std::vector<uint64_t> written = written_since_position_.listed();
+  if (written.size() > policy_.max_searched_pages) return std::nullopt;
+  ++stats_.rerun_searches;
+  librr::SearchedStop searched{stop.regs.rip, 0, {}};
+  searched.hash_bits = 32;
+  searched.one_hash = true;
+  searched.pages_implied = true;
+  searched.pages.xxh3 = hash_guest_pages(machine_, written, &stop.regs) & searched.hash_mask();
+  const SavedPages stop_pages(machine_.memory(), written);
+
+  position_memory_.restore_guest(written);
+  machine_.restore_vcpu_state(*resume_state_);
+  PagesWrittenSincePosition rerun_written(machine_);
+  rerun_written.restart();
+  // An interrupt window asked for earlier would end every entry at once.
+  auto& window = machine_.run_state().request_interrupt_window;
+  const auto window_before = std::exchange(window, 0);
+  uint64_t hits = 0;
+  const SearchTarget target{searched.rip,        std::nullopt, 0, &searched.pages,
+                            searched.hash_mask(), true,         true};
+  const SearchResult result =
+      run_to_searched_stop(machine_, target, hits, &rerun_written, kRerunSearchBounds);
+  window = window_before;
+  const std::vector<uint64_t> rerun_pages = rerun_written.gfns();
+  const kvm_regs registers = machine_.vcpu().get_regs();
+  if (result == SearchResult::kFound && rerun_pages == written &&
+      std::memcmp(&registers, &stop.regs, sizeof registers) == 0 && stop_pages.equal_to_guest()) {
+    ++stats_.rerun_searched_stops;
+    return searched;
+  }
+  // Back to the stop: a landmark's port or MMIO access is completed first
+  // (its read would land in the registers put back), pages only the second
+  // run wrote get their content as of the position, which the first run left.
+  if (result == SearchResult::kLandmark) machine_.settle_vcpu();
+  std::vector<uint64_t> second_run_only;
+  for (const uint64_t gfn : rerun_pages)
+    if (!std::binary_search(written.begin(), written.end(), gfn)) second_run_only.push_back(gfn);
+  position_memory_.restore_guest(second_run_only);
+  stop_pages.restore_guest();
+  machine_.restore_vcpu_state(stop);
+  return std::nullopt;
+}
+
+}  // namespace vmm
