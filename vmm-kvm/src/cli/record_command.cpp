@@ -46,6 +46,7 @@ struct RecordOptions {
   std::string key_file;
   bool encrypt = false;
   double max_lateness_ms = 4;
+  double max_emulated_kernel_lateness_ms = 20;
   double digest_interval_ms = 10'000;
   bool no_kernel_entries = false;
   bool no_kernel_return_stops = false;
@@ -125,6 +126,9 @@ int record_command(RecordOptions& options) {
 
   RecordPolicy policy;
   policy.max_interrupt_lateness_ns = static_cast<uint64_t>(options.max_lateness_ms * 1e6);
+  if (kernel_code_emulated())
+    policy.emulated_kernel_lateness_ns =
+        static_cast<uint64_t>(options.max_emulated_kernel_lateness_ms * 1e6);
   policy.digest_interval_ns = static_cast<uint64_t>(options.digest_interval_ms * 1e6);
   policy.count_kernel_entries = !options.no_kernel_entries && kernel_entry_counting_useful();
   policy.stop_at_kernel_returns = !options.no_kernel_return_stops;
@@ -179,7 +183,8 @@ int record_command(RecordOptions& options) {
       "interrupts-off stretch), %llu at kernel returns (%llu watched from kernel code) "
       "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
-      "as copies, %llu as fills), %llu unlogged stops, %llu stops at an interrupt window, %s\n",
+      "as copies, %llu as fills), %llu unlogged stops, %llu kicks put off in emulated kernel "
+      "code, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
       static_cast<unsigned long long>(s.first_hit_stops),
       static_cast<unsigned long long>(s.rollbacks),
@@ -195,6 +200,7 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.copied_pages),
       static_cast<unsigned long long>(s.filled_pages),
       static_cast<unsigned long long>(s.unlogged_stops),
+      static_cast<unsigned long long>(s.deferred_kicks),
       static_cast<unsigned long long>(s.interrupt_window_stops),
       policy.count_kernel_entries
           ? fmt::format("{} kernel entries counted", s.kernel_entries).c_str()
@@ -223,7 +229,15 @@ void add_record_command(CLI::App& app) {
   record
       ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
                    "how late a timer interrupt may be before the vCPU is stopped to deliver it")
-      ->default_val(4);
+      ->default_val(4)
+      ->check(CLI::Range(0.0, 1000.0));
+  record
+      ->add_option("--max-irq-lateness-emulated-ms", options->max_emulated_kernel_lateness_ms,
+                   "the same while the guest runs kernel code, where this host emulates it "
+                   "(rr-vmm probe): a tick there is little guest work, and each delivery is "
+                   "a logged position")
+      ->default_val(20)
+      ->check(CLI::Range(0.0, 1000.0));
   record
       ->add_option("--digest-interval-ms", options->digest_interval_ms,
                    "guest time between state digests (registers and all of guest memory, "

@@ -29,6 +29,12 @@ struct RecordPolicy {
   // from the guest's last resume, whichever is later) before the vCPU is
   // stopped to deliver it: the coalescing bound for CPU-bound stretches.
   uint64_t max_interrupt_lateness_ns = 4'000'000;
+  // The bound instead while the guest runs kernel code that this host
+  // emulates (the probe; ~1 M instructions/s on kvm_pvm, a thousand times
+  // slower than native): there a tick's worth of host time is little guest
+  // work, and each tick delivered is a position. 0: the bound above
+  // everywhere (kernel code runs natively).
+  uint64_t emulated_kernel_lateness_ns = 0;
   // A pending interrupt the guest cannot take (IF=0) is retried this often
   // (such stops are not logged unless input arrived: see stop_can_stay_unlogged).
   uint64_t retry_quantum_ns = 2'000'000;
@@ -134,6 +140,7 @@ struct RecordStats {
   uint64_t filled_pages = 0;              // their pages with a range of one byte value
   uint64_t position_memory_syncs = 0;     // landmarks where the second shadow was updated
   uint64_t unlogged_stops = 0;            // asynchronous stops where nothing could happen
+  uint64_t deferred_kicks = 0;            // kicks in emulated kernel code put off to its bound
   uint64_t interrupt_window_stops = 0;    // logged stops made by an interrupt-window exit
   uint64_t kernel_return_stops = 0;       // logged stops at a watched return to user mode
   uint64_t kernel_return_watches = 0;     // stops in kernel code moved towards the return
@@ -199,12 +206,14 @@ class RecordSession {
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::SearchedStop> searched_memory(const VcpuState& vcpu);
   std::optional<librr::SearchedStop> searched_by_rerun(const VcpuState& stop);
+  void step_past_rep_string();
   void take_dirty_pages();
   void merge_written(const std::vector<uint64_t>& bitmap);
   void sync_position_memory();
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
+  bool defer_kick_in_emulated_kernel();
   RunResult finish(RunResult result);
 
   Machine& machine_;
@@ -258,7 +267,10 @@ class RecordSession {
   // lasts until a kick).
   static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
   uint32_t return_site_watches_here_ = 0;
-  bool kick_stands_ = false;  // arm_kick keeps the kick armed before a watch hit
+  bool kick_stands_ = false;       // arm_kick keeps the kick armed before a watch hit
+  uint64_t kick_lateness_ns_ = 0;  // the lateness bound the kick was last armed with
+  // The device deadline whose kick defer_kick_in_emulated_kernel() put off.
+  uint64_t deferred_deadline_ = TimedDevice::kNoDeadline;
   uint64_t kernel_entries_at_stop_ = 0;
   uint64_t host_origin_ns_;
   uint64_t last_digest_guest_ns_;

@@ -90,6 +90,12 @@ std::optional<double> kernel_stop_search_rate() {
   return cpl0->instructions_per_second;
 }
 
+bool kernel_code_emulated() {
+  const probe::ProbeResult probe = probe::load_or_run_probe();
+  const probe::ModeSpeed* cpl0 = probe.speed("long64_cpl0");
+  return cpl0 && cpl0->ok() && cpl0->execution == "emulated";
+}
+
 bool stretch_searchable(uint64_t host_ns, double instructions_per_second,
                         uint64_t instructions_per_hit) {
   return static_cast<double>(host_ns) * 1e-9 * instructions_per_second * 2 <=

@@ -32,6 +32,8 @@ namespace vmm {
 // record installs every stop.
 std::optional<double> kernel_stop_search_rate();
 inline bool kernel_stop_search_cheap() { return kernel_stop_search_rate().has_value(); }
+// From the cached probe: 64-bit CPL0 code is emulated on this host.
+bool kernel_code_emulated();
 
 // A search gives up after this many breakpoint hits (a divergence, not a
 // hang: a loop that waits for the very interrupt being positioned never
