@@ -285,18 +285,33 @@ bool RecordSession::interrupt_window_opened() const {
 // Replay's twin: ReplaySession::clock_at_async_stop. Under replay rules 3 a
 // stop made for a due timer takes that deadline as the time, which replay
 // derives, instead of a sample of host time. Host time is up to the lateness
-// bound (and the stop's own delay) ahead then, and the next sample the guest
-// can see catches up. A stop much later than that (a preempted VMM thread)
-// or made for something else logs host time as before; a sample is logged
-// even when it does not move the clock, because its absence is what tells
-// replay to use the deadline.
+// bound (and the stop's own delay: return-site watches) ahead then, and the
+// next sample the guest can see catches up. A stop much later than that (a
+// preempted VMM thread) or made for something else logs host time as before;
+// a sample is logged even when it does not move the clock, because its
+// absence is what tells replay to use the deadline. A sample is also logged
+// where more deadlines than that one have passed in host time: at the first
+// one alone the guest would be stopped again at once for each period missed
+// (a Linux boot: ~300 such stops, ~10 bytes each). The sample is the last
+// deadline passed, not host time: so many whole periods after the previous
+// sample, it takes ~1 byte where host time took ~3. (The devices step through
+// each deadline, which leaves them as replay's one step to the sample does:
+// the PIT's pulse is latched once either way.)
 void RecordSession::clock_at_async_stop() {
   const uint64_t now = guest_now_from_host();
   if (!policy_.rules.stop_clock_from_deadline) return set_clock(now, true);
   const uint64_t deadline = machine_.next_deadline();
-  const bool timer_stop = deadline != TimedDevice::kNoDeadline && deadline <= now &&
-                          now - deadline <= 2 * kick_lateness_ns_ && deadline > clock_.now_ns();
-  if (timer_stop) return set_clock(deadline, false);
+  const bool timer_stop =
+      deadline != TimedDevice::kNoDeadline && deadline <= now &&
+      now - deadline <= (kReturnSiteWatchesPerStop + 2) * kick_lateness_ns_ &&
+      deadline > clock_.now_ns();
+  if (timer_stop) {
+    set_clock(deadline, false);
+    if (machine_.next_deadline() > now) return;
+    for (uint64_t next; (next = machine_.next_deadline()) <= now && next > clock_.now_ns();)
+      set_clock(next, false);
+    return log_clock_sample(clock_.now_ns());
+  }
   // As replay applies a sample: the devices catch up even if the clock stays.
   const uint64_t sample = std::max(whole_microseconds(now), clock_.now_ns());
   log_clock_sample(sample);
