@@ -147,6 +147,23 @@ std::optional<KernelEntryCounter::UserEntry> KernelEntryCounter::arrival_from_us
   }
 }
 
+// At an arrival: whether the exception came from kernel mode, by the CS its
+// frame saved; false when the frame does not read.
+bool KernelEntryCounter::arrival_from_kernel_mode() const {
+  const kvm_regs regs = machine_.vcpu().get_regs();
+  const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
+  if (at == armed_.end()) return false;
+  const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
+  try {
+    const std::vector<uint8_t> frame =
+        read_guest_virtual(machine_, machine_.vcpu().get_sregs(),
+                           regs.rsp + error_code_bytes(vector), InterruptFrame::kBytes);
+    return (InterruptFrame::parse(frame).cs & 3) == 0;
+  } catch (const librr::Error&) {
+    return false;
+  }
+}
+
 bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
   return stopped_at_one_of(machine_, exit, armed_);
 }
@@ -177,6 +194,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     if (!at_armed_entry(exit)) return exit;
     ++count_;
     ++total_;
+    if (!arrival_from_kernel_mode()) ++total_not_from_kernel_;
     step_pending_ = true;
     note_arrival();
   }

@@ -59,6 +59,11 @@ class KernelEntryCounter {
   // as analyzers count it.
   void restart();
   uint64_t total() const { return total_; }
+  // Of those, the arrivals not known to come from kernel mode (the saved
+  // frame's CS says user mode, or the frame does not read): a stretch with
+  // none stayed in kernel mode (a Linux boot's int3 while it patches its
+  // code, a page fault in the kernel do not end it).
+  uint64_t total_not_from_kernel() const { return total_not_from_kernel_; }
 
   // ---- Kernel-return stops (kernel_return_stop.h) ----
   // From an arrival from user mode at which `wanted()` is true, the counter
@@ -105,12 +110,14 @@ class KernelEntryCounter {
     std::vector<uint8_t> frame;  // InterruptFrame::kBytes
   };
   std::optional<UserEntry> arrival_from_user_mode() const;
+  bool arrival_from_kernel_mode() const;
 
   std::vector<uint64_t> armed_;
   std::vector<uint8_t> armed_vectors_;  // the exception vector of each armed entry
   bool step_pending_ = false;           // standing on an entry already counted
   uint32_t count_ = 0;
   uint64_t total_ = 0;
+  uint64_t total_not_from_kernel_ = 0;
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
   bool watching_ = false;

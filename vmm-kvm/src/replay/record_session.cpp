@@ -415,10 +415,11 @@ void RecordSession::follow_reexecuted_stop() {
 
 // Whether the stretch since the previous stop allows a searched stop: the
 // search is on and the guest provably stayed in kernel mode (no sign of user
-// mode, no kernel entry counted; see RecordPolicy).
+// mode, no kernel entry counted from user mode; see RecordPolicy).
 bool RecordSession::kernel_only_search_allowed() const {
   return policy_.searched_cpl0_instructions_per_second > 0 && policy_.count_kernel_entries &&
-         kernel_only_since_stop_ && kernel_entries_.total() == kernel_entries_at_stop_;
+         kernel_only_since_stop_ &&
+         kernel_entries_.total_not_from_kernel() == kernel_entries_at_stop_;
 }
 
 // The stretch since the last landmark or position, `factor` times as long
@@ -701,7 +702,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   // A guest seen outside 64-bit mode may have written memory the dirty log
   // missed: the copy is whole again only at the next landmark in 64-bit mode.
   if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
-  kernel_entries_at_stop_ = kernel_entries_.total();
+  kernel_entries_at_stop_ = kernel_entries_.total_not_from_kernel();
   landmarks_since_stop_ = 0;
   last_stop_rolled_back_ = rolled_back_here_;
   start_position();
