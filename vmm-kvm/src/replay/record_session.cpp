@@ -167,6 +167,11 @@ bool RecordSession::defer_kick_in_emulated_kernel() {
       guest_now_from_host() >= deadline + policy_.emulated_kernel_lateness_ns ||
       (machine_.vcpu().get_sregs().cs.selector & 3) != 0)
     return false;
+  // Not a loop that waits for the interrupt (it writes a counter at most, as
+  // roll_back_to_position assumes): put off, it only waits longer (ticks'
+  // SYS_KSPIN counts ticks: its recording took 1.15 s instead of 0.54 s).
+  take_dirty_pages();
+  if (written_since_position_.listed().size() <= kRollbackMaxWrittenPages) return false;
   deferred_deadline_ = deadline;
   return true;
 }
