@@ -226,25 +226,24 @@ void add_record_command(CLI::App& app) {
   record->add_option("--key", options->key_file,
                      "key file: MAC every log chunk (tamper evidence); see --encrypt");
   record->add_flag("--encrypt", options->encrypt, "encrypt the log and snapshot with --key");
-  record
-      ->add_option("--max-irq-lateness-ms", options->max_lateness_ms,
-                   "how late a timer interrupt may be before the vCPU is stopped to deliver it")
-      ->default_val(4)
-      ->check(CLI::Range(0.0, 1000.0));
-  record
-      ->add_option("--max-irq-lateness-emulated-ms", options->max_emulated_kernel_lateness_ms,
+  // A duration in milliseconds from 0 to `max`.
+  const auto add_milliseconds = [record](const char* name, double& value, const char* help,
+                                         double fallback, double max) {
+    record->add_option(name, value, help)->default_val(fallback)->check(CLI::Range(0.0, max));
+  };
+  add_milliseconds("--max-irq-lateness-ms", options->max_lateness_ms,
+                   "how late a timer interrupt may be before the vCPU is stopped to deliver it", 4,
+                   1000);
+  add_milliseconds("--max-irq-lateness-emulated-ms", options->max_emulated_kernel_lateness_ms,
                    "the same while the guest runs kernel code, where this host emulates it "
                    "(rr-vmm probe): a tick there is little guest work, and each delivery is "
-                   "a logged position")
-      ->default_val(20)
-      ->check(CLI::Range(0.0, 1000.0));
-  record
-      ->add_option("--digest-interval-ms", options->digest_interval_ms,
+                   "a logged position",
+                   20, 1000);
+  add_milliseconds("--digest-interval-ms", options->digest_interval_ms,
                    "guest time between state digests (registers and all of guest memory, "
                    "checked by replay); smaller values find a divergence closer to where it "
-                   "starts, at ~60 bytes and one hash of guest RAM each; 0: at every landmark")
-      ->default_val(10'000)
-      ->check(CLI::Range(0.0, 86'400'000.0));
+                   "starts, at ~60 bytes and one hash of guest RAM each; 0: at every landmark",
+                   10'000, 86'400'000);
   record->add_flag("--no-kernel-entries", options->no_kernel_entries,
                    "do not count kernel entries with the debug registers (a guest kernel that "
                    "uses them itself loses them while recording); analyzers then cannot search "

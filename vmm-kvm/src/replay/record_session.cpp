@@ -180,15 +180,8 @@ bool RecordSession::defer_kick_in_emulated_kernel() {
 void RecordSession::at_landmark() {
   // Before the device runs, so a PIT read sees fresh time. Elsewhere the
   // guest cannot tell: no sample (an idle guest woken by its timer touches
-  // only the PIC and would otherwise log one per tick). An overdue deadline
-  // is sampled only where the guest can take its interrupt here (IF=1):
-  // raised at a landmark with interrupts off (a Linux boot's console output
-  // and PIC masking), it was delivered at a later stop anyway, which then
-  // logged a second sample (its deadline was no longer the one passed); 221
-  // of a boot's ~800 samples.
-  const bool interrupts_on = machine_.run_state().if_flag != 0;
-  if (exit_observes_time() || (interrupts_on && deadline_passed_in_host_time()))
-    sample_clock_if_lagging();
+  // only the PIC and would otherwise log one per tick).
+  if (exit_observes_time() || deadline_passed_in_host_time()) sample_clock_if_lagging();
   machine_.dispatch_synchronous_exit();
   if (auto done = machine_.take_pending_result()) {
     result_ = std::move(done);
@@ -306,10 +299,9 @@ void RecordSession::clock_at_async_stop() {
   const uint64_t now = guest_now_from_host();
   if (!policy_.rules.stop_clock_from_deadline) return set_clock(now, true);
   const uint64_t deadline = machine_.next_deadline();
-  const bool timer_stop =
-      deadline != TimedDevice::kNoDeadline && deadline <= now &&
-      now - deadline <= (kReturnSiteWatchesPerStop + 2) * kick_lateness_ns_ &&
-      deadline > clock_.now_ns();
+  const bool timer_stop = deadline != TimedDevice::kNoDeadline && deadline <= now &&
+                          now - deadline <= (kReturnSiteWatchesPerStop + 2) * kick_lateness_ns_ &&
+                          deadline > clock_.now_ns();
   if (timer_stop) {
     set_clock(deadline, false);
     if (machine_.next_deadline() > now) return;
