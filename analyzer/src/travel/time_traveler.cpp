@@ -7,6 +7,7 @@
 
 #include "librr/log.h"
 #include "machine/vcpu_state.h"
+#include "replay/instruction_stepper.h"
 #include "travel/time_traveler_impl.h"
 
 namespace analyzer {
@@ -188,12 +189,16 @@ bool TimeTraveler::Impl::step_once() {
            entries->addresses.end();
   };
   if (entries && position.steps == 0) kernel_entries_stepped = is_entry(read_rip()) ? 1 : 0;
+  const bool from_user_mode = entries && vmm::current_cpl(replay->machine()) == 3;
   const Outcome outcome =
       replay->session().step_instruction(instruction_stepper(), position.steps == 0);
   moved();
   if (outcome == Outcome::kStepped) {
     ++position.steps;
-    if (entries && is_entry(replay->machine().vcpu().get_regs().rip)) ++kernel_entries_stepped;
+    const uint64_t rip = replay->machine().vcpu().get_regs().rip;
+    if (entries && (is_entry(rip) || (from_user_mode && vmm::current_cpl(replay->machine()) == 0 &&
+                                      stepped_through_entry(*entries, rip))))
+      ++kernel_entries_stepped;
     return true;
   }
   position = replay->timeline().position();

@@ -18,7 +18,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 
+#include "disasm/capstone.h"
+#include "replay/instruction_stepper.h"
 #include "replay/return_to_user_step.h"
 #include "travel/time_traveler_impl.h"
 
@@ -69,6 +72,28 @@ const librr::CodeArrivals* TimeTraveler::Impl::kernel_entries_of_next_stop() con
       async->pos != librr::Position{position.landmark, position.async_seq + 1, 0})
     return nullptr;
   return &*async->kernel_entries;
+}
+
+// A single step over an int or a faulting instruction in user mode stops
+// after the handler's first instruction, not at it (seen on the demo guest:
+// int 0x80 at 0x20098f, the step ends at 0x1000c5, its entry being at
+// 0x1000c3), so comparing the rip after the step with the entries misses the
+// arrival the recorder's debug registers counted; a timeline from a named
+// position after it then ran past a kernel-return stop (2026-11-27).
+bool TimeTraveler::Impl::stepped_through_entry(const librr::CodeArrivals& entries,
+                                               uint64_t rip) const {
+  constexpr size_t kMaxInstructionBytes = 15;
+  const AddressSpace space = current_address_space();
+  const vmm::CapstoneHandle capstone(CS_MODE_64);
+  for (const uint64_t entry : entries.addresses) {
+    if (rip <= entry || rip - entry > kMaxInstructionBytes) continue;
+    std::array<uint8_t, kMaxInstructionBytes> code{};
+    const size_t read = space.read(entry, code);
+    vmm::DisassembledInstructions first;
+    first.count = cs_disasm(capstone.get(), code.data(), read, entry, 1, &first.first);
+    if (first.count == 1 && entry + first.first[0].size == rip) return true;
+  }
+  return false;
 }
 
 void TimeTraveler::Impl::count_kernel_entry(uint64_t rip) {
