@@ -140,13 +140,23 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   EXPECT_GE(implied, 1u) << read_file(dir_ / "record.err");
   EXPECT_GE(after_rep_strings, 1u) << read_file(dir_ / "record.err");
   // The interrupts-off spin (~3 ticks long) is cut by at least one position
-  // that delivers nothing.
-  const std::string recorded_err = read_file(dir_ / "record.err");
-  std::smatch cuts;
-  ASSERT_TRUE(std::regex_search(recorded_err, cuts,
-                                std::regex(R"((\d+) cutting an interrupts-off stretch)")))
-      << recorded_err;
-  EXPECT_GE(std::stoull(cuts[1].str()), 1u) << recorded_err;
+  // that delivers nothing. Whether a kick lands while the stretch is between
+  // half of and all of what a search covers depends on host timing (one
+  // recording in 4-6 had none here, 2026-11-27): up to three recordings.
+  const auto cuts_in = [](const std::string& record_err) {
+    std::smatch cuts;
+    if (!std::regex_search(record_err, cuts,
+                           std::regex(R"((\d+) cutting an interrupts-off stretch)")))
+      return UINT64_MAX;
+    return static_cast<uint64_t>(std::stoull(cuts[1].str()));
+  };
+  uint64_t cut = cuts_in(read_file(dir_ / "record.err"));
+  for (int again = 0; again < 2 && cut == 0; ++again) {
+    ASSERT_TRUE(recorded(dir_ / ("again" + std::to_string(again)), kTicksWithBootSpin));
+    cut = cuts_in(read_file(dir_ / "record.err"));
+  }
+  EXPECT_NE(cut, UINT64_MAX) << read_file(dir_ / "record.err");
+  EXPECT_GE(cut, 1u) << read_file(dir_ / "record.err");
   // The last replay found every one of them by search, none was installed.
   EXPECT_EQ(searched_count_in(read_file(dir_ / "replay.err")), stops.size())
       << read_file(dir_ / "replay.err");
