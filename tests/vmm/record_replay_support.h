@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -32,6 +33,14 @@ inline std::string read_file(const fs::path& path) {
 }
 
 // Runs rr-vmm with stdout and stderr to files; returns the exit status.
+// The number `pattern`'s one capture group finds in `text` (rr-vmm's
+// summaries: "(\\d+) found by a search at record"); UINT64_MAX if none.
+inline uint64_t number_in(const std::string& text, const std::string& pattern) {
+  std::smatch match;
+  if (!std::regex_search(text, match, std::regex(pattern))) return UINT64_MAX;
+  return std::stoull(match[1].str());
+}
+
 inline int run_vmm(const std::string& args, const fs::path& out, const fs::path& err) {
   const std::string command = "RR_GUEST_DIR=" + std::string(RR_BINARY_DIR) + "/guests " + rr_vmm() +
                               " " + args + " >" + out.string() + " 2>" + err.string() +

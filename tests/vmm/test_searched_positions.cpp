@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -92,10 +91,7 @@ class SearchedPositions : public RecordReplay {
 
 // "N async positions (M found by breakpoint search, H hits; ...)".
 uint64_t searched_count_in(const std::string& replay_err) {
-  std::smatch match;
-  if (!std::regex_search(replay_err, match, std::regex(R"(\((\d+) found by breakpoint search)")))
-    return UINT64_MAX;
-  return std::stoull(match[1].str());
+  return number_in(replay_err, R"(\((\d+) found by breakpoint search)");
 }
 
 }  // namespace
@@ -144,11 +140,7 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   // half of and all of what a search covers depends on host timing (one
   // recording in 4-6 had none here, 2026-11-27): up to three recordings.
   const auto cuts_in = [](const std::string& record_err) {
-    std::smatch cuts;
-    if (!std::regex_search(record_err, cuts,
-                           std::regex(R"((\d+) cutting an interrupts-off stretch)")))
-      return UINT64_MAX;
-    return static_cast<uint64_t>(std::stoull(cuts[1].str()));
+    return number_in(record_err, R"((\d+) cutting an interrupts-off stretch)");
   };
   uint64_t cut = cuts_in(read_file(dir_ / "record.err"));
   for (int again = 0; again < 2 && cut == 0; ++again) {
@@ -204,11 +196,10 @@ TEST_F(SearchedPositions, WaitingLoopsAreRolledBackToTheirFirstPass) {
     first_hits += first_hit(stop);
   EXPECT_GE(first_hits, 5u) << read_file(dir_ / "record.err");
   const std::string replayed = read_file(dir_ / "replay.err");
-  std::smatch hits;
-  ASSERT_TRUE(std::regex_search(replayed, hits, std::regex(R"(breakpoint search, (\d+) hits)")))
-      << replayed;
+  const uint64_t hits = number_in(replayed, R"(breakpoint search, (\d+) hits)");
+  ASSERT_NE(hits, UINT64_MAX) << replayed;
   // One hit per such stop (a few more for the others).
-  EXPECT_LE(std::stoull(hits[1].str()), 2 * searched_count_in(replayed)) << replayed;
+  EXPECT_LE(hits, 2 * searched_count_in(replayed)) << replayed;
 
   const fs::path without = dir_ / "without";
   ASSERT_TRUE(recorded(without, "--no-rollback-stops --guest ticks --serial-in none"));
@@ -228,11 +219,9 @@ TEST_F(SearchedPositions, StopsNoReturnSiteTookAreSearchedByTheRecorder) {
       "--append bootspin=3";
   record_and_replay_three_times("ticks", options);
   const std::string recorded_err = read_file(dir_ / "record.err");
-  std::smatch counts;
-  ASSERT_TRUE(std::regex_search(recorded_err, counts,
-                                std::regex(R"((\d+) found by a search at record, of (\d+) tried)")))
-      << recorded_err;
-  const uint64_t found = std::stoull(counts[1].str()), tried = std::stoull(counts[2].str());
+  const uint64_t found = number_in(recorded_err, R"((\d+) found by a search at record)");
+  const uint64_t tried = number_in(recorded_err, R"(at record, of (\d+) tried)");
+  ASSERT_NE(found, UINT64_MAX) << recorded_err;
   EXPECT_GE(found, 1u) << recorded_err;
   EXPECT_GE(tried, found) << recorded_err;
   const std::vector<librr::AsyncPosition> stops = searched_stops(dir_ / "ticks");

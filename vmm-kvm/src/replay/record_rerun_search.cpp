@@ -41,7 +41,10 @@ class SavedPages {
  private:
   uint8_t* at(uint64_t gfn) const {
     uint8_t* page = memory_.translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
-    if (!page) throw librr::Error("record: written page outside guest memory");
+    if (!page)
+      throw librr::Error(fmt::format(
+          "record: page {:#x}, written since the previous position, lies outside guest memory",
+          gfn));
     return page;
   }
   GuestMemory memory_;
