@@ -104,11 +104,9 @@ bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
 // wanted, watch the return now (the step over the entry arms it). Only from
 // user mode: the return that follows an entry from kernel code (a Linux
 // boot's page faults) goes back there.
-void KernelEntryCounter::note_arrival() {
-  if (!wanted_ || !return_rip_) return;
-  std::optional<UserEntry> entry = arrival_from_user_mode();
-  if (!entry) return;
-  last_user_entry_ = std::move(entry);
+void KernelEntryCounter::note_arrival(std::optional<ArrivalFrame> frame) {
+  if (!wanted_ || !return_rip_ || !frame || !frame->from_user_mode()) return;
+  last_user_entry_ = std::move(frame);
   if (watching_ || return_site_ || armed_.size() >= kHardwareBreakpointSlots || !wanted_()) return;
   watching_ = true;
 }
@@ -129,39 +127,30 @@ bool KernelEntryCounter::watch_return_from_kernel(const kvm_sregs& sregs) {
   return true;
 }
 
-// At an arrival: whether the exception came from user mode, by the CS its
-// frame saved (after the error code #GP and #PF push).
-std::optional<KernelEntryCounter::UserEntry> KernelEntryCounter::arrival_from_user_mode() const {
+// At an arrival: the frame the exception saved (after the error code #GP
+// and #PF push), where its CS tells the mode it came from; nullopt when it
+// does not read.
+std::optional<KernelEntryCounter::ArrivalFrame> KernelEntryCounter::arrival_frame() const {
   const kvm_regs regs = machine_.vcpu().get_regs();
   const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
   if (at == armed_.end()) return std::nullopt;
   const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
   try {
-    UserEntry entry{regs.rsp + error_code_bytes(vector), {}};
-    entry.frame = read_guest_virtual(machine_, machine_.vcpu().get_sregs(), entry.frame_address,
-                                     InterruptFrame::kBytes);
-    if ((InterruptFrame::parse(entry.frame).cs & 3) != 3) return std::nullopt;
-    return entry;
+    ArrivalFrame arrival{regs.rsp + error_code_bytes(vector), {}};
+    arrival.frame = read_guest_virtual(machine_, machine_.vcpu().get_sregs(), arrival.frame_address,
+                                       InterruptFrame::kBytes);
+    return arrival;
   } catch (const librr::Error&) {
     return std::nullopt;
   }
 }
 
-// At an arrival: whether the exception came from kernel mode, by the CS its
-// frame saved; false when the frame does not read.
-bool KernelEntryCounter::arrival_from_kernel_mode() const {
-  const kvm_regs regs = machine_.vcpu().get_regs();
-  const auto at = std::find(armed_.begin(), armed_.end(), regs.rip);
-  if (at == armed_.end()) return false;
-  const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
-  try {
-    const std::vector<uint8_t> frame =
-        read_guest_virtual(machine_, machine_.vcpu().get_sregs(),
-                           regs.rsp + error_code_bytes(vector), InterruptFrame::kBytes);
-    return (InterruptFrame::parse(frame).cs & 3) == 0;
-  } catch (const librr::Error&) {
-    return false;
-  }
+bool KernelEntryCounter::ArrivalFrame::from_user_mode() const {
+  return (InterruptFrame::parse(frame).cs & 3) == 3;
+}
+
+bool KernelEntryCounter::ArrivalFrame::from_kernel_mode() const {
+  return (InterruptFrame::parse(frame).cs & 3) == 0;
 }
 
 bool KernelEntryCounter::at_armed_entry(const Machine::Exit& exit) const {
@@ -194,9 +183,10 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     if (!at_armed_entry(exit)) return exit;
     ++count_;
     ++total_;
-    if (!arrival_from_kernel_mode()) ++total_not_from_kernel_;
+    std::optional<ArrivalFrame> frame = arrival_frame();
+    if (!frame || !frame->from_kernel_mode()) ++total_not_from_kernel_;
     step_pending_ = true;
-    note_arrival();
+    note_arrival(std::move(frame));
   }
 }
 

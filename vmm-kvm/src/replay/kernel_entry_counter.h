@@ -103,14 +103,15 @@ class KernelEntryCounter {
   bool at_armed_entry(const Machine::Exit& exit) const;
   Machine::Exit step_over_entry();
   void arm();  // the entries, and the watched return
-  void note_arrival();
-  // At an arrival: the frame the exception saved, if it came from user mode.
-  struct UserEntry {
+  // The frame an arrival's exception saved, read once per arrival.
+  struct ArrivalFrame {
     uint64_t frame_address = 0;
     std::vector<uint8_t> frame;  // InterruptFrame::kBytes
+    bool from_user_mode() const;
+    bool from_kernel_mode() const;
   };
-  std::optional<UserEntry> arrival_from_user_mode() const;
-  bool arrival_from_kernel_mode() const;
+  std::optional<ArrivalFrame> arrival_frame() const;
+  void note_arrival(std::optional<ArrivalFrame> frame);
 
   std::vector<uint64_t> armed_;
   std::vector<uint8_t> armed_vectors_;  // the exception vector of each armed entry
@@ -121,7 +122,8 @@ class KernelEntryCounter {
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
   bool watching_ = false;
-  std::optional<UserEntry> last_user_entry_;  // kept across positions: the kernel may outlast them
+  std::optional<ArrivalFrame>
+      last_user_entry_;  // kept across positions: the kernel may outlast them
   std::optional<uint64_t> return_site_;
 };
 

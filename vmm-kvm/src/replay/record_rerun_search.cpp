@@ -116,8 +116,7 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
   auto& window = machine_.run_state().request_interrupt_window;
   const auto window_before = std::exchange(window, 0);
   uint64_t hits = 0;
-  const SearchTarget target{searched.rip,         std::nullopt, 0,   &searched.pages,
-                            searched.hash_mask(), true,         true};
+  const SearchTarget target = SearchTarget::of(searched);
   const SearchResult result =
       run_to_searched_stop(machine_, target, hits, &rerun_written, kRerunSearchBounds);
   window = window_before;

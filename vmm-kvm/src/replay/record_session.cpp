@@ -35,7 +35,6 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
       kernel_entries_(machine, policy.count_kernel_entries) {
   machine_.take_dirty_log();  // the shadow starts now: forget earlier writes
   landmarks_to_track_ = policy_.tracked_landmarks_after_stop;
-  kick_lateness_ns_ = policy_.max_interrupt_lateness_ns;
   for (const RecordPolicy::Region& region : policy_.page_copy_sources)
     if (const uint8_t* bytes = machine_.memory().translate(region.address, region.size))
       page_copies_.add_region(region.address, {bytes, region.size});
@@ -134,11 +133,8 @@ void RecordSession::arm_kick() {
   uint64_t at = VcpuKicker::kNever;
   const uint64_t now = host_monotonic_ns();
   const uint64_t deadline = machine_.next_deadline();
-  kick_lateness_ns_ = deadline != TimedDevice::kNoDeadline && deadline == deferred_deadline_
-                          ? policy_.emulated_kernel_lateness_ns
-                          : policy_.max_interrupt_lateness_ns;
   if (deadline != TimedDevice::kNoDeadline)
-    at = std::max(host_time_of(deadline), now) + kick_lateness_ns_;
+    at = std::max(host_time_of(deadline), now) + lateness_bound(deadline);
   // An interrupt that could not be taken at the last stop is tried again
   // soon (and at the interrupt window, if KVM gives one first).
   if (machine_.pic().has_pending_interrupt() || retry_soon_)
@@ -150,6 +146,14 @@ void RecordSession::arm_kick() {
   // installed with ~300 pages.)
   if (std::exchange(kick_stands_, false)) at = std::min(at, machine_.kicker().armed_at());
   machine_.kicker().kick_at(at);
+}
+
+// How late the interrupt of device deadline `deadline` may be: the larger
+// bound once its kick was put off (defer_kick_in_emulated_kernel).
+uint64_t RecordSession::lateness_bound(uint64_t deadline) const {
+  return deadline != TimedDevice::kNoDeadline && deadline == deferred_deadline_
+             ? policy_.emulated_kernel_lateness_ns
+             : policy_.max_interrupt_lateness_ns;
 }
 
 // A kick for a due timer that found the guest in kernel code this host
@@ -310,9 +314,10 @@ void RecordSession::clock_at_async_stop() {
   const uint64_t now = guest_now_from_host();
   if (!policy_.rules.stop_clock_from_deadline) return set_clock(now, true);
   const uint64_t deadline = machine_.next_deadline();
-  const bool timer_stop = deadline != TimedDevice::kNoDeadline && deadline <= now &&
-                          now - deadline <= (kReturnSiteWatchesPerStop + 2) * kick_lateness_ns_ &&
-                          deadline > clock_.now_ns();
+  const bool timer_stop =
+      deadline != TimedDevice::kNoDeadline && deadline <= now &&
+      now - deadline <= (kReturnSiteWatchesPerStop + 2) * lateness_bound(deadline) &&
+      deadline > clock_.now_ns();
   if (timer_stop) {
     set_clock(deadline, false);
     if (machine_.next_deadline() > now) return;

@@ -214,6 +214,7 @@ class RecordSession {
   void maybe_digest(bool force);
   void arm_kick();
   bool defer_kick_in_emulated_kernel();
+  uint64_t lateness_bound(uint64_t deadline) const;
   RunResult finish(RunResult result);
 
   Machine& machine_;
@@ -267,8 +268,7 @@ class RecordSession {
   // lasts until a kick).
   static constexpr uint32_t kReturnSiteWatchesPerStop = 3;
   uint32_t return_site_watches_here_ = 0;
-  bool kick_stands_ = false;       // arm_kick keeps the kick armed before a watch hit
-  uint64_t kick_lateness_ns_ = 0;  // the lateness bound the kick was last armed with
+  bool kick_stands_ = false;  // arm_kick keeps the kick armed before a watch hit
   // The device deadline whose kick defer_kick_in_emulated_kernel() put off.
   uint64_t deferred_deadline_ = TimedDevice::kNoDeadline;
   uint64_t kernel_entries_at_stop_ = 0;

@@ -81,20 +81,27 @@ std::optional<InstructionKind> instruction_at(Machine& machine, const kvm_sregs&
 
 }  // namespace
 
-std::optional<double> kernel_stop_search_rate() {
+namespace {
+
+// The probe's 64-bit CPL0 measurement, if it found that code emulated.
+std::optional<probe::ModeSpeed> emulated_kernel_code() {
   const probe::ProbeResult probe = probe::load_or_run_probe();
   const probe::ModeSpeed* cpl0 = probe.speed("long64_cpl0");
-  if (!HardwareBreakpointSupport::from_probe().honoured_at_cpl0 || !cpl0 || !cpl0->ok() ||
-      cpl0->execution != "emulated" || cpl0->instructions_per_second <= 0)
+  if (!cpl0 || !cpl0->ok() || cpl0->execution != "emulated") return std::nullopt;
+  return *cpl0;
+}
+
+}  // namespace
+
+std::optional<double> kernel_stop_search_rate() {
+  const std::optional<probe::ModeSpeed> cpl0 = emulated_kernel_code();
+  if (!HardwareBreakpointSupport::from_probe().honoured_at_cpl0 || !cpl0 ||
+      cpl0->instructions_per_second <= 0)
     return std::nullopt;
   return cpl0->instructions_per_second;
 }
 
-bool kernel_code_emulated() {
-  const probe::ProbeResult probe = probe::load_or_run_probe();
-  const probe::ModeSpeed* cpl0 = probe.speed("long64_cpl0");
-  return cpl0 && cpl0->ok() && cpl0->execution == "emulated";
-}
+bool kernel_code_emulated() { return emulated_kernel_code().has_value(); }
 
 bool stretch_searchable(uint64_t host_ns, double instructions_per_second,
                         uint64_t instructions_per_hit) {
@@ -163,11 +170,13 @@ std::vector<uint64_t> PagesWrittenSincePosition::gfns() {
   return written_.listed();
 }
 
+SearchTarget SearchTarget::of(const librr::SearchedStop& stop) {
+  return SearchTarget{stop.rip,         std::nullopt,  stop.registers_xxh3, &stop.pages,
+                      stop.hash_mask(), stop.one_hash, stop.pages_implied};
+}
+
 std::optional<SearchTarget> SearchTarget::of(const librr::AsyncPosition& stop) {
-  if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory))
-    return SearchTarget{searched->rip,          std::nullopt,          searched->registers_xxh3,
-                        &searched->pages,       searched->hash_mask(), searched->one_hash,
-                        searched->pages_implied};
+  if (const auto* searched = std::get_if<librr::SearchedStop>(&stop.memory)) return of(*searched);
   const auto* pages = std::get_if<librr::PagesDigest>(&stop.memory);
   if (!pages) return std::nullopt;
   librr::ByteReader in(stop.vcpu_state, "async vCPU state");

@@ -112,6 +112,8 @@ struct SearchTarget {
   // The target of a searched stop (memory kind 3 or 5); nullopt for any
   // other kind. Throws librr::Error for a kind-3 stop whose state does not parse.
   static std::optional<SearchTarget> of(const librr::AsyncPosition& stop);
+  // The target of a searched stop (kinds 5-7 and 9); it points into `stop`.
+  static SearchTarget of(const librr::SearchedStop& stop);
 };
 
 // True if the vCPU is at the searched stop: its general registers are the
