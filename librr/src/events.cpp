@@ -25,6 +25,7 @@ enum class MemoryKind : uint8_t {
   searched_stop_one_hash = 7,       // since format 2.11: one 32-bit hash of registers and pages
   kernel_return_32 = 8,             // since format 2.11: a 32-bit registers hash
   searched_stop_implied_pages = 9,  // since format 2.12: kind 7 without the page listing
+  delta_from_return_to_user = 10,   // since format 2.13: DeltaBase::return_to_user
 };
 
 MemoryKind kind_of(const SearchedStop& stop) {
@@ -34,8 +35,15 @@ MemoryKind kind_of(const SearchedStop& stop) {
 }
 
 MemoryKind kind_of(DeltaBase base) {
-  return base == DeltaBase::previous_position ? MemoryKind::delta_from_previous_position
-                                              : MemoryKind::delta;
+  switch (base) {
+    case DeltaBase::previous_position:
+      return MemoryKind::delta_from_previous_position;
+    case DeltaBase::return_to_user:
+      return MemoryKind::delta_from_return_to_user;
+    case DeltaBase::shadow:
+      break;
+  }
+  return MemoryKind::delta;
 }
 
 // How a listing of gfns is stored: its count as a u32 and each gfn
@@ -140,6 +148,7 @@ struct Encoder {
       const auto& delta = std::get<MemoryDelta>(e.memory);
       w.u8(static_cast<uint8_t>(kind_of(delta.base)));
       w.u64(delta.reset_landmark);
+      if (delta.base == DeltaBase::return_to_user) w.u64(delta.return_rip);
       w.u32(static_cast<uint32_t>(delta.pages.size()));
       for (const auto& page : delta.pages) {
         w.u64(page.gfn);
@@ -321,11 +330,16 @@ void fields(Fields& f, AsyncPosition& e) {
   if (kind == static_cast<uint8_t>(MemoryKind::digest)) {
     f.pod(reuse_alternative<MemoryDigest>(e.memory).digest);
   } else if (kind == static_cast<uint8_t>(MemoryKind::delta) ||
-             kind == static_cast<uint8_t>(MemoryKind::delta_from_previous_position)) {
+             kind == static_cast<uint8_t>(MemoryKind::delta_from_previous_position) ||
+             kind == static_cast<uint8_t>(MemoryKind::delta_from_return_to_user)) {
     auto& delta = reuse_alternative<MemoryDelta>(e.memory);
     delta.base = kind == static_cast<uint8_t>(MemoryKind::delta) ? DeltaBase::shadow
-                                                                 : DeltaBase::previous_position;
+                 : kind == static_cast<uint8_t>(MemoryKind::delta_from_previous_position)
+                     ? DeltaBase::previous_position
+                     : DeltaBase::return_to_user;
     f.pod(delta.reset_landmark);
+    delta.return_rip = 0;
+    if (delta.base == DeltaBase::return_to_user) f.pod(delta.return_rip);
     uint32_t count = 0;
     f.pod(count);
     // Each page entry takes at least 12 bytes: a count beyond that is a lie

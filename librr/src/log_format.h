@@ -42,7 +42,10 @@ inline constexpr uint16_t kVersionMajor = 2;
 // registers and pages) and 8 (KernelReturn with a 32-bit registers hash).
 // Minor 12 (2.12) adds memory kind 9 (SearchedStop whose pages, those
 // written since the previous position, are implied rather than listed).
-inline constexpr uint16_t kVersionMinor = 12;
+// Minor 13 (2.13) adds memory kind 10 (a memory delta against guest memory
+// right after the kernel's first return to user mode after the previous
+// position, DeltaBase::return_to_user, with that return's address).
+inline constexpr uint16_t kVersionMinor = 13;
 inline constexpr uint16_t kCompactChunkHeaderMinor = 5;
 inline constexpr uint16_t kClockDeltaMinor = 7;
 inline constexpr uint16_t kChainedChunksMinor = 7;

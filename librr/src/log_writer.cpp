@@ -205,8 +205,10 @@ FormatNeed format_needed_by(const Event& event) {
                : FormatNeed{2, 8, "a kernel-return stop (memory kind 4)"};
   if (std::holds_alternative<PagesDigest>(async->memory))
     return {2, 3, "a pages digest (memory kind 3)"};
-  if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
   const auto* delta = std::get_if<MemoryDelta>(&async->memory);
+  if (delta && delta->base == DeltaBase::return_to_user)
+    return {2, 13, "a memory delta against the kernel's return to user mode (memory kind 10)"};
+  if (async->kernel_entries) return {2, 2, "a kernel-entry count"};
   if (delta && std::any_of(delta->pages.begin(), delta->pages.end(), [](const PageDelta& page) {
         const PageForm form = page_form(page);
         return form == PageForm::copied_range || form == PageForm::filled_range;

@@ -132,7 +132,8 @@ TEST(LogFormat21, WrittenAsMinorOneAndPreviousPositionDeltasReadBack) {
   EXPECT_TRUE(logfmt::is_readable_version(2, 10));
   EXPECT_TRUE(logfmt::is_readable_version(2, 11));
   EXPECT_TRUE(logfmt::is_readable_version(2, 12));
-  EXPECT_FALSE(logfmt::is_readable_version(2, 13));
+  EXPECT_TRUE(logfmt::is_readable_version(2, 13));
+  EXPECT_FALSE(logfmt::is_readable_version(2, 14));
 }
 
 TEST(LogFormat21, Format1LogsAreStillWrittenAsOneDotZero) {

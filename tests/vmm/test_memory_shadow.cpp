@@ -99,6 +99,46 @@ TEST(MemoryShadow, APreviousPositionDeltaOfAnotherLandmarkIsRefused) {
   EXPECT_THROW(shadow.apply(rec.delta(), {6, 1, 0}), librr::FormatError);
 }
 
+// A delta based on the kernel's return to user mode (format 2.13): its base
+// is memory at that return, which replay runs to before installing (guest
+// memory then), or which an analyzer stepping on kept there; memory at the
+// position itself (the landmark) is not it.
+TEST(MemoryShadow, AReturnToUserDeltaIsInstalledOnTheMemoryAtTheReturn) {
+  FakeRam at_return, at_stop;
+  at_return.base[kPage + 7] = 0x42;  // the kernel wrote it on its way back to user mode
+  at_stop.copy_from(at_return);
+  at_stop.base[2 * kPage + 5] ^= 0x33;  // user code
+  const std::vector<uint8_t> base_page = at_return.page(2), stop_page = at_stop.page(2);
+  const librr::PageChange change{2, base_page, stop_page};
+  librr::MemoryDelta delta = librr::make_memory_delta(5, {&change, 1}, librr::UnchangedPages::kOmit,
+                                                      librr::DeltaBase::return_to_user);
+  delta.return_rip = 0x1001f4;
+  const librr::AsyncPosition async{{5, 1, 0}, 0, {}, delta};
+  {
+    FakeRam replay;  // ran to the return
+    replay.copy_from(at_return);
+    MemoryShadow shadow(replay.memory());
+    EXPECT_FALSE(shadow.holds_preimages_for(async.pos));
+    shadow.apply(delta, async.pos);
+    for (uint64_t gfn = 0; gfn < 4; ++gfn) EXPECT_EQ(replay.page(gfn), at_stop.page(gfn)) << gfn;
+  }
+  {
+    FakeRam replay;  // an analyzer that stood on the return, then stepped on
+    replay.copy_from(at_return);
+    MemoryShadow shadow(replay.memory());
+    shadow.keep_preimages(async, {5, 0, 0});  // the previous_position rule: not this base
+    EXPECT_FALSE(shadow.holds_preimages_for(async.pos));
+    shadow.keep_return_to_user_preimages(async, {5, 0, 0});
+    EXPECT_TRUE(shadow.holds_preimages_for(async.pos));
+    replay.base[2 * kPage + 5] = 0x99;
+    shadow.apply(delta, async.pos);
+    EXPECT_EQ(replay.page(2), at_stop.page(2));
+  }
+  FakeRam replay;
+  MemoryShadow shadow(replay.memory());
+  EXPECT_THROW(shadow.apply(delta, {6, 1, 0}), librr::FormatError);
+}
+
 TEST(MemoryShadow, ShadowDeltasStillXorAgainstTheShadow) {
   FakeRam record, replay;
   replay.copy_from(record);

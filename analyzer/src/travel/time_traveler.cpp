@@ -207,8 +207,16 @@ bool TimeTraveler::Impl::step_once() {
 
 void TimeTraveler::Impl::reach_base(const librr::Position& base) {
   const Checkpoint* checkpoint = checkpoints.at_or_before(base);
+  // Stepped into a stretch whose stop replay finds by what happens after
+  // the position (kernel entries counted from there, the first return to
+  // user mode): advancing from here would count from here. Seen as a
+  // divergence at a kernel-return stop after steps that passed a system
+  // call of the stretch (TravelSteps.EveryStepInANativeLoopIsOneInstruction).
+  const bool stepped_into_counted_stretch =
+      position.steps > 0 && base_of(position) < base && next_stop_counts_from_its_position();
   // Backward, or a checkpoint lies between here and there: restore it.
-  if (position > base || machine_past_position || (checkpoint && checkpoint->position > position))
+  if (position > base || machine_past_position || stepped_into_counted_stretch ||
+      (checkpoint && checkpoint->position > position))
     restore(*checkpoint);
   while (base_of(position) < base) {
     if (!advance() && base_of(position) < base)
@@ -220,6 +228,18 @@ void TimeTraveler::Impl::reach_base(const librr::Position& base) {
         "{} does not exist: landmark {} has no asynchronous stop {} (the replay goes from there "
         "to {})",
         base.to_string(), base.landmark, base.async_seq, position.to_string()));
+}
+
+// The next logged stop is a kernel-return stop, or installed on memory as of
+// the kernel's return to user mode: replay reaches either by re-executing
+// from the position before it (kernel_return_stop.h).
+bool TimeTraveler::Impl::next_stop_counts_from_its_position() const {
+  const librr::Event* next = replay->replayer().peek();
+  const auto* async = next ? std::get_if<librr::AsyncPosition>(next) : nullptr;
+  if (!async) return false;
+  const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory);
+  return std::holds_alternative<librr::KernelReturn>(async->memory) ||
+         (delta && delta->base == librr::DeltaBase::return_to_user);
 }
 
 void TimeTraveler::seek(const librr::Position& target) { impl_->seek_exact(target); }

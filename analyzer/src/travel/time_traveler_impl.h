@@ -154,6 +154,7 @@ struct TimeTraveler::Impl {
   // Forward to the base (L, a) of `target`, restoring a checkpoint when that
   // is shorter or the only way. Throws if (L, a) does not exist.
   void reach_base(const librr::Position& base);
+  bool next_stop_counts_from_its_position() const;
   // TimeTraveler::seek.
   void seek_exact(const librr::Position& target);
   // TimeTraveler::seek_named.

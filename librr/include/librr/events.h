@@ -61,12 +61,22 @@ enum class DeltaBase : uint8_t {
   // when it installs the position, so only pages written in the skipped
   // stretch are listed (since format 2.1).
   previous_position = 2,
+  // Guest memory right after the guest kernel's first return to user mode
+  // through the instruction at MemoryDelta::return_rip (an iretq) after the
+  // position just before this one (as for previous_position, whose landmark
+  // `reset_landmark` names). Replay re-executes to there, the kernel's code
+  // after the landmark, so only pages that differ from it at the stop are
+  // listed: those user code wrote (since format 2.13; a stop in user mode
+  // whose stretch made no counted kernel entry, docs/record-replay.md,
+  // "Deltas based on the return to user mode").
+  return_to_user = 3,
 };
 
 struct MemoryDelta {
   uint64_t reset_landmark = 0;  // landmark of the shadow copy the pages are XORed against
   std::vector<PageDelta> pages;
   DeltaBase base = DeltaBase::shadow;
+  uint64_t return_rip = 0;  // DeltaBase::return_to_user only: the kernel's return instruction
   friend bool operator==(const MemoryDelta&, const MemoryDelta&) = default;
 };
 

@@ -55,6 +55,7 @@ struct RecordOptions {
   bool no_return_site_stops = false;
   bool no_rollback_stops = false;
   bool no_rerun_search = false;
+  bool no_return_to_user_deltas = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -135,6 +136,7 @@ int record_command(RecordOptions& options) {
   policy.stop_at_return_sites = !options.no_return_site_stops;
   policy.roll_back_kernel_stops = !options.no_rollback_stops;
   policy.search_by_rerun = !options.no_rerun_search;
+  policy.base_stops_on_return_to_user = !options.no_return_to_user_deltas;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   // Searched stops wherever the host makes the search cheap (the probe).
@@ -180,10 +182,12 @@ int record_command(RecordOptions& options) {
       "rr-vmm: stops: %llu to be searched at replay (%llu at the first hit after a rollback, of "
       "%llu rollbacks; %llu found by a search at record, of %llu tried; %llu moved to a "
       "return site, of %llu watched; %llu cutting an "
-      "interrupts-off stretch), %llu at kernel returns (%llu watched from kernel code) "
+      "interrupts-off stretch), %llu at kernel returns (%llu watched from kernel code, %llu "
+      "rolled back there from user code, of %llu tried) "
       "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
-      "as copies, %llu as fills), %llu unlogged stops, %llu kicks put off in emulated kernel "
+      "as copies, %llu as fills), %llu on the kernel's return to user mode (of %llu "
+      "re-run), %llu unlogged stops, %llu kicks put off in emulated kernel "
       "code, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
       static_cast<unsigned long long>(s.first_hit_stops),
@@ -195,10 +199,14 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.stretch_cuts),
       static_cast<unsigned long long>(s.kernel_return_stops),
       static_cast<unsigned long long>(s.kernel_return_watches),
+      static_cast<unsigned long long>(s.kernel_return_rollbacks),
+      static_cast<unsigned long long>(s.kernel_return_rollbacks_tried),
       static_cast<unsigned long long>(s.previous_position_deltas),
       static_cast<unsigned long long>(s.position_memory_syncs),
       static_cast<unsigned long long>(s.copied_pages),
       static_cast<unsigned long long>(s.filled_pages),
+      static_cast<unsigned long long>(s.return_to_user_deltas),
+      static_cast<unsigned long long>(s.return_to_user_reruns),
       static_cast<unsigned long long>(s.unlogged_stops),
       static_cast<unsigned long long>(s.deferred_kicks),
       static_cast<unsigned long long>(s.interrupt_window_stops),
@@ -273,6 +281,11 @@ void add_record_command(CLI::App& app) {
                    "running the stretch before it again, as replay would, to log it as a "
                    "searched stop when the search finds it (docs/record-replay.md, \"Stops "
                    "searched at record\")");
+  record->add_flag("--no-return-to-user-deltas", options->no_return_to_user_deltas,
+                   "base an installed stop in user mode on guest memory at the previous position "
+                   "instead of right after the kernel's return to user mode, which the recorder "
+                   "finds by running the stretch again as replay would (docs/record-replay.md, "
+                   "\"Deltas based on the return to user mode\")");
   record->add_flag("--no-return-site-stops", options->no_return_site_stops,
                    "search a stop in kernel code where the signal made it, instead of moving it "
                    "to the return address of the next call or of the running function "

@@ -47,7 +47,12 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
     entries.clear();  // no IDT or TSS yet (or not mapped): no user mode either
     vectors.clear();
   }
-  if (entries == armed_) return;
+  // The same entries are armed again all the same: the recorder's own
+  // re-runs of a stretch (searched_by_rerun, delta_from_return_to_user) arm
+  // debug registers of their own and clear them all when done. Until
+  // 2026-11-27 nothing armed the entries again after one: a Linux boot
+  // counted no kernel entry after its first re-run search.
+  if (entries == armed_) return arm();
   armed_ = std::move(entries);
   armed_vectors_ = std::move(vectors);
   watching_ = false;

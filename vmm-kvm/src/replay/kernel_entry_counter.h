@@ -37,8 +37,9 @@ class KernelEntryCounter {
   KernelEntryCounter(Machine& machine, bool enabled);
 
   // At a position (the count restarts there): arms the handlers named by
-  // the guest's IDT now, if they differ from those armed. Does nothing
-  // before the guest has an IDT and a TSS.
+  // the guest's IDT now (again, if they are those armed: other users of the
+  // debug registers clear them). Does nothing before the guest has an IDT
+  // and a TSS.
   void rearm(const kvm_sregs& sregs);
   // Whether counting should, but does not yet, arm anything: the recorder
   // then tries rearm() at every landmark, so that counting starts as soon

@@ -43,8 +43,9 @@ std::optional<uint64_t> find_iretq_after(Machine& machine, const kvm_sregs& sreg
 uint64_t general_registers_xxh3(const kvm_regs& regs) { return XXH3_64bits(&regs, sizeof regs); }
 
 KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArrivals& entries,
-                                        uint64_t return_rip) {
-  const ReexecutionDeadline deadline(machine);
+                                        uint64_t return_rip, uint64_t time_limit_ns,
+                                        bool no_more_entries) {
+  const ReexecutionDeadline deadline(machine, time_limit_ns);
   for (uint32_t seen = 0; seen < entries.count;) {
     const Machine::Exit exit =
         run_with_hardware_breakpoints(machine, entries.addresses, false, deadline.at());
@@ -52,17 +53,21 @@ KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArriv
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
     if (!stopped_at_one_of(machine, exit, entries.addresses)) return KernelReturnSearch::kStopped;
     // The last one is not stepped here: only the return is armed from now
-    // on, so the entry's instruction runs as any other.
-    if (++seen < entries.count && !step_over_breakpoint(machine))
+    // on, so the entry's instruction runs as any other (unless the entries
+    // stay armed to catch one more).
+    if ((++seen < entries.count || no_more_entries) && !step_over_breakpoint(machine))
       return KernelReturnSearch::kStopped;
   }
-  const uint64_t watched[] = {return_rip};
+  std::vector<uint64_t> watched = {return_rip};
+  if (no_more_entries)
+    watched.insert(watched.end(), entries.addresses.begin(), entries.addresses.end());
   for (;;) {
     const Machine::Exit exit =
         run_with_hardware_breakpoints(machine, watched, false, deadline.at());
     if (exit.kind == Machine::Exit::Kind::kAsynchronous) return KernelReturnSearch::kTimedOut;
     if (exit.kind == Machine::Exit::Kind::kSynchronous) return KernelReturnSearch::kLandmark;
     if (!stopped_at_one_of(machine, exit, watched)) return KernelReturnSearch::kStopped;
+    if (machine.vcpu().get_regs().rip != return_rip) return KernelReturnSearch::kEnteredAgain;
     if (at_return_to_user(machine))
       return step_return_to_user(machine) ? KernelReturnSearch::kReached
                                           : KernelReturnSearch::kStopped;

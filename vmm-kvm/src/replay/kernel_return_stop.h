@@ -18,6 +18,7 @@
 
 #include "librr/events.h"
 #include "machine/machine.h"
+#include "replay/hardware_breakpoints.h"
 
 namespace vmm {
 
@@ -29,19 +30,28 @@ inline bool registers_match(const kvm_regs& regs, const librr::KernelReturn& sto
 }
 
 enum class KernelReturnSearch {
-  kReached,   // the vCPU stands right after the return, in user mode
-  kLandmark,  // the guest made a synchronous exit first: not where record was
-  kStopped,   // any other exit (the message is the machine's)
-  kTimedOut,  // kReexecutionLimitNs passed without the return or a landmark
+  kReached,       // the vCPU stands right after the return, in user mode
+  kLandmark,      // the guest made a synchronous exit first: not where record was
+  kStopped,       // any other exit (the message is the machine's)
+  kTimedOut,      // kReexecutionLimitNs passed without the return or a landmark
+  kEnteredAgain,  // an arrival at one of the entries after the last counted one came first
 };
 
 // Replay: from the current position, runs the guest counting arrivals at
 // `entries.addresses` exactly as the recorder did (each one a DEBUG exit,
 // then a single step over it with the debug registers off), and after the
 // `entries.count`-th watches `return_rip` until it returns to user mode,
-// then steps over that return (return_to_user_step.h).
+// then steps over that return (return_to_user_step.h). With no entries
+// (count 0), the first return to user mode through `return_rip`: the base
+// of a DeltaBase::return_to_user delta. The recorder's own re-run gives up
+// sooner than replay (`time_limit_ns`) and, with `no_more_entries`, at an
+// arrival at one of the entries after the counted ones (kEnteredAgain):
+// the recorded stop, which counted none more, came before it, so the return
+// would lie beyond the stop.
 KernelReturnSearch run_to_kernel_return(Machine& machine, const librr::CodeArrivals& entries,
-                                        uint64_t return_rip);
+                                        uint64_t return_rip,
+                                        uint64_t time_limit_ns = kReexecutionLimitNs,
+                                        bool no_more_entries = false);
 
 // Record: the kernel's return to user mode, found in its code: the first
 // iretq (REX.W CF) at most `max_bytes` after `entry` (a kernel-entry

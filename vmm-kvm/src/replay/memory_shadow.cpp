@@ -152,8 +152,25 @@ void MemoryShadow::keep_preimages(const librr::AsyncPosition& next, const librr:
   if (!delta || delta->base != librr::DeltaBase::previous_position ||
       previous_position_of(next.pos) != here || preimages_at_ == here)
     return;
+  save_preimages(*delta, here);
+}
+
+void MemoryShadow::keep_return_to_user_preimages(const librr::AsyncPosition& next,
+                                                 const librr::Position& here) {
+  const auto* delta = std::get_if<librr::MemoryDelta>(&next.memory);
+  if (!delta || delta->base != librr::DeltaBase::return_to_user ||
+      previous_position_of(next.pos) != here || preimages_at_ == here)
+    return;
+  save_preimages(*delta, here);
+}
+
+bool MemoryShadow::holds_preimages_for(const librr::Position& at) const {
+  return preimages_at_ == previous_position_of(at);
+}
+
+void MemoryShadow::save_preimages(const librr::MemoryDelta& delta, const librr::Position& here) {
   preimages_.clear();
-  for (const librr::PageDelta& page : delta->pages) {
+  for (const librr::PageDelta& page : delta.pages) {
     const uint8_t* guest = guest_page(page.gfn);
     preimages_.emplace_back(page.gfn, std::vector<uint8_t>(guest, guest + kPageSize));
   }
@@ -161,12 +178,12 @@ void MemoryShadow::keep_preimages(const librr::AsyncPosition& next, const librr:
 }
 
 void MemoryShadow::apply(const librr::MemoryDelta& delta, const librr::Position& at) {
-  if (delta.base == librr::DeltaBase::previous_position && delta.reset_landmark != at.landmark)
+  if (delta.base != librr::DeltaBase::shadow && delta.reset_landmark != at.landmark)
     throw librr::FormatError("async position " + at.to_string() +
                              ": its memory delta is based on landmark " +
                              std::to_string(delta.reset_landmark) + ", not on the position before");
-  const bool use_preimages = delta.base == librr::DeltaBase::previous_position &&
-                             preimages_at_ == previous_position_of(at);
+  const bool use_preimages =
+      delta.base != librr::DeltaBase::shadow && preimages_at_ == previous_position_of(at);
   // Copied pages read their source from guest memory outside the listed
   // pages, which nothing here writes: it is the memory at the base.
   const std::vector<uint64_t> listed = librr::listed_gfns(delta);

@@ -67,13 +67,21 @@ class MemoryShadow {
   // memory and the shadow. DeltaBase::shadow: page = shadow XOR delta.
   // DeltaBase::previous_position: page = (memory at the previous position)
   // XOR delta, that memory being guest memory now unless keep_preimages()
-  // saved it before the guest ran on. Throws librr::FormatError for a page
-  // outside guest memory, a bad delta, or a reset landmark that is not `at`'s.
+  // saved it before the guest ran on. DeltaBase::return_to_user: the same
+  // with memory right after the kernel's return (guest memory now: the
+  // caller ran there, unless keep_return_to_user_preimages() saved it). Throws librr::FormatError
+  // for a page outside guest memory, a bad delta, or a reset landmark that is not `at`'s.
   void apply(const librr::MemoryDelta& delta, const librr::Position& at);
   // Replay, before executing instructions at `here` (stepping into the
   // stretch an asynchronous position skips): saves the guest pages the next
   // position's delta (`next`) is based on, if it is a previous_position delta.
   void keep_preimages(const librr::AsyncPosition& next, const librr::Position& here);
+  // The same for a DeltaBase::return_to_user delta, called where the guest
+  // stands on that return (the first since `here`, the previous position):
+  // memory as it is now is the delta's base.
+  void keep_return_to_user_preimages(const librr::AsyncPosition& next, const librr::Position& here);
+  // Whether keep_*preimages() saved the base of the stop at `at`.
+  bool holds_preimages_for(const librr::Position& at) const;
   // The shadow itself (checkpoints copy it).
   std::span<uint8_t> bytes() { return {data(), memory_.size()}; }
 
@@ -84,6 +92,8 @@ class MemoryShadow {
   // Each of `dirty_gfns` in RAM as shadow (before) against guest memory (now).
   std::vector<librr::PageChange> changes_against_shadow(
       const std::vector<uint64_t>& dirty_gfns) const;
+
+  void save_preimages(const librr::MemoryDelta& delta, const librr::Position& here);
 
   GuestMemory memory_;
   kvm::Mapping shadow_;  // anonymous, zero-filled on demand

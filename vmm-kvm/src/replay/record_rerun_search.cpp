@@ -10,6 +10,7 @@
 
 #include "replay/hardware_breakpoints.h"
 #include "replay/record_session.h"
+#include "replay/saved_pages.h"
 #include "replay/searched_position.h"
 
 namespace vmm {
@@ -19,37 +20,6 @@ namespace {
 // stops found quickly are worth it. A Linux boot's loops that outlast the
 // return-site watches run 8-25 ms of emulated kernel code before the stop.
 constexpr SearchBounds kRerunSearchBounds{/*max_hits=*/2'000, /*time_limit_ns=*/250'000'000};
-
-// Copies of guest pages, to put them back.
-class SavedPages {
- public:
-  SavedPages(const GuestMemory& memory, const std::vector<uint64_t>& gfns) : memory_(memory) {
-    for (const uint64_t gfn : gfns) {
-      const uint8_t* page = at(gfn);
-      pages_.emplace_back(gfn, std::vector<uint8_t>(page, page + MemoryShadow::kPageSize));
-    }
-  }
-  bool equal_to_guest() const {
-    for (const auto& [gfn, bytes] : pages_)
-      if (std::memcmp(at(gfn), bytes.data(), bytes.size()) != 0) return false;
-    return true;
-  }
-  void restore_guest() const {
-    for (const auto& [gfn, bytes] : pages_) std::memcpy(at(gfn), bytes.data(), bytes.size());
-  }
-
- private:
-  uint8_t* at(uint64_t gfn) const {
-    uint8_t* page = memory_.translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
-    if (!page)
-      throw librr::Error(fmt::format(
-          "record: page {:#x}, written since the previous position, lies outside guest memory",
-          gfn));
-    return page;
-  }
-  GuestMemory memory_;
-  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> pages_;
-};
 
 }  // namespace
 
@@ -127,17 +97,27 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
     ++stats_.rerun_searched_stops;
     return searched;
   }
-  // Back to the stop: a landmark's port or MMIO access is completed first
-  // (its read would land in the registers put back), pages only the second
-  // run wrote get their content as of the position, which the first run left.
-  if (result == SearchResult::kLandmark) machine_.settle_vcpu();
+  put_back_first_run(result == SearchResult::kLandmark, stop, stop_pages, rerun_pages);
+  return std::nullopt;
+}
+
+// After a re-run of the stretch since the previous position, which wrote
+// `rerun_pages`: the guest as the first run left it at `stop`. A landmark's
+// port or MMIO access the re-run ended at is completed first (its read would
+// land in the registers put back); pages only the re-run wrote get their
+// content as of the position, which the first run left; the vCPU's IF and
+// interrupt shadow are read again (the re-run's last exit left its own).
+void RecordSession::put_back_first_run(bool rerun_at_landmark, const VcpuState& stop,
+                                       const SavedPages& stop_pages,
+                                       const std::vector<uint64_t>& rerun_pages) {
+  if (rerun_at_landmark) machine_.settle_vcpu();
   std::vector<uint64_t> second_run_only;
   for (const uint64_t gfn : rerun_pages)
-    if (!std::binary_search(written.begin(), written.end(), gfn)) second_run_only.push_back(gfn);
+    if (stop_pages.page(gfn).empty()) second_run_only.push_back(gfn);
   position_memory_.restore_guest(second_run_only);
   stop_pages.restore_guest();
   machine_.restore_vcpu_state(stop);
-  return std::nullopt;
+  machine_.settle_vcpu();
 }
 
 }  // namespace vmm

@@ -447,7 +447,9 @@ bool RecordSession::stretch_searchable_now(uint64_t factor, uint64_t instruction
 std::optional<librr::SearchedStop> RecordSession::searched_memory(const VcpuState& vcpu) {
   const bool at_return_site = std::exchange(at_return_site_, false);
   const bool first_hit = std::exchange(first_hit_stop_, false);
-  if (!kernel_only_search_allowed() ||
+  // A rollback's first hit is found from the position whatever ran before it
+  // (user code, kernel entries): no earlier hit had interrupts on.
+  if (!(kernel_only_search_allowed() || (first_hit && rolled_back_here_)) ||
       (!at_return_site && (!policy_.search_signal_stops || unlogged_stop_since_stop_)) ||
       (vcpu.sregs.cs.selector & 3) != 0)
     return std::nullopt;
@@ -626,10 +628,13 @@ void RecordSession::save_resume_state_if_fresh() {
   if (!std::exchange(position_fresh_, false)) return;
   const bool for_rollback =
       policy_.roll_back_kernel_stops && landmarks_since_stop_ <= kRollbackLandmarksAfterStop;
-  const bool for_rerun =
-      policy_.search_by_rerun && machine_.next_deadline() != TimedDevice::kNoDeadline;
-  if ((!for_rollback && !for_rerun) || !kernel_only_search_allowed() ||
-      !position_memory_complete_ || position_memory_at_ != timeline_.position() ||
+  const bool deadline_set = machine_.next_deadline() != TimedDevice::kNoDeadline;
+  const bool for_rerun = policy_.search_by_rerun && deadline_set;
+  // delta_from_return_to_user: a stop in user mode may follow, whatever came before.
+  const bool for_return_to_user =
+      policy_.base_stops_on_return_to_user && policy_.count_kernel_entries && deadline_set;
+  if (!((for_rollback || for_rerun) && kernel_only_search_allowed()) && !for_return_to_user) return;
+  if (!position_memory_complete_ || position_memory_at_ != timeline_.position() ||
       !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
     return;
   machine_.settle_vcpu();
@@ -650,14 +655,17 @@ void RecordSession::save_resume_state_if_fresh() {
 // that wrote at most kRollbackMaxWrittenPages pages is rolled back: a loop
 // that waits for the interrupt (a flag, a counter), whose lost passes did
 // nothing. A loop that computes in registers for longer than a tick would
-// lose every tick's work that way, for ever: never two rollback stops in a
-// row (at worst such a loop runs at half speed). Rolling back any stretch cost a Linux boot 6x its
-// record time as the first choice and 3.5x after the return sites (each threw away up to a tick of
-// kernel work, the guest fell behind its timer, stops came faster). True if it rolled back.
+// lose every tick's work that way, for ever: never more than
+// kMaxRollbackStopsInARow rollback stops in a row (at worst such a loop runs
+// at a third of its speed; until 2026-11-27 one, which left the second tick
+// of ticks' SYS_KSPIN installed once its first was a rollback stop too). Rolling back any stretch
+// cost a Linux boot 6x its record time as the first choice and 3.5x after the return sites (each
+// threw away up to a tick of kernel work, the guest fell behind its timer, stops came faster). True
+// if it rolled back.
 bool RecordSession::roll_back_to_position() {
-  if (!policy_.roll_back_kernel_stops || landmarks_since_stop_ > kRollbackLandmarksAfterStop ||
-      !resume_state_ || rolled_back_here_ || last_stop_rolled_back_ ||
-      !kernel_only_search_allowed() || position_memory_at_ != timeline_.position())
+  if (!policy_.roll_back_kernel_stops || policy_.searched_cpl0_instructions_per_second <= 0 ||
+      !resume_state_ || rolled_back_here_ || rollback_stops_in_a_row_ >= kMaxRollbackStopsInARow ||
+      position_memory_at_ != timeline_.position())
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
   const uint64_t rip = machine_.vcpu().get_regs().rip;
@@ -665,7 +673,13 @@ bool RecordSession::roll_back_to_position() {
     return false;
   take_dirty_pages();
   const std::vector<uint64_t> written = written_since_position_.listed();
-  if (written.size() > kRollbackMaxWrittenPages) return false;
+  // The work lost is what ran after the stop's first hit. A stretch that
+  // entered the kernel from user mode (ticks' SYS_KSPIN) also wrote the user
+  // code's stack, the entry's kernel stack and the task's bookkeeping before
+  // that, which run again the same: a few pages more.
+  const bool entered_from_user = kernel_entries_.total_not_from_kernel() != kernel_entries_at_stop_;
+  if (written.size() > kRollbackMaxWrittenPages + (entered_from_user ? kUserEntryPages : 0))
+    return false;
   position_memory_.restore_guest(written);
   machine_.restore_vcpu_state(*resume_state_);
   machine_.settle_vcpu();
@@ -706,7 +720,10 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
       librr::ByteWriter state;
       vcpu.save(state);
       record.vcpu_state = state.take();
-      record.memory = capture_memory(record.pos);
+      if (auto delta = delta_from_return_to_user(vcpu, record.pos.landmark))
+        record.memory = std::move(*delta);
+      else
+        record.memory = capture_memory(record.pos);
     }
   }
   stretch_started_host_ns_ = host_monotonic_ns();
@@ -717,7 +734,7 @@ void RecordSession::log_async_position(std::optional<uint64_t> kernel_return) {
   if (!in_64_bit_mode(vcpu.sregs)) position_memory_complete_ = false;
   kernel_entries_at_stop_ = kernel_entries_.total_not_from_kernel();
   landmarks_since_stop_ = 0;
-  last_stop_rolled_back_ = rolled_back_here_;
+  rollback_stops_in_a_row_ = rolled_back_here_ ? rollback_stops_in_a_row_ + 1 : 0;
   start_position();
   // Only a stop in user mode needs the count (kernel_entry_counter.h).
   if ((vcpu.sregs.cs.selector & 3) == 3) record.kernel_entries = kernel_entries_.arrivals();
@@ -816,7 +833,7 @@ RunResult RecordSession::run() {
           kernel_entries_.stop_watching_return_site();
           if (exit.kind == Machine::Exit::Kind::kSpurious) ++stats_.interrupt_window_stops;
           unlogged_stops_in_a_row_ = 0;
-          at_async_stop();
+          at_async_stop(rolled_back_to_kernel_return());
         }
         break;
       case Machine::Exit::Kind::kSynchronous:

@@ -14,6 +14,7 @@
 #include "replay/kernel_entry_counter.h"
 #include "replay/memory_shadow.h"
 #include "replay/replay_rules.h"
+#include "replay/saved_pages.h"
 #include "replay/session_common.h"
 
 namespace vmm {
@@ -91,14 +92,15 @@ struct RecordPolicy {
   bool stop_at_return_sites = true;
   // With searched stops: a stop in kernel code that no return site took,
   // whose stretch wrote at most kRollbackMaxWrittenPages pages (a loop that
-  // waits for the interrupt), is rolled back to where the guest resumed from
-  // the previous position (its vCPU state, captured at logged stops and the
-  // few landmarks after one, and the pages written since, from the second
-  // shadow) and runs again with a debug register on the stop's RIP: the
-  // first hit there with interrupts enabled becomes the stop, which replay's
-  // search meets first, so no list of pages is needed (when every earlier
-  // hit had interrupts off). Never two rollback stops in a row
-  // (docs/record-replay.md, "Rollback stops").
+  // waits for the interrupt; kUserEntryPages more when the stretch entered
+  // the kernel from user mode), is rolled back to where the guest resumed
+  // from the previous position (its vCPU state, captured at landmarks and
+  // logged stops in kernel mode, and the pages written since, from the
+  // second shadow) and runs again with a debug register on the stop's RIP:
+  // the first hit there with interrupts enabled becomes the stop, which
+  // replay's search meets first, so no list of pages is needed (when every
+  // earlier hit had interrupts off). At most kMaxRollbackStopsInARow rollback
+  // stops in a row (docs/record-replay.md, "Rollback stops").
   bool roll_back_kernel_stops = true;
   // With searched stops: a stop in kernel code that would be installed (no
   // return site took it within the watches) is first searched by the
@@ -110,6 +112,14 @@ struct RecordPolicy {
   // back at the stop and it is installed (docs/record-replay.md, "Stops
   // searched at record").
   bool search_by_rerun = true;
+  // With count_kernel_entries: a stop in user mode that is installed, whose
+  // stretch made no counted kernel entry, logs its memory against guest
+  // memory right after the kernel's first return to user mode after the
+  // previous position (DeltaBase::return_to_user), found by rolling the
+  // guest back and running it there as replay will: only what user code
+  // wrote is listed, not the kernel's stack and data after the landmark
+  // (docs/record-replay.md, "Deltas based on the return to user mode").
+  bool base_stops_on_return_to_user = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
   // line of code and only when no unlogged stop came since the previous stop
@@ -151,6 +161,11 @@ struct RecordStats {
   uint64_t rerun_searches = 0;            // stops the recorder searched for itself
   uint64_t rerun_searched_stops = 0;      // of those, found and logged as searched stops
   uint64_t stretch_cuts = 0;              // searched stops that deliver nothing (interrupts off)
+  uint64_t return_to_user_reruns = 0;     // installed stops re-run to the return to user mode
+  uint64_t return_to_user_deltas = 0;     // of those, logged with a delta based there
+  uint64_t kernel_return_rollbacks_tried =
+      0;                                 // stops in user mode re-run to the last entry's return
+  uint64_t kernel_return_rollbacks = 0;  // of those, made kernel-return stops there
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -206,6 +221,11 @@ class RecordSession {
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::SearchedStop> searched_memory(const VcpuState& vcpu);
   std::optional<librr::SearchedStop> searched_by_rerun(const VcpuState& stop);
+  void put_back_first_run(bool rerun_at_landmark, const VcpuState& stop,
+                          const SavedPages& stop_pages, const std::vector<uint64_t>& rerun_pages);
+  std::optional<uint64_t> rolled_back_to_kernel_return();
+  std::optional<librr::MemoryDelta> delta_from_return_to_user(const VcpuState& stop,
+                                                              uint64_t landmark);
   void step_past_rep_string();
   void take_dirty_pages();
   void merge_written(const std::vector<uint64_t>& bitmap);
@@ -254,13 +274,16 @@ class RecordSession {
   // `position_fresh_` until it resumes from there.
   std::optional<VcpuState> resume_state_;
   bool position_fresh_ = false;
-  bool rolled_back_here_ = false;       // since the last position
-  bool last_stop_rolled_back_ = false;  // the last logged stop came after a rollback
+  bool rolled_back_here_ = false;         // since the last position
+  uint32_t rollback_stops_in_a_row_ = 0;  // logged stops that came after a rollback
+  static constexpr uint32_t kMaxRollbackStopsInARow = 2;
+
   // The watched site is the rolled-back stop's RIP, and every hit of it so
   // far had interrupts off; the stop being logged is the first such hit.
   bool rollback_watch_ = false;
   bool rollback_hits_all_if0_ = true;
   static constexpr size_t kRollbackMaxWrittenPages = 2;
+  static constexpr size_t kUserEntryPages = 4;  // more for a stretch that ran user code
   static constexpr uint64_t kRollbackLandmarksAfterStop = 4;
   uint64_t landmarks_since_stop_ = kRollbackLandmarksAfterStop;
   bool first_hit_stop_ = false;

@@ -152,8 +152,51 @@ bool ReplaySession::install_async_position_if_next() {
   if (!async || !(std::holds_alternative<librr::MemoryDelta>(async->memory) ||
                   std::holds_alternative<librr::MemoryDigest>(async->memory)))
     return false;
+  const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory);
+  if (delta && delta->base == librr::DeltaBase::return_to_user)
+    reach_return_to_user_base(*async, *delta);
   enter_async_stop(*async);
   return true;
+}
+
+// A stop whose delta is based on memory right after the kernel's first
+// return to user mode since the previous position: re-execute to there
+// (run_to_kernel_return, no entries), as the recorder's own re-run did,
+// unless an analyzer stepping through the stretch kept that memory already.
+// Twin of RecordSession::delta_from_return_to_user.
+void ReplaySession::reach_return_to_user_base(const librr::AsyncPosition& async,
+                                              const librr::MemoryDelta& delta) {
+  keep_return_to_user_base_if_here(async);  // an analyzer's walk stops on the return
+  if (shadow_.holds_preimages_for(async.pos)) return;
+  const std::string stop = fmt::format(
+      "the stop {} (its memory based on the return to user mode "
+      "through {:#x})",
+      async.pos.to_string(), delta.return_rip);
+  if (user_mode_seen_at_ == timeline_.position())
+    throw librr::Error(
+        fmt::format("the replay ran past the kernel's return to user mode before {} "
+                    "without keeping the memory there; replay from {} again",
+                    stop, timeline_.position().to_string()));
+  machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
+  const KernelReturnSearch result =
+      run_to_kernel_return(machine_, librr::CodeArrivals{}, delta.return_rip);
+  if (result != KernelReturnSearch::kReached) throw_kernel_return_missed(result, stop);
+}
+
+// Before executing an instruction of the stretch before such a stop: the
+// vCPU stands on the return its delta is based on (the first since the
+// position), so memory now is that base.
+void ReplaySession::keep_return_to_user_base_if_here(const librr::AsyncPosition& async) {
+  const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory);
+  if (!delta || delta->base != librr::DeltaBase::return_to_user ||
+      shadow_.holds_preimages_for(async.pos) || user_mode_seen_at_ == timeline_.position())
+    return;
+  if (current_cpl(machine_) == 3) {
+    user_mode_seen_at_ = timeline_.position();
+    return;
+  }
+  if (machine_.vcpu().get_regs().rip == delta->return_rip && at_return_to_user(machine_))
+    shadow_.keep_return_to_user_preimages(async, timeline_.position());
 }
 
 // A searched stop (searched_position.h): re-execute the stretch up to it.
@@ -226,29 +269,29 @@ bool ReplaySession::reach_kernel_return_if_next() {
   if (!kernel_return) return false;
   machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
   const librr::CodeArrivals& entries = *async->kernel_entries;  // the log format requires it
-  switch (run_to_kernel_return(machine_, entries, kernel_return->return_rip)) {
-    case KernelReturnSearch::kReached:
-      arrive_at_kernel_return(*async);
-      return true;
-    case KernelReturnSearch::kLandmark:
-      throw librr::Divergence(
-          timeline_.position(),
-          fmt::format("the guest reached its next landmark ({}) before the kernel-return stop {} "
-                      "({} kernel entries, then the return at {:#x})",
-                      machine_.describe_rip(), async->pos.to_string(), entries.count,
-                      kernel_return->return_rip));
-    case KernelReturnSearch::kTimedOut:
-      throw_reexecution_timed_out(
-          fmt::format("the kernel-return stop {} ({} kernel entries, then the return at {:#x})",
-                      async->pos.to_string(), entries.count, kernel_return->return_rip));
-    case KernelReturnSearch::kStopped:
-      break;
-  }
+  const KernelReturnSearch result =
+      run_to_kernel_return(machine_, entries, kernel_return->return_rip);
+  if (result != KernelReturnSearch::kReached)
+    throw_kernel_return_missed(
+        result,
+        fmt::format("the kernel-return stop {} ({} kernel entries, then the return at {:#x})",
+                    async->pos.to_string(), entries.count, kernel_return->return_rip));
+  arrive_at_kernel_return(*async);
+  return true;
+}
+
+// A re-execution towards a kernel's return to user mode (run_to_kernel_return)
+// ended otherwise (`result`); `stop` names what it was for.
+void ReplaySession::throw_kernel_return_missed(KernelReturnSearch result, const std::string& stop) {
+  if (result == KernelReturnSearch::kLandmark)
+    throw librr::Divergence(timeline_.position(),
+                            fmt::format("the guest reached its next landmark ({}) before {}",
+                                        machine_.describe_rip(), stop));
+  if (result == KernelReturnSearch::kTimedOut) throw_reexecution_timed_out(stop);
   throw librr::Divergence(
       timeline_.position(),
-      fmt::format(
-          "the machine stopped on its way to the kernel-return stop {}: exit reason {} at {}",
-          async->pos.to_string(), machine_.run_state().exit_reason, machine_.describe_rip()));
+      fmt::format("the machine stopped on its way to {}: exit reason {} at {}", stop,
+                  machine_.run_state().exit_reason, machine_.describe_rip()));
 }
 
 bool ReplaySession::enter_kernel_return_stop_here() {
@@ -398,8 +441,10 @@ std::optional<ReplaySession::InstructionOutcome> ReplaySession::before_executing
   }
   // The stop's memory delta may be based on memory as it is here, which the
   // instructions about to run change.
-  if (const auto* async = std::get_if<librr::AsyncPosition>(replayer_.peek()))
+  if (const auto* async = std::get_if<librr::AsyncPosition>(replayer_.peek())) {
     shadow_.keep_preimages(*async, timeline_.position());
+    keep_return_to_user_base_if_here(*async);
+  }
   return std::nullopt;
 }
 

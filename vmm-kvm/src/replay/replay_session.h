@@ -12,6 +12,7 @@
 #include "librr/replayer.h"
 #include "machine/machine.h"
 #include "replay/instruction_stepper.h"
+#include "replay/kernel_return_stop.h"
 #include "replay/memory_shadow.h"
 #include "replay/replay_rules.h"
 #include "replay/searched_position.h"
@@ -108,6 +109,10 @@ class ReplaySession {
   const librr::AsyncPosition* next_async_stop();
   void enter_async_stop(const librr::AsyncPosition& async);
   bool install_async_position_if_next();
+  void reach_return_to_user_base(const librr::AsyncPosition& async,
+                                 const librr::MemoryDelta& delta);
+  void keep_return_to_user_base_if_here(const librr::AsyncPosition& async);
+  [[noreturn]] void throw_kernel_return_missed(KernelReturnSearch result, const std::string& stop);
   bool reach_searched_position_if_next();
   bool reach_kernel_return_if_next();
   void arrive_at_kernel_return(const librr::AsyncPosition& async);
@@ -129,6 +134,9 @@ class ReplaySession {
   ReplayRules rules_;
   MemoryShadow shadow_;
   PagesWrittenSincePosition written_{machine_};
+  // Where single steps of an analyzer last found the vCPU in user mode (a
+  // return_to_user delta's base must then have been kept on the way).
+  std::optional<librr::Position> user_mode_seen_at_;
   ReplayNetInput net_input_;
   ReplayOutcome outcome_;
   bool done_ = false;
