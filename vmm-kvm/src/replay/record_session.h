@@ -6,12 +6,14 @@
 #include <memory>
 #include <optional>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "clock/virtual_clock.h"
 #include "librr/recorder.h"
 #include "machine/machine.h"
 #include "replay/kernel_entry_counter.h"
+#include "replay/kernel_return_stop.h"
 #include "replay/memory_shadow.h"
 #include "replay/replay_rules.h"
 #include "replay/saved_pages.h"
@@ -223,6 +225,15 @@ class RecordSession {
   std::optional<librr::SearchedStop> searched_by_rerun(const VcpuState& stop);
   void put_back_first_run(bool rerun_at_landmark, const VcpuState& stop,
                           const SavedPages& stop_pages, const std::vector<uint64_t>& rerun_pages);
+  std::optional<std::pair<librr::CodeArrivals, uint64_t>> rerunnable_to_kernel_return(
+      const librr::Position& position) const;
+  struct KernelReturnRerun {
+    KernelReturnSearch result;
+    std::vector<uint64_t> written;    // by the first run since the position, ascending
+    SavedPages stop_pages;            // those pages as the first run left them
+    std::vector<uint64_t> dirty_log;  // KVM's bitmap of what the re-run wrote
+  };
+  KernelReturnRerun rerun_to_kernel_return(const librr::CodeArrivals& entries, uint64_t return_rip);
   std::optional<uint64_t> rolled_back_to_kernel_return();
   std::optional<librr::MemoryDelta> delta_from_return_to_user(const VcpuState& stop,
                                                               uint64_t landmark);
