@@ -63,12 +63,13 @@ enum class DeltaBase : uint8_t {
   previous_position = 2,
   // Guest memory right after the guest kernel's first return to user mode
   // through the instruction at MemoryDelta::return_rip (an iretq) after the
+  // stop's kernel-entry count of arrivals (none: 0), counted from the
   // position just before this one (as for previous_position, whose landmark
-  // `reset_landmark` names). Replay re-executes to there, the kernel's code
-  // after the landmark, so only pages that differ from it at the stop are
-  // listed: those user code wrote (since format 2.13; a stop in user mode
-  // whose stretch made no counted kernel entry, docs/record-replay.md,
-  // "Deltas based on the return to user mode").
+  // `reset_landmark` names): where a KernelReturn with that count lies.
+  // Replay re-executes to there, so only pages that differ from it at the
+  // stop are listed: those user code wrote since (format 2.13; a stop in
+  // user mode, docs/record-replay.md, "Deltas based on the return to user
+  // mode").
   return_to_user = 3,
 };
 

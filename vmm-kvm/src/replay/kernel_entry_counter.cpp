@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "clock/host_clock.h"
 #include "librr/error.h"
 #include "machine/vcpu_state.h"
 #include "replay/guest_handler_step.h"
@@ -188,6 +189,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     if (!at_armed_entry(exit)) return exit;
     ++count_;
     ++total_;
+    last_arrival_host_ns_ = host_monotonic_ns();
     std::optional<ArrivalFrame> frame = arrival_frame();
     if (!frame || !frame->from_kernel_mode()) ++total_not_from_kernel_;
     step_pending_ = true;

@@ -60,6 +60,8 @@ class KernelEntryCounter {
   // as analyzers count it.
   void restart();
   uint64_t total() const { return total_; }
+  // Host time (CLOCK_MONOTONIC) of the last counted arrival.
+  uint64_t last_arrival_host_ns() const { return last_arrival_host_ns_; }
   // Of those, the arrivals not known to come from kernel mode (the saved
   // frame's CS says user mode, or the frame does not read): a stretch with
   // none stayed in kernel mode (a Linux boot's int3 while it patches its
@@ -119,6 +121,7 @@ class KernelEntryCounter {
   bool step_pending_ = false;           // standing on an entry already counted
   uint32_t count_ = 0;
   uint64_t total_ = 0;
+  uint64_t last_arrival_host_ns_ = 0;
   uint64_t total_not_from_kernel_ = 0;
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)

@@ -41,9 +41,9 @@ enum class KernelReturnSearch {
 // `entries.addresses` exactly as the recorder did (each one a DEBUG exit,
 // then a single step over it with the debug registers off), and after the
 // `entries.count`-th watches `return_rip` until it returns to user mode,
-// then steps over that return (return_to_user_step.h). With no entries
-// (count 0), the first return to user mode through `return_rip`: the base
-// of a DeltaBase::return_to_user delta. The recorder's own re-run gives up
+// then steps over that return (return_to_user_step.h); with count 0, the
+// first return after the position. Also the base of a
+// DeltaBase::return_to_user delta. The recorder's own re-run gives up
 // sooner than replay (`time_limit_ns`) and, with `no_more_entries`, at an
 // arrival at one of the entries after the counted ones (kEnteredAgain):
 // the recorded stop, which counted none more, came before it, so the return

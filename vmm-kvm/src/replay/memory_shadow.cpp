@@ -159,9 +159,9 @@ void MemoryShadow::keep_return_to_user_preimages(const librr::AsyncPosition& nex
                                                  const librr::Position& here) {
   const auto* delta = std::get_if<librr::MemoryDelta>(&next.memory);
   if (!delta || delta->base != librr::DeltaBase::return_to_user ||
-      previous_position_of(next.pos) != here || preimages_at_ == here)
+      previous_position_of(next.pos) != here)
     return;
-  save_preimages(*delta, here);
+  save_preimages(*delta, here);  // again at a later return: the last one is the base
 }
 
 bool MemoryShadow::holds_preimages_for(const librr::Position& at) const {

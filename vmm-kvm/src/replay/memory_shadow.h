@@ -77,8 +77,8 @@ class MemoryShadow {
   // position's delta (`next`) is based on, if it is a previous_position delta.
   void keep_preimages(const librr::AsyncPosition& next, const librr::Position& here);
   // The same for a DeltaBase::return_to_user delta, called where the guest
-  // stands on that return (the first since `here`, the previous position):
-  // memory as it is now is the delta's base.
+  // stands on the return it names (after `here`, the previous position):
+  // memory as it is now, which a later call replaces, is the delta's base.
   void keep_return_to_user_preimages(const librr::AsyncPosition& next, const librr::Position& here);
   // Whether keep_*preimages() saved the base of the stop at `at`.
   bool holds_preimages_for(const librr::Position& at) const;

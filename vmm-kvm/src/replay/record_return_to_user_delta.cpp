@@ -27,6 +27,9 @@ namespace {
 // long, should the return come later or another way.
 constexpr uint64_t kMaxRerunNs = 100'000'000;
 constexpr uint64_t kMinRerunNs = 2'000'000;
+// A stop rolled back to the last kernel entry's return loses the user code
+// run since: at most this much host time of it (rolled_back_to_kernel_return).
+constexpr uint64_t kMaxLostUserWorkNs = 2'000'000;
 
 std::vector<uint64_t> gfns_of(const std::vector<uint64_t>& dirty_bitmap, uint64_t memory_bytes) {
   DirtyPages pages(memory_bytes / MemoryShadow::kPageSize);
@@ -74,24 +77,25 @@ RecordSession::KernelReturnRerun RecordSession::rerun_to_kernel_return(
   return {result, std::move(written), std::move(stop_pages), machine_.take_dirty_log()};
 }
 
-// A stop in user mode about to be installed whose stretch made no counted
-// kernel entry: the stretch is the kernel's code after the previous
-// position (an interrupt handler's tail, the scheduler), its return to user
-// mode, then user code up to the stop. A delta against memory at the
-// position lists every page the kernel wrote too (spin3: its stack and task
-// table, ~45 of the ~75 bytes each stop cost), though replay can re-execute
-// the kernel's part exactly: so the recorder re-runs the stretch to the
-// first return to user mode through the kernel's iretq (as replay will), and
-// logs only the pages that differ there from the stop, XORed against that
-// memory; then the guest is put back exactly as the first run left it. The
-// re-run gives up at a kernel entry before the return: the stop, which
-// counted none, came first, and the pages the kernel wrote after it would be
-// listed for nothing. If the return is not reached, nullopt.
+// A stop in user mode about to be installed: the stretch is the kernel's
+// code after the previous position (an interrupt handler's tail, the
+// scheduler), its return to user mode, maybe user code and counted kernel
+// entries (system calls, page faults) and their returns, then user code up
+// to the stop. A delta against memory at the position lists every page the
+// kernel wrote too (spin3: its stack and task table, ~45 of the ~75 bytes
+// each stop cost), though replay can re-execute the stretch exactly up to
+// the kernel's return to user mode after its last counted entry (or the
+// first return, with none): so the recorder re-runs the stretch to there
+// (as replay will), and logs only the pages that differ there from the
+// stop, XORed against that memory; then the guest is put back exactly as
+// the first run left it. The re-run gives up at one more kernel entry
+// before that return: the stop, which counted no more, came first, and the
+// pages the kernel wrote after it would be listed for nothing. If the
+// return is not reached, nullopt.
 std::optional<librr::MemoryDelta> RecordSession::delta_from_return_to_user(const VcpuState& stop,
                                                                            uint64_t landmark) {
   const auto rerunnable = rerunnable_to_kernel_return(previous_position_of(timeline_.position()));
-  if (!rerunnable || rerunnable->first.count != 0 || (stop.sregs.cs.selector & 3) != 3)
-    return std::nullopt;
+  if (!rerunnable || (stop.sregs.cs.selector & 3) != 3) return std::nullopt;
   const auto& [entries, return_rip] = *rerunnable;
   ++stats_.return_to_user_reruns;
   const KernelReturnRerun rerun = rerun_to_kernel_return(entries, return_rip);
@@ -144,14 +148,17 @@ std::optional<librr::MemoryDelta> RecordSession::delta_from_return_to_user(const
 // kernel-return stop, ~11 bytes, instead of the vCPU state and a delta that
 // lists what the kernel and the user code wrote since the position (spin3's
 // first stop in each task: ~150 bytes). The user code the first run
-// executed after that return is lost, at most the stretch since the last
-// entry's return (a tick and the lateness bound); the next stretch starts
-// after that return, so progress is kept: every such rollback keeps at
-// least one kernel entry's work. The return address, or nullopt with the
-// guest put back as the first run left it.
+// executed after that return is lost, so only when the last entry came at
+// most kMaxLostUserWorkNs before the stop: rolling spin3's first stops back
+// (their system calls come at the start of their stretches) cost ~10 ms of
+// its computation each, its record 0.52 -> 0.57 s for ~500 bytes less. The
+// next stretch starts after that return, so progress is kept: every such
+// rollback keeps at least one kernel entry's work. The return address, or
+// nullopt with the guest put back as the first run left it.
 std::optional<uint64_t> RecordSession::rolled_back_to_kernel_return() {
   const auto rerunnable = rerunnable_to_kernel_return(timeline_.position());
-  if (!rerunnable || rerunnable->first.count == 0 || !policy_.stop_at_kernel_returns)
+  if (!rerunnable || rerunnable->first.count == 0 || !policy_.stop_at_kernel_returns ||
+      host_monotonic_ns() - kernel_entries_.last_arrival_host_ns() > kMaxLostUserWorkNs)
     return std::nullopt;
   const auto& [entries, return_rip] = *rerunnable;
   machine_.settle_vcpu();

@@ -114,13 +114,15 @@ struct RecordPolicy {
   // back at the stop and it is installed (docs/record-replay.md, "Stops
   // searched at record").
   bool search_by_rerun = true;
-  // With count_kernel_entries: a stop in user mode that is installed, whose
-  // stretch made no counted kernel entry, logs its memory against guest
-  // memory right after the kernel's first return to user mode after the
-  // previous position (DeltaBase::return_to_user), found by rolling the
-  // guest back and running it there as replay will: only what user code
-  // wrote is listed, not the kernel's stack and data after the landmark
-  // (docs/record-replay.md, "Deltas based on the return to user mode").
+  // With count_kernel_entries: a stop in user mode that is installed logs
+  // its memory against guest memory right after the kernel's return to user
+  // mode after the stretch's last counted entry, or its first return with
+  // none (DeltaBase::return_to_user), found by rolling the guest back and
+  // running it there as replay will: only what user code wrote since is
+  // listed, not the kernel's stack and data after the landmark. A stop that
+  // comes right after an entry is moved back to its return instead (a
+  // kernel-return stop; docs/record-replay.md, "Deltas based on the return
+  // to user mode").
   bool base_stops_on_return_to_user = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte

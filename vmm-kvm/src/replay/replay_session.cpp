@@ -124,6 +124,9 @@ const librr::AsyncPosition* ReplaySession::next_async_stop() {
 // the recorded state goes in (for an installed stop, with its memory delta,
 // instead of re-executing the stretch since the last landmark).
 void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
+  const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory);
+  if (delta && delta->base == librr::DeltaBase::return_to_user)
+    reach_return_to_user_base(async, *delta);
   timeline_.enter_async_stop();
   machine_.settle_vcpu();  // finish the landmark's PIO/MMIO read before replacing registers
   // A kernel-return stop or a searched stop of format 2.9 logs no state: the
@@ -134,8 +137,7 @@ void ReplaySession::enter_async_stop(const librr::AsyncPosition& async) {
     machine_.restore_vcpu_state(VcpuState::load(in));
     in.expect_end();
   }
-  if (const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory))
-    shadow_.apply(*delta, async.pos);
+  if (delta) shadow_.apply(*delta, async.pos);
   machine_.settle_vcpu();  // refresh IF / interrupt-shadow flags from the installed state
   replayer_.take_at(timeline_.position());
   ++outcome_.async_positions;
@@ -152,51 +154,47 @@ bool ReplaySession::install_async_position_if_next() {
   if (!async || !(std::holds_alternative<librr::MemoryDelta>(async->memory) ||
                   std::holds_alternative<librr::MemoryDigest>(async->memory)))
     return false;
-  const auto* delta = std::get_if<librr::MemoryDelta>(&async->memory);
-  if (delta && delta->base == librr::DeltaBase::return_to_user)
-    reach_return_to_user_base(*async, *delta);
   enter_async_stop(*async);
   return true;
 }
 
-// A stop whose delta is based on memory right after the kernel's first
-// return to user mode since the previous position: re-execute to there
-// (run_to_kernel_return, no entries), as the recorder's own re-run did,
-// unless an analyzer stepping through the stretch kept that memory already.
-// Twin of RecordSession::delta_from_return_to_user.
+// A stop whose delta is based on memory right after the kernel's return to
+// user mode after the stretch's last counted kernel entry (or the position,
+// with none): re-execute to there (run_to_kernel_return), as the recorder's
+// own re-run did, unless an analyzer stepping through the stretch kept that
+// memory on the way. Twin of RecordSession::delta_from_return_to_user.
 void ReplaySession::reach_return_to_user_base(const librr::AsyncPosition& async,
                                               const librr::MemoryDelta& delta) {
   keep_return_to_user_base_if_here(async);  // an analyzer's walk stops on the return
   if (shadow_.holds_preimages_for(async.pos)) return;
+  const librr::CodeArrivals entries = async.kernel_entries.value_or(librr::CodeArrivals{});
   const std::string stop = fmt::format(
-      "the stop {} (its memory based on the return to user mode "
-      "through {:#x})",
-      async.pos.to_string(), delta.return_rip);
-  if (user_mode_seen_at_ == timeline_.position())
+      "the stop {} (its memory based on the return to user mode through {:#x} after "
+      "{} kernel entries)",
+      async.pos.to_string(), delta.return_rip, entries.count);
+  // Counted from the position: an analyzer that stepped into the stretch and
+  // did not stand on that return (its walk does) cannot tell where it is.
+  if (stepped_at_ == timeline_.position() && (entries.count > 0 || current_cpl(machine_) == 3))
     throw librr::Error(
-        fmt::format("the replay ran past the kernel's return to user mode before {} "
-                    "without keeping the memory there; replay from {} again",
+        fmt::format("the replay stepped into the stretch before {} without "
+                    "standing on that return; replay from {} again",
                     stop, timeline_.position().to_string()));
   machine_.settle_vcpu();  // complete the landmark's PIO/MMIO read: registers are final
-  const KernelReturnSearch result =
-      run_to_kernel_return(machine_, librr::CodeArrivals{}, delta.return_rip);
+  const KernelReturnSearch result = run_to_kernel_return(machine_, entries, delta.return_rip);
   if (result != KernelReturnSearch::kReached) throw_kernel_return_missed(result, stop);
 }
 
-// Before executing an instruction of the stretch before such a stop: the
-// vCPU stands on the return its delta is based on (the first since the
-// position), so memory now is that base.
+// Before executing an instruction of the stretch before such a stop: where
+// the vCPU stands on the kernel's return the delta names, memory now may be
+// its base, the last such return before the stop (the recorder made sure no
+// counted entry, hence no return through it, comes between them), so it is
+// kept each time.
 void ReplaySession::keep_return_to_user_base_if_here(const librr::AsyncPosition& async) {
   const auto* delta = std::get_if<librr::MemoryDelta>(&async.memory);
   if (!delta || delta->base != librr::DeltaBase::return_to_user ||
-      shadow_.holds_preimages_for(async.pos) || user_mode_seen_at_ == timeline_.position())
+      machine_.vcpu().get_regs().rip != delta->return_rip || !at_return_to_user(machine_))
     return;
-  if (current_cpl(machine_) == 3) {
-    user_mode_seen_at_ = timeline_.position();
-    return;
-  }
-  if (machine_.vcpu().get_regs().rip == delta->return_rip && at_return_to_user(machine_))
-    shadow_.keep_return_to_user_preimages(async, timeline_.position());
+  shadow_.keep_return_to_user_preimages(async, timeline_.position());
 }
 
 // A searched stop (searched_position.h): re-execute the stretch up to it.
@@ -474,12 +472,14 @@ ReplaySession::InstructionOutcome ReplaySession::step_instruction(InstructionSte
   if (next_async_stop() && at_port_or_halt_instruction(machine_) &&
       install_async_position_if_next())
     return InstructionOutcome::kReachedAsyncStop;
+  stepped_at_ = timeline_.position();
   if (stepper.step() == InstructionStepper::Result::kStepped) return InstructionOutcome::kStepped;
   return handle_landmark_reached();
 }
 
 ReplaySession::InstructionOutcome ReplaySession::run_to_debug_exit(bool first_since_position) {
   if (auto outcome = before_executing(first_since_position)) return *outcome;
+  stepped_at_ = timeline_.position();
   Machine::Exit exit;
   do {
     exit = machine_.enter_guest();

@@ -134,9 +134,9 @@ class ReplaySession {
   ReplayRules rules_;
   MemoryShadow shadow_;
   PagesWrittenSincePosition written_{machine_};
-  // Where single steps of an analyzer last found the vCPU in user mode (a
-  // return_to_user delta's base must then have been kept on the way).
-  std::optional<librr::Position> user_mode_seen_at_;
+  // The position after which an analyzer last executed instructions
+  // (step_instruction, run_to_debug_exit): the vCPU is not at it any more.
+  std::optional<librr::Position> stepped_at_;
   ReplayNetInput net_input_;
   ReplayOutcome outcome_;
   bool done_ = false;
