@@ -37,10 +37,10 @@ AsyncPosition stop_after_return(uint64_t landmark, size_t changed_bytes) {
 std::vector<Event> return_to_user_stream(uint64_t ticks) {
   std::vector<Event> events;
   for (uint64_t t = 1; t <= ticks; ++t) {
-    events.push_back(AsyncPosition(stop_after_return(t, t % 2 ? 0 : 1 + t % 5)));
-    events.push_back(InterruptDelivery{{t, 1, 0}, 0x20, 0});
+    events.emplace_back(stop_after_return(t, t % 2 ? 0 : 1 + t % 5));
+    events.emplace_back(InterruptDelivery{{t, 1, 0}, 0x20, 0});
   }
-  events.push_back(EndOfRecording{{ticks + 1, 0, 0}, "exit", 0});
+  events.emplace_back(EndOfRecording{{ticks + 1, 0, 0}, "exit", 0});
   return events;
 }
 

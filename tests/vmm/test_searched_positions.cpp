@@ -155,9 +155,10 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
     const fs::path rec = dir_ / ("no-rerun" + std::to_string(again));
     ASSERT_TRUE(recorded(rec, std::string(kTicksWithBootSpin) + " --no-rerun-search"));
     cut = cuts_in(read_file(dir_ / "record.err"));
-    if (cut != 0)
+    if (cut != 0) {
       EXPECT_EQ(run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err"), 0)
           << read_file(dir_ / "replay.err");
+    }
   }
   EXPECT_NE(cut, UINT64_MAX) << read_file(dir_ / "record.err");
   EXPECT_GE(cut, 1u) << read_file(dir_ / "record.err");
