@@ -661,10 +661,11 @@ void RecordSession::save_resume_state_if_fresh() {
 // lose every tick's work that way, for ever: never more than
 // kMaxRollbackStopsInARow rollback stops in a row (at worst such a loop runs
 // at a third of its speed; until 2026-11-27 one, which left the second tick
-// of ticks' SYS_KSPIN installed once its first was a rollback stop too). Rolling back any stretch
-// cost a Linux boot 6x its record time as the first choice and 3.5x after the return sites (each
-// threw away up to a tick of kernel work, the guest fell behind its timer, stops came faster). True
-// if it rolled back.
+// of ticks' SYS_KSPIN installed once its first was a rollback stop too).
+// Rolling back any stretch cost a Linux boot 6x its record time as the first
+// choice and 3.5x after the return sites (each threw away up to a tick of
+// kernel work, the guest fell behind its timer, stops came faster). True if
+// it rolled back.
 bool RecordSession::roll_back_to_position() {
   if (!policy_.roll_back_kernel_stops || policy_.searched_cpl0_instructions_per_second <= 0 ||
       !resume_state_ || rolled_back_here_ || rollback_stops_in_a_row_ >= kMaxRollbackStopsInARow ||
@@ -677,12 +678,12 @@ bool RecordSession::roll_back_to_position() {
   take_dirty_pages();
   const std::vector<uint64_t> written = written_since_position_.listed();
   // The work lost is what ran after the stop's first hit. A stretch that
-  // entered the kernel from user mode (ticks' SYS_KSPIN) also wrote the user
-  // code's stack, the entry's kernel stack and the task's bookkeeping before
-  // that, which run again the same: a few pages more.
-  const bool entered_from_user = kernel_entries_.total_not_from_kernel() != kernel_entries_at_stop_;
-  if (written.size() > kRollbackMaxWrittenPages + (entered_from_user ? kUserEntryPages : 0))
-    return false;
+  // entered the kernel (ticks' SYS_KSPIN, from user mode) also wrote the
+  // user code's stack, the entry's kernel stack and the task's bookkeeping
+  // before that, which run again the same: a few pages more.
+  const std::optional<librr::CodeArrivals> entries = kernel_entries_.arrivals();
+  const bool entered = entries && entries->count > 0;
+  if (written.size() > kRollbackMaxWrittenPages + (entered ? kKernelEntryPages : 0)) return false;
   position_memory_.restore_guest(written);
   machine_.restore_vcpu_state(*resume_state_);
   machine_.settle_vcpu();

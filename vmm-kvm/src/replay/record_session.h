@@ -94,7 +94,7 @@ struct RecordPolicy {
   bool stop_at_return_sites = true;
   // With searched stops: a stop in kernel code that no return site took,
   // whose stretch wrote at most kRollbackMaxWrittenPages pages (a loop that
-  // waits for the interrupt; kUserEntryPages more when the stretch entered
+  // waits for the interrupt; kKernelEntryPages more when the stretch entered
   // the kernel from user mode), is rolled back to where the guest resumed
   // from the previous position (its vCPU state, captured at landmarks and
   // logged stops in kernel mode, and the pages written since, from the
@@ -296,7 +296,7 @@ class RecordSession {
   bool rollback_watch_ = false;
   bool rollback_hits_all_if0_ = true;
   static constexpr size_t kRollbackMaxWrittenPages = 2;
-  static constexpr size_t kUserEntryPages = 4;  // more for a stretch that ran user code
+  static constexpr size_t kKernelEntryPages = 4;  // more for a stretch that entered the kernel
   static constexpr uint64_t kRollbackLandmarksAfterStop = 4;
   uint64_t landmarks_since_stop_ = kRollbackLandmarksAfterStop;
   bool first_hit_stop_ = false;
