@@ -78,18 +78,13 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
   searched.pages.xxh3 = hash_guest_pages(machine_, written, &stop.regs) & searched.hash_mask();
   const SavedPages stop_pages(machine_.memory(), written);
 
-  position_memory_.restore_guest(written);
-  machine_.restore_vcpu_state(*resume_state_);
+  const RerunFromPosition rerun(*this, written);
   PagesWrittenSincePosition rerun_written(machine_);
   rerun_written.restart();
-  // An interrupt window asked for earlier would end every entry at once.
-  auto& window = machine_.run_state().request_interrupt_window;
-  const auto window_before = std::exchange(window, 0);
   uint64_t hits = 0;
   const SearchTarget target = SearchTarget::of(searched);
   const SearchResult result =
       run_to_searched_stop(machine_, target, hits, &rerun_written, kRerunSearchBounds);
-  window = window_before;
   const std::vector<uint64_t> rerun_pages = rerun_written.gfns();
   const kvm_regs registers = machine_.vcpu().get_regs();
   if (result == SearchResult::kFound && rerun_pages == written &&
@@ -100,6 +95,20 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
   put_back_first_run(result == SearchResult::kLandmark, stop, stop_pages, rerun_pages);
   return std::nullopt;
 }
+
+// The guest rolled back to where it resumed from the position (the saved
+// vCPU state; `written`, the pages written since, from the second shadow)
+// for a re-run, with no interrupt window asked for while it lasts (one asked
+// for earlier would end every entry at once).
+RecordSession::RerunFromPosition::RerunFromPosition(RecordSession& session,
+                                                    const std::vector<uint64_t>& written)
+    : window_(session.machine_.run_state().request_interrupt_window),
+      window_before_(std::exchange(window_, 0)) {
+  session.position_memory_.restore_guest(written);
+  session.machine_.restore_vcpu_state(*session.resume_state_);
+}
+
+RecordSession::RerunFromPosition::~RerunFromPosition() { window_ = window_before_; }
 
 // After a re-run of the stretch since the previous position, which wrote
 // `rerun_pages`: the guest as the first run left it at `stop`. A landmark's

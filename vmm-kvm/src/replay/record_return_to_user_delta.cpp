@@ -64,16 +64,14 @@ RecordSession::KernelReturnRerun RecordSession::rerun_to_kernel_return(
   take_dirty_pages();
   std::vector<uint64_t> written = written_since_position_.listed();
   SavedPages stop_pages(machine_.memory(), written);
-  position_memory_.restore_guest(written);
-  machine_.restore_vcpu_state(*resume_state_);
-  // An interrupt window asked for earlier would end every entry at once.
-  auto& window = machine_.run_state().request_interrupt_window;
-  const auto window_before = std::exchange(window, 0);
   const uint64_t stretch_ns = host_monotonic_ns() - stretch_started_host_ns_;
-  const KernelReturnSearch result = run_to_kernel_return(
-      machine_, entries, return_rip, std::clamp(2 * stretch_ns, kMinRerunNs, kMaxRerunNs),
-      /*no_more_entries=*/true);
-  window = window_before;
+  KernelReturnSearch result;
+  {
+    const RerunFromPosition rerun(*this, written);
+    result = run_to_kernel_return(machine_, entries, return_rip,
+                                  std::clamp(2 * stretch_ns, kMinRerunNs, kMaxRerunNs),
+                                  /*no_more_entries=*/true);
+  }
   return {result, std::move(written), std::move(stop_pages), machine_.take_dirty_log()};
 }
 

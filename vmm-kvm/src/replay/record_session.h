@@ -225,6 +225,17 @@ class RecordSession {
   librr::MemoryDelta capture_memory(const librr::Position& here);
   std::optional<librr::SearchedStop> searched_memory(const VcpuState& vcpu);
   std::optional<librr::SearchedStop> searched_by_rerun(const VcpuState& stop);
+  class RerunFromPosition {
+   public:
+    RerunFromPosition(RecordSession& session, const std::vector<uint64_t>& written);
+    ~RerunFromPosition();
+    RerunFromPosition(const RerunFromPosition&) = delete;
+    RerunFromPosition& operator=(const RerunFromPosition&) = delete;
+
+   private:
+    decltype(kvm_run::request_interrupt_window)& window_;
+    decltype(kvm_run::request_interrupt_window) window_before_;
+  };
   void put_back_first_run(bool rerun_at_landmark, const VcpuState& stop,
                           const SavedPages& stop_pages, const std::vector<uint64_t>& rerun_pages);
   std::optional<std::pair<librr::CodeArrivals, uint64_t>> rerunnable_to_kernel_return(
