@@ -168,6 +168,8 @@ class NetPeer {
     frame.resize(n > 0 ? static_cast<size_t>(n) : 0);
     return frame;
   }
+  // True when a reply is waiting, without reading it.
+  bool wait_for_reply() const { return wait_readable(connection_); }
   std::string spec() const { return "unix:" + path_.string(); }
   // Closes the connection, possibly with the guest's replies unread
   // (rr-vmm's next recv then fails with ECONNRESET).
@@ -399,8 +401,12 @@ TEST_F(NetGuest, PeerResettingTheConnectionEndsInputNotTheRecording) {
     ASSERT_TRUE(peer.accept_vmm());
     ASSERT_TRUE(vmm.read_until("net: waiting for frames")) << vmm.output();
     for (int i = 0; i < 5; ++i) peer.send(make_frame("RRNET", {0, 0, 0, static_cast<uint8_t>(i)}));
-    ASSERT_FALSE(peer.receive().empty()) << "no reply at all";
-    peer.hang_up();  // four replies unread
+    // Read four replies and wait for the fifth without reading it: then
+    // rr-vmm has taken all five frames (none lost in flight to the reset)
+    // and the hang-up still leaves a reply unread.
+    for (int i = 0; i < 4; ++i) ASSERT_FALSE(peer.receive().empty()) << "reply " << i;
+    ASSERT_TRUE(peer.wait_for_reply()) << "no fifth reply";
+    peer.hang_up();  // one reply unread
     // The guest keeps waiting for frames; rr-vmm must keep running.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     vmm.terminate();
