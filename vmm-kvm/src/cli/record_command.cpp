@@ -56,6 +56,7 @@ struct RecordOptions {
   bool no_rollback_stops = false;
   bool no_rerun_search = false;
   bool no_return_to_user_deltas = false;
+  bool no_return_captures = false;
   net::CooperativeRecordOptions cooperation;
 };
 
@@ -137,6 +138,7 @@ int record_command(RecordOptions& options) {
   policy.roll_back_kernel_stops = !options.no_rollback_stops;
   policy.search_by_rerun = !options.no_rerun_search;
   policy.base_stops_on_return_to_user = !options.no_return_to_user_deltas;
+  policy.capture_returns = !options.no_return_captures;
   if (auto initrd = copied_initrd_region(machine, prepared.boot_info))
     policy.page_copy_sources.push_back(*initrd);
   // Searched stops wherever the host makes the search cheap (the probe).
@@ -187,7 +189,9 @@ int record_command(RecordOptions& options) {
       "(the rest installed), %llu memory "
       "deltas based on the previous position (%llu landmark copies, %llu pages logged "
       "as copies, %llu as fills), %llu on the kernel's return to user mode (of %llu "
-      "re-run), %llu unlogged stops, %llu kicks put off in emulated kernel "
+      "re-run, %llu memory captures at the return; %llu vCPU states saved for re-runs, %.1f ms "
+      "re-running), %llu unlogged stops, %llu "
+      "kicks put off in emulated kernel "
       "code, %llu stops at an interrupt window, %s\n",
       static_cast<unsigned long long>(s.searched_positions),
       static_cast<unsigned long long>(s.first_hit_stops),
@@ -207,6 +211,8 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.filled_pages),
       static_cast<unsigned long long>(s.return_to_user_deltas),
       static_cast<unsigned long long>(s.return_to_user_reruns),
+      static_cast<unsigned long long>(s.return_bases_captured),
+      static_cast<unsigned long long>(s.resume_states_saved), static_cast<double>(s.rerun_ns) / 1e6,
       static_cast<unsigned long long>(s.unlogged_stops),
       static_cast<unsigned long long>(s.deferred_kicks),
       static_cast<unsigned long long>(s.interrupt_window_stops),
@@ -284,8 +290,12 @@ void add_record_command(CLI::App& app) {
   record->add_flag("--no-return-to-user-deltas", options->no_return_to_user_deltas,
                    "base an installed stop in user mode on guest memory at the previous position "
                    "instead of right after the kernel's return to user mode, which the recorder "
-                   "finds by running the stretch again as replay would (docs/record-replay.md, "
-                   "\"Deltas based on the return to user mode\")");
+                   "captures as the guest gets there (docs/record-replay.md, \"Deltas based on "
+                   "the return to user mode\")");
+  record->add_flag("--no-return-captures", options->no_return_captures,
+                   "find guest memory at the kernel's return to user mode by running the stretch "
+                   "again to there, as replay will, instead of watching the return and copying "
+                   "the pages written so far as the guest gets there");
   record->add_flag("--no-return-site-stops", options->no_return_site_stops,
                    "search a stop in kernel code where the signal made it, instead of moving it "
                    "to the return address of the next call or of the running function "

@@ -1,6 +1,7 @@
 #include "replay/kernel_entry_counter.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "clock/host_clock.h"
 #include "librr/error.h"
@@ -65,7 +66,9 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
 
 void KernelEntryCounter::arm() {
   std::vector<uint64_t> addresses = armed_;
-  if (watching_ && addresses.size() < kHardwareBreakpointSlots) addresses.push_back(*return_rip_);
+  if ((watching_ || capture_pending_) && return_rip_ && !return_site_ &&
+      addresses.size() < kHardwareBreakpointSlots)
+    addresses.push_back(*return_rip_);
   if (return_site_ && addresses.size() < kHardwareBreakpointSlots)
     addresses.push_back(*return_site_);
   arm_hardware_breakpoints(machine_, addresses);
@@ -74,8 +77,29 @@ void KernelEntryCounter::arm() {
 void KernelEntryCounter::restart() {
   count_ = 0;
   step_pending_ = false;
-  stop_watching_return();
-  stop_watching_return_site();
+  capturing_ = false;
+  const bool return_armed = capture_pending_ || watching_ || return_site_;
+  capture_pending_ = false;
+  watching_ = false;
+  return_site_.reset();
+  if (return_armed) arm();
+}
+
+void KernelEntryCounter::capture_returns_from_here() {
+  if (!enabled_ || !return_rip_ || capturing_) return;
+  capturing_ = true;
+  capture_pending_ = true;
+  if (!watching_) arm();
+}
+
+bool KernelEntryCounter::at_return(const Machine::Exit& exit) const {
+  return (capture_pending_ || watching_) && return_rip_ && !return_site_ &&
+         stopped_at_one_of(machine_, exit, {&*return_rip_, 1});
+}
+
+void KernelEntryCounter::return_captured() {
+  if (!std::exchange(capture_pending_, false) || watching_) return;
+  arm();
 }
 
 bool KernelEntryCounter::watch_return_site(uint64_t address) {
@@ -189,6 +213,8 @@ Machine::Exit KernelEntryCounter::enter_guest() {
     if (!at_armed_entry(exit)) return exit;
     ++count_;
     ++total_;
+    // The return after this entry is wanted: the step over it arms it.
+    if (capturing_) capture_pending_ = true;
     last_arrival_host_ns_ = host_monotonic_ns();
     std::optional<ArrivalFrame> frame = arrival_frame();
     if (!frame || !frame->from_kernel_mode()) ++total_not_from_kernel_;

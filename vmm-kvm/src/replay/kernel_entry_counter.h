@@ -89,6 +89,19 @@ class KernelEntryCounter {
   bool watch_return_from_kernel(const kvm_sregs& sregs);
   bool watching_return() const { return watching_; }
 
+  // ---- The memory as of the return to user mode (record_return_to_user_delta.cpp) ----
+  // From now until the next position, the first return to user mode after
+  // the position and after each arrival since is a DEBUG exit that
+  // enter_guest() returns (at_return()), with the fourth debug register on
+  // the return instruction while no return site is watched. The caller
+  // takes what it needs there and calls return_captured() (the register is
+  // freed, the iretq runs as usual), or steps over a return to kernel mode
+  // with step_over_here().
+  void capture_returns_from_here();
+  bool capturing_return() const { return capture_pending_; }
+  bool at_return(const Machine::Exit& exit) const;
+  void return_captured();
+
   // ---- Return-site stops (return_site_stop.h) ----
   // The fourth debug register on `address` until the next position or
   // stop_watching_return_site(); enter_guest() returns its DEBUG exits
@@ -126,6 +139,8 @@ class KernelEntryCounter {
   std::function<bool()> wanted_;
   std::optional<uint64_t> return_rip_;  // the kernel's iretq to user mode (find_iretq_after)
   bool watching_ = false;
+  bool capturing_ = false;        // capture_returns_from_here() until the next position
+  bool capture_pending_ = false;  // the next return to user mode is wanted
   std::optional<ArrivalFrame>
       last_user_entry_;  // kept across positions: the kernel may outlast them
   std::optional<uint64_t> return_site_;

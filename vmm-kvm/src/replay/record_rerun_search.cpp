@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "clock/host_clock.h"
 #include "replay/hardware_breakpoints.h"
 #include "replay/record_session.h"
 #include "replay/saved_pages.h"
@@ -103,12 +104,17 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
 RecordSession::RerunFromPosition::RerunFromPosition(RecordSession& session,
                                                     const std::vector<uint64_t>& written)
     : window_(session.machine_.run_state().request_interrupt_window),
-      window_before_(std::exchange(window_, 0)) {
+      window_before_(std::exchange(window_, 0)),
+      rerun_ns_(session.stats_.rerun_ns),
+      started_ns_(host_monotonic_ns()) {
   session.position_memory_.restore_guest(written);
   session.machine_.restore_vcpu_state(*session.resume_state_);
 }
 
-RecordSession::RerunFromPosition::~RerunFromPosition() { window_ = window_before_; }
+RecordSession::RerunFromPosition::~RerunFromPosition() {
+  window_ = window_before_;
+  rerun_ns_ += host_monotonic_ns() - started_ns_;
+}
 
 // After a re-run of the stretch since the previous position, which wrote
 // `rerun_pages`: the guest as the first run left it at `stop`. A landmark's

@@ -3,7 +3,8 @@
 // mode"): RecordSession::delta_from_return_to_user (the memory delta of an
 // installed stop, based there: DeltaBase::return_to_user, log format 2.13)
 // and RecordSession::rolled_back_to_kernel_return (the stop moved back to
-// that return, a kernel-return stop).
+// that return, a kernel-return stop); both from the memory captured at that
+// return in the first run where there is one (record_return_base.cpp).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,9 +28,6 @@ namespace {
 // long, should the return come later or another way.
 constexpr uint64_t kMaxRerunNs = 100'000'000;
 constexpr uint64_t kMinRerunNs = 2'000'000;
-// A stop rolled back to the last kernel entry's return loses the user code
-// run since: at most this much host time of it (rolled_back_to_kernel_return).
-constexpr uint64_t kMaxLostUserWorkNs = 2'000'000;
 
 std::vector<uint64_t> gfns_of(const std::vector<uint64_t>& dirty_bitmap, uint64_t memory_bytes) {
   DirtyPages pages(memory_bytes / MemoryShadow::kPageSize);
@@ -83,17 +81,36 @@ RecordSession::KernelReturnRerun RecordSession::rerun_to_kernel_return(
 // kernel wrote too (spin3: its stack and task table, ~45 of the ~75 bytes
 // each stop cost), though replay can re-execute the stretch exactly up to
 // the kernel's return to user mode after its last counted entry (or the
-// first return, with none): so the recorder re-runs the stretch to there
-// (as replay will), and logs only the pages that differ there from the
-// stop, XORed against that memory; then the guest is put back exactly as
-// the first run left it. The re-run gives up at one more kernel entry
-// before that return: the stop, which counted no more, came first, and the
-// pages the kernel wrote after it would be listed for nothing. If the
-// return is not reached, nullopt.
+// first return, with none): so the delta lists only the pages that differ
+// there from the stop, XORed against that memory. The recorder captured
+// that memory at the return in the first run (delta_from_return_base), or,
+// where it could not, re-runs the stretch to there (delta_by_rerun_to_return).
+// nullopt when neither has it.
 std::optional<librr::MemoryDelta> RecordSession::delta_from_return_to_user(const VcpuState& stop,
                                                                            uint64_t landmark) {
+  if ((stop.sregs.cs.selector & 3) != 3) return std::nullopt;
+  std::optional<librr::MemoryDelta> delta;
+  if (const ReturnBase* base = usable_return_base(previous_position_of(timeline_.position())))
+    delta = delta_from_return_base(*base, landmark);
+  else
+    delta = delta_by_rerun_to_return(stop, landmark);
+  if (delta) {
+    ++stats_.return_to_user_deltas;
+    shadow_.refresh(*delta);  // replay's shadow takes the listed pages as well
+    position_memory_.refresh(written_since_position_.take());
+  }
+  return delta;
+}
+
+// The re-run to the return: the first run is put back as it left it
+// afterwards. The re-run gives up at one more kernel entry before that
+// return: the stop, which counted no more, came first, and the pages the
+// kernel wrote after it would be listed for nothing. If the return is not
+// reached, nullopt.
+std::optional<librr::MemoryDelta> RecordSession::delta_by_rerun_to_return(const VcpuState& stop,
+                                                                          uint64_t landmark) {
   const auto rerunnable = rerunnable_to_kernel_return(previous_position_of(timeline_.position()));
-  if (!rerunnable || (stop.sregs.cs.selector & 3) != 3) return std::nullopt;
+  if (!rerunnable) return std::nullopt;
   const auto& [entries, return_rip] = *rerunnable;
   ++stats_.return_to_user_reruns;
   const KernelReturnRerun rerun = rerun_to_kernel_return(entries, return_rip);
@@ -108,33 +125,20 @@ std::optional<librr::MemoryDelta> RecordSession::delta_from_return_to_user(const
     std::vector<uint64_t> candidates;
     std::set_union(written.begin(), written.end(), rerun_pages.begin(), rerun_pages.end(),
                    std::back_inserter(candidates));
-    std::vector<std::vector<uint8_t>> bases;  // memory after the return, kept alive for changes
-    bases.reserve(candidates.size());
     std::vector<librr::PageChange> changes;
     for (const uint64_t gfn : candidates) {
       std::span<const uint8_t> at_stop = stop_pages.page(gfn);
       if (at_stop.empty())
         at_stop = position_memory.subspan(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
-      const uint8_t* now =
-          machine_.memory().translate(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
-      if (!now)
-        throw librr::Error(fmt::format(
-            "record: page {:#x}, written after the previous position, lies outside guest memory",
-            gfn));
-      if (std::memcmp(now, at_stop.data(), MemoryShadow::kPageSize) == 0) continue;
-      bases.emplace_back(now, now + MemoryShadow::kPageSize);
-      changes.push_back({gfn, bases.back(), at_stop});
+      const std::span<const uint8_t> at_return = guest_page(gfn);
+      if (!std::equal(at_return.begin(), at_return.end(), at_stop.begin()))
+        changes.push_back({gfn, at_return, at_stop});
     }
     delta = librr::make_memory_delta(landmark, changes, librr::UnchangedPages::kOmit,
                                      librr::DeltaBase::return_to_user);
     delta->return_rip = return_rip;
-    ++stats_.return_to_user_deltas;
   }
   put_back_first_run(rerun.result == KernelReturnSearch::kLandmark, stop, stop_pages, rerun_pages);
-  if (delta) {
-    shadow_.refresh(*delta);  // replay's shadow takes the listed pages as well
-    position_memory_.refresh(written_since_position_.take());
-  }
   return delta;
 }
 
@@ -154,10 +158,13 @@ std::optional<librr::MemoryDelta> RecordSession::delta_from_return_to_user(const
 // rollback keeps at least one kernel entry's work. The return address, or
 // nullopt with the guest put back as the first run left it.
 std::optional<uint64_t> RecordSession::rolled_back_to_kernel_return() {
-  const auto rerunnable = rerunnable_to_kernel_return(timeline_.position());
-  if (!rerunnable || rerunnable->first.count == 0 || !policy_.stop_at_kernel_returns ||
+  if (!policy_.stop_at_kernel_returns ||
       host_monotonic_ns() - kernel_entries_.last_arrival_host_ns() > kMaxLostUserWorkNs)
     return std::nullopt;
+  if (const ReturnBase* base = usable_return_base(timeline_.position()); base && base->vcpu)
+    return rolled_back_to_return_base();
+  const auto rerunnable = rerunnable_to_kernel_return(timeline_.position());
+  if (!rerunnable || rerunnable->first.count == 0) return std::nullopt;
   const auto& [entries, return_rip] = *rerunnable;
   machine_.settle_vcpu();
   VcpuState stop = machine_.save_vcpu_state();

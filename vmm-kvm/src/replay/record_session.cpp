@@ -611,6 +611,7 @@ void RecordSession::cut_long_stretch() {
 void RecordSession::start_position() {
   return_site_watches_here_ = 0;
   resume_state_.reset();
+  return_base_.reset();
   position_fresh_ = true;
   rolled_back_here_ = false;
   rollback_watch_ = false;
@@ -627,6 +628,8 @@ void RecordSession::start_position() {
 // interrupt handler's last port write, the EOI, to the next stop); for the
 // recorder's own search (searched_by_rerun), wherever a device deadline is
 // set, which may stop the stretch ahead (a Linux boot: ~23,000 landmarks).
+// Wherever a deadline is set, the kernel's return to user mode is watched
+// too, so that a stop in user mode may be based there (capture_return_base).
 void RecordSession::save_resume_state_if_fresh() {
   if (!std::exchange(position_fresh_, false)) return;
   const bool for_rollback =
@@ -636,12 +639,18 @@ void RecordSession::save_resume_state_if_fresh() {
   // delta_from_return_to_user: a stop in user mode may follow, whatever came before.
   const bool for_return_to_user =
       policy_.base_stops_on_return_to_user && policy_.count_kernel_entries && deadline_set;
-  if (!((for_rollback || for_rerun) && kernel_only_search_allowed()) && !for_return_to_user) return;
+  // A rollback (roll_back_to_position) may follow user code and counted entries.
+  const bool for_rerun_from_here = for_rollback || (for_rerun && kernel_only_search_allowed()) ||
+                                   (for_return_to_user && !policy_.capture_returns);
+  if (!for_rerun_from_here && !for_return_to_user) return;
   if (!position_memory_complete_ || position_memory_at_ != timeline_.position() ||
       !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
     return;
+  if (for_return_to_user && policy_.capture_returns) kernel_entries_.capture_returns_from_here();
+  if (!for_rerun_from_here) return;
   machine_.settle_vcpu();
   resume_state_ = machine_.save_vcpu_state();
+  ++stats_.resume_states_saved;
   // The TSC is host time: restoring it would set the guest's back.
   resume_state_->drop_time_stamp_counter();
 }
@@ -688,6 +697,7 @@ bool RecordSession::roll_back_to_position() {
   machine_.restore_vcpu_state(*resume_state_);
   machine_.settle_vcpu();
   kernel_entries_.restart();
+  return_base_.reset();
   rolled_back_here_ = true;
   ++stats_.rollbacks;
   stretch_started_host_ns_ = host_monotonic_ns();
@@ -789,6 +799,7 @@ RunResult RecordSession::run() {
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
     want_interrupt_window_ = false;
     retry_soon_ = false;
+    if (kernel_entries_.at_return(exit) && took_return_base()) continue;
     const bool at_watched_return = kernel_entries_.at_watched_return(exit);
     if (at_watched_return || kernel_entries_.at_return_site(exit)) {
       const uint64_t positions_before = stats_.async_positions;

@@ -117,13 +117,16 @@ struct RecordPolicy {
   // With count_kernel_entries: a stop in user mode that is installed logs
   // its memory against guest memory right after the kernel's return to user
   // mode after the stretch's last counted entry, or its first return with
-  // none (DeltaBase::return_to_user), found by rolling the guest back and
-  // running it there as replay will: only what user code wrote since is
+  // none (DeltaBase::return_to_user): only what user code wrote since is
   // listed, not the kernel's stack and data after the landmark. A stop that
   // comes right after an entry is moved back to its return instead (a
   // kernel-return stop; docs/record-replay.md, "Deltas based on the return
   // to user mode").
   bool base_stops_on_return_to_user = true;
+  // That memory is captured as the guest gets to the return (a debug
+  // register on it, record_return_base.cpp); else found by rolling the guest
+  // back and running it there as replay will.
+  bool capture_returns = true;
   // With searched stops: also search a stop where the signal made it
   // (`rr-vmm record --search-kernel-stops`), only the first in each 64-byte
   // line of code and only when no unlogged stop came since the previous stop
@@ -170,6 +173,9 @@ struct RecordStats {
   uint64_t kernel_return_rollbacks_tried =
       0;                                 // stops in user mode re-run to the last entry's return
   uint64_t kernel_return_rollbacks = 0;  // of those, made kernel-return stops there
+  uint64_t resume_states_saved = 0;      // vCPU states saved where a re-run may start
+  uint64_t return_bases_captured = 0;    // memory captured at returns to user mode
+  uint64_t rerun_ns = 0;                 // host time spent re-running stretches
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
   uint64_t clock_samples = 0;
@@ -235,6 +241,8 @@ class RecordSession {
    private:
     decltype(kvm_run::request_interrupt_window)& window_;
     decltype(kvm_run::request_interrupt_window) window_before_;
+    uint64_t& rerun_ns_;
+    uint64_t started_ns_;
   };
   void put_back_first_run(bool rerun_at_landmark, const VcpuState& stop,
                           const SavedPages& stop_pages, const std::vector<uint64_t>& rerun_pages);
@@ -248,6 +256,15 @@ class RecordSession {
   };
   KernelReturnRerun rerun_to_kernel_return(const librr::CodeArrivals& entries, uint64_t return_rip);
   std::optional<uint64_t> rolled_back_to_kernel_return();
+  std::optional<uint64_t> rolled_back_to_return_base();
+  bool took_return_base();
+  void capture_return_base();
+  struct ReturnBase;
+  const ReturnBase* usable_return_base(const librr::Position& position) const;
+  librr::MemoryDelta delta_from_return_base(const ReturnBase& base, uint64_t landmark);
+  std::span<const uint8_t> guest_page(uint64_t gfn) const;  // throws outside guest memory
+  std::optional<librr::MemoryDelta> delta_by_rerun_to_return(const VcpuState& stop,
+                                                             uint64_t landmark);
   std::optional<librr::MemoryDelta> delta_from_return_to_user(const VcpuState& stop,
                                                               uint64_t landmark);
   void step_past_rep_string();
@@ -298,6 +315,20 @@ class RecordSession {
   // `position_fresh_` until it resumes from there.
   std::optional<VcpuState> resume_state_;
   bool position_fresh_ = false;
+  // Memory as of the kernel's first return to user mode after the last
+  // position and after its last counted kernel entry since, captured there
+  // in the first run (KernelEntryCounter::capture_returns_from_here): what
+  // replay reaches by re-executing before it installs a stop in user mode.
+  struct ReturnBase {
+    SavedPages pages;               // the pages written since the position, as at the return
+    std::optional<VcpuState> vcpu;  // on the iretq, when a rollback there may follow
+    uint32_t entries = 0;           // counted since the position
+    uint64_t return_rip = 0;
+  };
+  std::optional<ReturnBase> return_base_;
+  // A stop rolled back to the last kernel entry's return loses the user code
+  // run since: at most this much host time of it (rolled_back_to_kernel_return).
+  static constexpr uint64_t kMaxLostUserWorkNs = 2'000'000;
   bool rolled_back_here_ = false;         // since the last position
   uint32_t rollback_stops_in_a_row_ = 0;  // logged stops that came after a rollback
   static constexpr uint32_t kMaxRollbackStopsInARow = 2;
