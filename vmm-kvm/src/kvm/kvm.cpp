@@ -220,8 +220,46 @@ Vcpu Vm::create_vcpu(unsigned id) {
 // ---- Vcpu ----
 
 int Vcpu::run() {
+  synced_now_ = false;
   int result = ::ioctl(fd_.get(), KVM_RUN, 0);
-  return result < 0 ? -errno : 0;
+  const int error = result < 0 ? errno : 0;
+  // KVM stores the synced fields on every return from its run loop, a
+  // signal's or immediate_exit's included.
+  synced_now_ = synced_fields_ != 0 && (error == 0 || error == EINTR);
+  return -error;
+}
+
+void Vcpu::enable_sync_regs(uint64_t supported) {
+  synced_fields_ = supported & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+  run_state()->kvm_valid_regs = synced_fields_;
+  run_state()->kvm_dirty_regs = 0;  // the ioctls set registers, never the run area
+  synced_now_ = false;
+}
+
+kvm_regs Vcpu::get_regs() const {
+  if (synced_now_ && (synced_fields_ & KVM_SYNC_X86_REGS)) return run_state()->s.regs.regs;
+  kvm_regs value{};
+  checked_ioctl(fd_.get(), KVM_GET_REGS, "KVM_GET_REGS", &value);
+  return value;
+}
+
+// Not the synced copy while its interrupt bitmap is set: kvm_pvm was seen
+// to store an interrupt injected before an immediate exit there that
+// KVM_GET_SREGS no longer reports.
+kvm_sregs Vcpu::get_sregs() const {
+  if (synced_now_ && (synced_fields_ & KVM_SYNC_X86_SREGS)) {
+    const kvm_sregs& synced = run_state()->s.regs.sregs;
+    if (std::all_of(std::begin(synced.interrupt_bitmap), std::end(synced.interrupt_bitmap),
+                    [](uint64_t word) { return word == 0; }))
+      return synced;
+  }
+  return get_sregs_from_kvm();
+}
+
+kvm_sregs Vcpu::get_sregs_from_kvm() const {
+  kvm_sregs value{};
+  checked_ioctl(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS", &value);
+  return value;
 }
 
 #define VCPU_GET(type, fn, request)                      \
@@ -232,13 +270,12 @@ int Vcpu::run() {
   }
 #define VCPU_SET(type, fn, request)                     \
   void Vcpu::fn(const type& value) {                    \
+    synced_now_ = false;                                \
     type copy = value;                                  \
     checked_ioctl(fd_.get(), request, #request, &copy); \
   }
 
-VCPU_GET(kvm_regs, get_regs, KVM_GET_REGS)
 VCPU_SET(kvm_regs, set_regs, KVM_SET_REGS)
-VCPU_GET(kvm_sregs, get_sregs, KVM_GET_SREGS)
 VCPU_SET(kvm_sregs, set_sregs, KVM_SET_SREGS)
 VCPU_GET(kvm_fpu, get_fpu, KVM_GET_FPU)
 VCPU_SET(kvm_fpu, set_fpu, KVM_SET_FPU)
@@ -248,9 +285,21 @@ VCPU_GET(kvm_debugregs, get_debugregs, KVM_GET_DEBUGREGS)
 VCPU_SET(kvm_debugregs, set_debugregs, KVM_SET_DEBUGREGS)
 VCPU_GET(kvm_xcrs, get_xcrs, KVM_GET_XCRS)
 VCPU_SET(kvm_xcrs, set_xcrs, KVM_SET_XCRS)
-VCPU_SET(kvm_guest_debug, set_guest_debug, KVM_SET_GUEST_DEBUG)
 #undef VCPU_GET
 #undef VCPU_SET
+
+// Not with single-stepping on either side: KVM then also notes the RIP the
+// step starts from and sets RFLAGS.TF, each time.
+void Vcpu::set_guest_debug(const kvm_guest_debug& debug) {
+  const bool stepping =
+      ((debug.control | (guest_debug_ ? guest_debug_->control : 0)) & KVM_GUESTDBG_SINGLESTEP) != 0;
+  if (guest_debug_ && !stepping && std::memcmp(&*guest_debug_, &debug, sizeof debug) == 0) return;
+  synced_now_ = false;  // single-stepping sets RFLAGS.TF
+  kvm_guest_debug copy = debug;
+  guest_debug_.reset();  // unknown should the ioctl fail
+  checked_ioctl(fd_.get(), KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG", &copy);
+  guest_debug_ = debug;
+}
 
 std::vector<kvm_msr_entry> Vcpu::get_msrs(std::span<const uint32_t> indices) const {
   FlexBuffer<CountAndPadHeader, kvm_msr_entry> buffer(indices.size());
@@ -263,6 +312,7 @@ std::vector<kvm_msr_entry> Vcpu::get_msrs(std::span<const uint32_t> indices) con
 }
 
 void Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
+  synced_now_ = false;  // EFER is in the special registers
   FlexBuffer<CountAndPadHeader, kvm_msr_entry> buffer(entries.size());
   std::copy(entries.begin(), entries.end(), buffer.entries());
   int written = checked_ioctl(fd_.get(), kSetMsrs, "KVM_SET_MSRS", buffer.get());
@@ -272,12 +322,14 @@ void Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
 }
 
 void Vcpu::interrupt(uint32_t vector) {
+  synced_now_ = false;  // the special registers' interrupt bitmap
   kvm_interrupt request{};
   request.irq = vector;
   checked_ioctl(fd_.get(), KVM_INTERRUPT, "KVM_INTERRUPT", &request);
 }
 
 void Vcpu::set_cpuid2(std::span<const kvm_cpuid_entry2> entries) {
+  synced_now_ = false;
   FlexBuffer<CountAndPadHeader, kvm_cpuid_entry2> buffer(entries.size());
   std::copy(entries.begin(), entries.end(), buffer.entries());
   checked_ioctl(fd_.get(), kSetCpuid2, "KVM_SET_CPUID2", buffer.get());

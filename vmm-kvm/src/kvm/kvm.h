@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -115,9 +116,17 @@ class Vcpu {
   // Makes the next (or current, if set from a signal handler) KVM_RUN return -EINTR.
   void set_immediate_exit(bool on) { run_state()->immediate_exit = on ? 1 : 0; }
 
+  // KVM_CAP_SYNC_REGS: KVM stores the general and special registers into the
+  // run area at every exit, and get_regs()/get_sregs() read them there until
+  // the next call that may change them (any set_*, interrupt()): ~5 us an
+  // ioctl saved, two or three per exit of the recorder. `supported` is the
+  // capability's value (the fields this KVM can sync).
+  void enable_sync_regs(uint64_t supported);
+
   kvm_regs get_regs() const;
   void set_regs(const kvm_regs& regs);
   kvm_sregs get_sregs() const;
+  kvm_sregs get_sregs_from_kvm() const;  // never the synced copy (a state to save)
   void set_sregs(const kvm_sregs& sregs);
   kvm_fpu get_fpu() const;
   void set_fpu(const kvm_fpu& fpu);
@@ -131,6 +140,9 @@ class Vcpu {
   void set_debugregs(const kvm_debugregs& debugregs);
   kvm_xcrs get_xcrs() const;
   void set_xcrs(const kvm_xcrs& xcrs);
+  // KVM_SET_GUEST_DEBUG, skipped when it would set again what the last call
+  // set without single-stepping (nothing changes in KVM then; the recorder
+  // arms the same debug registers again at most landmarks).
   void set_guest_debug(const kvm_guest_debug& debug);
   // KVM_INTERRUPT: queue an external interrupt (only without in-kernel irqchip).
   void interrupt(uint32_t vector);
@@ -142,6 +154,9 @@ class Vcpu {
  private:
   Fd fd_;
   Mapping run_area_;
+  std::optional<kvm_guest_debug> guest_debug_;  // as last set
+  uint64_t synced_fields_ = 0;                  // KVM_SYNC_X86_* asked for at every exit
+  bool synced_now_ = false;                     // the run area holds them as they are now
 };
 
 // Guest RAM: anonymous, private, MAP_NORESERVE so an idle 512 MiB guest costs

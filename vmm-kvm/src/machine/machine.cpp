@@ -60,6 +60,8 @@ Machine::Machine(const MachineConfig& config)
   // Honest CPUID: the host's, as filtered by KVM (on kvm_pvm seen at CPL0
   // only), without the fields that name the host core it was read on.
   vcpu_.set_cpuid2(cpuid_for_vcpu0(system_.supported_cpuid()));
+  if (const int synced = system_.check_extension(KVM_CAP_SYNC_REGS); synced > 0)
+    vcpu_.enable_sync_regs(static_cast<uint64_t>(synced));
 
   pio_bus_.add(Pic8259::kMasterBase, 2, pic_);
   pio_bus_.add(Pic8259::kSlaveBase, 2, pic_);

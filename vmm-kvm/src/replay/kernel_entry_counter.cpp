@@ -65,6 +65,7 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
 }
 
 void KernelEntryCounter::arm() {
+  disarm_pending_ = false;
   std::vector<uint64_t> addresses = armed_;
   if ((watching_ || capture_pending_) && return_rip_ && !return_site_ &&
       addresses.size() < kHardwareBreakpointSlots)
@@ -78,18 +79,19 @@ void KernelEntryCounter::restart() {
   count_ = 0;
   step_pending_ = false;
   capturing_ = false;
-  const bool return_armed = capture_pending_ || watching_ || return_site_;
+  // The fourth register is freed before the guest runs next, not now: a
+  // capture (capture_returns_from_here) usually wants it again at once.
+  disarm_pending_ = disarm_pending_ || capture_pending_ || watching_ || return_site_;
   capture_pending_ = false;
   watching_ = false;
   return_site_.reset();
-  if (return_armed) arm();
 }
 
 void KernelEntryCounter::capture_returns_from_here() {
   if (!enabled_ || !return_rip_ || capturing_) return;
   capturing_ = true;
   capture_pending_ = true;
-  if (!watching_) arm();
+  arm();
 }
 
 bool KernelEntryCounter::at_return(const Machine::Exit& exit) const {
@@ -209,6 +211,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
       if (stepped || step.kind == Machine::Exit::Kind::kSynchronous) step_pending_ = false;
       if (!stepped) return step;  // a landmark, a stop or an error: the caller's
     }
+    if (disarm_pending_) arm();
     const Machine::Exit exit = machine_.enter_guest();
     if (!at_armed_entry(exit)) return exit;
     ++count_;

@@ -141,6 +141,7 @@ class KernelEntryCounter {
   bool watching_ = false;
   bool capturing_ = false;        // capture_returns_from_here() until the next position
   bool capture_pending_ = false;  // the next return to user mode is wanted
+  bool disarm_pending_ = false;   // restart() freed the fourth register: arm() before running
   std::optional<ArrivalFrame>
       last_user_entry_;  // kept across positions: the kernel may outlast them
   std::optional<uint64_t> return_site_;

@@ -33,7 +33,12 @@ namespace vmm {
 bool RecordSession::took_return_base() {
   const bool to_user = at_return_to_user(machine_);
   if (to_user && kernel_entries_.capturing_return()) {
-    capture_return_base();
+    // Replay steps over the return to reach it: where it could not (the
+    // code returned to is not mapped yet: a Linux exec), there is no base.
+    if (can_step_return_to_user(machine_))
+      capture_return_base();
+    else
+      return_base_.reset();
     kernel_entries_.return_captured();
   }
   if (kernel_entries_.watching_return()) return false;

@@ -66,26 +66,57 @@ bool at_return_to_user(Machine& machine) {
   }
 }
 
+namespace {
+
+// What the step needs, read before it changes anything: nullopt when the
+// return address or the kernel stack the int3's frame would overwrite does
+// not read (or the IDT's handlers).
+struct PlannedStep {
+  kvm_regs regs_before;
+  kvm_sregs sregs_before;
+  InterruptFrame target;
+  std::array<Int3Delivery, 2> deliveries;
+  uint64_t stack_start = 0;  // both frames end at the same stack top; the larger covers both
+  std::vector<uint8_t> code_byte, stack_before;
+};
+
+std::optional<PlannedStep> plan_step(Machine& machine) {
+  kvm::Vcpu& vcpu = machine.vcpu();
+  PlannedStep plan;
+  plan.regs_before = vcpu.get_regs();
+  plan.sregs_before = vcpu.get_sregs();
+  try {
+    plan.target = popped_frame(machine, plan.regs_before, plan.sregs_before);
+    plan.deliveries = {int3_delivery(machine, plan.sregs_before, kBreakpointVector),
+                       int3_delivery(machine, plan.sregs_before, kGeneralProtectionVector)};
+    plan.stack_start = plan.deliveries[1].pushed_at();
+    plan.code_byte = read_guest_virtual(machine, plan.sregs_before, plan.target.rip, 1);
+    plan.stack_before = read_guest_virtual(machine, plan.sregs_before, plan.stack_start,
+                                           plan.deliveries[1].pushed_bytes);
+  } catch (const librr::Error&) {
+    return std::nullopt;
+  }
+  return plan;
+}
+
+}  // namespace
+
+bool can_step_return_to_user(Machine& machine) {
+  return at_return_to_user(machine) && plan_step(machine).has_value();
+}
+
 bool step_return_to_user(Machine& machine) {
   kvm::Vcpu& vcpu = machine.vcpu();
-  const kvm_regs regs_before = vcpu.get_regs();
-  const kvm_sregs sregs_before = vcpu.get_sregs();
+  const std::optional<PlannedStep> plan = plan_step(machine);
+  if (!plan) return false;
+  const kvm_regs& regs_before = plan->regs_before;
+  const kvm_sregs& sregs_before = plan->sregs_before;
   const kvm_debugregs debug_before = vcpu.get_debugregs();
-  const InterruptFrame target = popped_frame(machine, regs_before, sregs_before);
-
-  const std::array<Int3Delivery, 2> deliveries = {
-      int3_delivery(machine, sregs_before, kBreakpointVector),
-      int3_delivery(machine, sregs_before, kGeneralProtectionVector)};
-  // Both frames end at the same stack top; the larger covers both.
-  const uint64_t stack_start = deliveries[1].pushed_at();
-  const uint64_t stack_bytes = deliveries[1].pushed_bytes;
-  std::vector<uint8_t> code_byte, stack_before;
-  try {
-    code_byte = read_guest_virtual(machine, sregs_before, target.rip, 1);
-    stack_before = read_guest_virtual(machine, sregs_before, stack_start, stack_bytes);
-  } catch (const librr::Error&) {
-    return false;
-  }
+  const InterruptFrame& target = plan->target;
+  const std::array<Int3Delivery, 2>& deliveries = plan->deliveries;
+  const uint64_t stack_start = plan->stack_start;
+  const std::vector<uint8_t>& code_byte = plan->code_byte;
+  const std::vector<uint8_t>& stack_before = plan->stack_before;
 
   const std::array<uint8_t, 1> int3{kInt3};
   write_guest_virtual(machine, sregs_before, target.rip, int3);

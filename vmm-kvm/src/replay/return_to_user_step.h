@@ -22,6 +22,11 @@ namespace vmm {
 // True if the vCPU stands on an iretq (REX.W CF) whose frame returns to CPL3.
 bool at_return_to_user(Machine& machine);
 
+// True if the vCPU stands on such an iretq and step_return_to_user() can
+// step it: the return address and the kernel stack below the frame read (a
+// return to code not yet mapped cannot: its fetch faults after the iretq).
+bool can_step_return_to_user(Machine& machine);
+
 // Steps over that iretq. False (nothing done) when the return address or
 // the kernel stack cannot be read: the caller steps as usual, and the
 // instruction faults as it did when recorded. Throws librr::Error if the
