@@ -1,9 +1,11 @@
 // Run-loop tests with tiny guests written inline as 32-bit machine code,
 // entered in flat protected mode at 1 MiB.
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -130,6 +132,35 @@ TEST(Machine, VcpuStateSurvivesEncodeDecodeAndRestore) {
   bytes[0] = 9;
   librr::ByteReader bad(bytes);
   EXPECT_THROW(VcpuState::load(bad), librr::FormatError);
+}
+
+// Registers read after an exit come from the run area KVM syncs them into
+// where it can (Vcpu::enable_sync_regs): each must equal what the ioctls
+// report, at each exit, and a set must be read back, not the stale copy.
+TEST(Machine, SyncedRegistersEqualTheIoctlsAtEveryExitAndFollowSets) {
+  RR_SKIP_WITHOUT_KVM();
+  // mov ecx,5; l: out 0x80,al; inc eax; dec ecx; jnz l; mov al,0; out 0xf4,al; hlt
+  InlineGuest guest(
+      {0xb9, 5, 0, 0, 0, 0xe6, 0x80, 0x40, 0x49, 0x75, 0xfa, 0xb0, 0x00, 0xe6, 0xf4, 0xf4});
+  kvm::Vcpu& vcpu = guest.machine->vcpu();
+  const int fd = vcpu.fd();
+  for (int exit = 0; exit < 5; ++exit) {
+    ASSERT_EQ(vcpu.run(), 0);
+    ASSERT_EQ(guest.machine->run_state().exit_reason, KVM_EXIT_IO);
+    kvm_regs regs{};
+    kvm_sregs sregs{};
+    ASSERT_EQ(::ioctl(fd, KVM_GET_REGS, &regs), 0);
+    ASSERT_EQ(::ioctl(fd, KVM_GET_SREGS, &sregs), 0);
+    const kvm_regs read = vcpu.get_regs();
+    const kvm_sregs read_s = vcpu.get_sregs();
+    EXPECT_EQ(std::memcmp(&read, &regs, sizeof regs), 0) << "exit " << exit;
+    EXPECT_EQ(std::memcmp(&read_s, &sregs, sizeof sregs), 0) << "exit " << exit;
+    EXPECT_EQ(read.rcx, 5u - static_cast<uint64_t>(exit));
+  }
+  kvm_regs changed = vcpu.get_regs();
+  changed.rbx = 0x5eed;
+  vcpu.set_regs(changed);
+  EXPECT_EQ(vcpu.get_regs().rbx, 0x5eedu);
 }
 
 TEST(Machine, RejectsMemorySizesOutsideTheMap) {
