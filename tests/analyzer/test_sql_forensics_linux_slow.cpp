@@ -37,16 +37,17 @@ TEST(SqlForensicsLinux, RecordedBootExportsItsForensicTables) {
 
   const fs::path db_path = dir / "linux.sqlite";
   start = std::chrono::steady_clock::now();
-  const auto exported = os_test::run_command("RR_CACHE_DIR=" + (dir / "cache").string() + " " +
-                                             RR_BINARY_DIR + "/bin/rr-analyze export " +
-                                             recording.string() + " --db " + db_path.string() +
+  const auto exported = os_test::run_command(
+      "RR_CACHE_DIR=" + (dir / "cache").string() + " " + RR_BINARY_DIR + "/bin/rr-analyze export " +
+      recording.string() + " --db " + db_path.string() +
       // One timeline pass (process_create and exec) instead of four: a pass
       // replays the whole boot (docs/forensics.md, "Measured").
       " --timeline-kinds process_create,exec");
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   std::printf("export with forensics: %.0f s\n%s", seconds_since(start), exported.output.c_str());
   Database db(db_path, Database::Mode::kReadOnly);
-  EXPECT_EQ(query_text(db, "SELECT replay_status FROM recording"), "faithful");
+  EXPECT_EQ(query_text(db, "SELECT replay_status FROM recording"), "faithful") << query_text(
+      db, "SELECT COALESCE((SELECT position || ': ' || message FROM divergences), '')");
   EXPECT_EQ(query_text(db, "SELECT forensics_os FROM recording"), "Linux");
   const std::string status = query_text(db, "SELECT forensics_status FROM recording");
   const std::string message = query_text(db, "SELECT forensics_message FROM recording");
