@@ -25,6 +25,7 @@
 
 #include "librr/log.h"
 #include "librr/recording.h"
+#include "test_log_edits.h"
 
 namespace fs = std::filesystem;
 
@@ -331,35 +332,11 @@ TEST_F(GdbReplay, SigintShutsDownCleanly) {
   EXPECT_NE(server.rest_of_output().find("interrupted"), std::string::npos);
 }
 
-// Flips one bit of the registers digest in the recording's last state
-// digest and rewrites the log with valid checksums (what a torn or edited
-// log can hold): the log still reads cleanly, but replay diverges where the
-// digest is checked. Returns the landmark of that digest (0: none found).
-uint64_t corrupt_last_state_digest(const fs::path& recording) {
-  const fs::path log = librr::RecordingDir::open(recording).log_path();
-  std::vector<librr::Event> events;
-  {
-    librr::LogReader reader(log);
-    while (auto event = reader.next()) events.push_back(std::move(*event));
-  }
-  librr::StateDigest* last = nullptr;
-  for (librr::Event& event : events)
-    if (auto* digest = std::get_if<librr::StateDigest>(&event)) last = digest;
-  if (!last) return 0;
-  last->registers[0] ^= 1;
-  fs::remove(log);
-  fs::remove(librr::index_path_for(log));
-  librr::LogWriter writer(log);
-  for (const auto& event : events) writer.append(event);
-  writer.close();
-  return last->pos.landmark;
-}
-
 // A replay failure under `continue` is reported once, on gdb's console and
 // on stderr, and ends the session (gdb forgets the target, the server exits
 // with status 1) instead of answering E05 to everything until gdb times out.
 TEST_F(GdbReplay, ADivergingReplayEndsTheSessionWithTheReason) {
-  const uint64_t landmark = corrupt_last_state_digest(recording_);
+  const uint64_t landmark = log_edits::corrupt_last_state_digest(recording_);
   ASSERT_NE(landmark, 0u) << "the hello recording has no state digest";
   GdbServerProcess server(recording_, dir_ / "server.log");
   ASSERT_GT(server.port(), 0) << server.first_line() << read_file(dir_ / "server.log");

@@ -7,6 +7,7 @@
 #include "librr/recorder.h"
 #include "replay/replay_rules.h"
 #include "sql/sqlite.h"
+#include "test_log_edits.h"
 #include "test_sql_queries.h"
 #include "test_sql_support.h"
 
@@ -135,6 +136,26 @@ TEST_F(SqlExport, SerialOutputIsWhatTheRecordedRunPrinted) {
               0);
     EXPECT_GT(query_int(db, "SELECT MAX(landmark) FROM serial_output"), 0);
   }
+}
+
+// A log whose last state digest was edited (valid checksums): the export
+// still succeeds, with the divergence in its table, in recording.replay_status
+// and, with its message, on stderr.
+TEST_F(SqlExport, ADivergingReplayIsNamedInTheTableAndOnStderr) {
+  const fs::path copy = dir_->path() / "demo-edited";
+  fs::copy(demo_->recording, copy, fs::copy_options::recursive);
+  const uint64_t landmark = log_edits::corrupt_last_state_digest(copy);
+  ASSERT_NE(landmark, 0u) << "the demo recording has no state digest";
+  const fs::path db_path = dir_->path() / "demo-edited.sqlite";
+  const CommandResult r =
+      analyze("export " + copy.string() + " --db " + db_path.string() + " --no-forensics");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Database db(db_path, Database::Mode::kReadOnly);
+  EXPECT_EQ(query_text(db, "SELECT replay_status FROM recording"), "diverged");
+  EXPECT_EQ(query_int(db, "SELECT landmark FROM divergences"), static_cast<int64_t>(landmark));
+  const std::string message = query_text(db, "SELECT message FROM divergences");
+  EXPECT_NE(message.find("digest"), std::string::npos) << message;
+  EXPECT_NE(r.err.find("rr-analyze: replay diverged: " + message), std::string::npos) << r.err;
 }
 
 TEST_F(SqlExport, SerialInputBytesAreTheInputGiven) {

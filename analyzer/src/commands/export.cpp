@@ -25,6 +25,8 @@ int run_export(const ExportCommandOptions& options) {
                result.log.records, result.log.count(librr::EventType::interrupt_delivery),
                result.log.count(librr::EventType::input), result.serial_lines, result.replay_status,
                options.db);
+    if (result.divergences > 0)
+      fmt::print(stderr, "rr-analyze: replay diverged: {}\n", result.replay_message);
     const sql::ForensicsOutcome& forensics = result.forensics;
     if (forensics.status == "skipped")
       fmt::print(stderr, "rr-analyze: forensic tables skipped\n");
