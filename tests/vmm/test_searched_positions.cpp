@@ -142,9 +142,12 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
     return number_in(record_err, R"((\d+) cutting an interrupts-off stretch)");
   };
   // The stop where the interrupts-off spin (~3 ticks long) ends is searched
-  // by the recorder itself, with no cut before it. Whether its search at
-  // record succeeds depends on host timing (2 of 5 recordings found none on
-  // 2026-11-27, cause not found): up to five recordings.
+  // by the recorder itself, with no cut before it. Its search at record
+  // meets the stop's rip once per pass of the spin, and the stop comes
+  // ~1,600-2,000 passes in (host timing): past the search's bound of 2,000
+  // hits (kRerunSearchBounds) it gives up and the stop is installed (2 of 5
+  // recordings on 2026-11-27; the hit counts measured with a print in
+  // searched_by_rerun): up to five recordings.
   std::string record_err = read_file(dir_ / "record.err");
   EXPECT_EQ(cuts_in(record_err), 0u) << record_err;
   const auto found_at_record = [](const std::string& err) {
