@@ -144,10 +144,9 @@ TEST_F(SearchedPositions, KernelStopsAreFoundBySearchAndReplayExactly) {
   // The stop where the interrupts-off spin (~3 ticks long) ends is searched
   // by the recorder itself, with no cut before it. Its search at record
   // meets the stop's rip once per pass of the spin, and the stop comes
-  // ~1,600-2,000 passes in (host timing): past the search's bound of 2,000
-  // hits (kRerunSearchBounds) it gives up and the stop is installed (2 of 5
-  // recordings on 2026-11-27; the hit counts measured with a print in
-  // searched_by_rerun): up to five recordings.
+  // ~1,000-1,900 passes in (host timing), within the search's bounds
+  // (kRerunSearchBounds: 8,000 hits, 250 ms; until 2026-11-27 2,000 hits,
+  // which a loaded host passed): up to five recordings.
   std::string record_err = read_file(dir_ / "record.err");
   EXPECT_EQ(cuts_in(record_err), 0u) << record_err;
   const auto found_at_record = [](const std::string& err) {
