@@ -799,7 +799,10 @@ RunResult RecordSession::run() {
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
     want_interrupt_window_ = false;
     retry_soon_ = false;
-    if (kernel_entries_.at_return(exit) && took_return_base()) continue;
+    if (kernel_entries_.at_return(exit) && took_return_base()) {
+      kick_stands_ = true;  // no resume: the kick armed before the capture stands
+      continue;
+    }
     const bool at_watched_return = kernel_entries_.at_watched_return(exit);
     if (at_watched_return || kernel_entries_.at_return_site(exit)) {
       const uint64_t positions_before = stats_.async_positions;
