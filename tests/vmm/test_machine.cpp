@@ -149,12 +149,16 @@ TEST(Machine, SyncedRegistersEqualTheIoctlsAtEveryExitAndFollowSets) {
     ASSERT_EQ(guest.machine->run_state().exit_reason, KVM_EXIT_IO);
     kvm_regs regs{};
     kvm_sregs sregs{};
+    kvm_vcpu_events events{};
     ASSERT_EQ(::ioctl(fd, KVM_GET_REGS, &regs), 0);
     ASSERT_EQ(::ioctl(fd, KVM_GET_SREGS, &sregs), 0);
+    ASSERT_EQ(::ioctl(fd, KVM_GET_VCPU_EVENTS, &events), 0);
     const kvm_regs read = vcpu.get_regs();
     const kvm_sregs read_s = vcpu.get_sregs();
+    const kvm_vcpu_events read_e = vcpu.get_vcpu_events();
     EXPECT_EQ(std::memcmp(&read, &regs, sizeof regs), 0) << "exit " << exit;
     EXPECT_EQ(std::memcmp(&read_s, &sregs, sizeof sregs), 0) << "exit " << exit;
+    EXPECT_EQ(std::memcmp(&read_e, &events, sizeof events), 0) << "exit " << exit;
     EXPECT_EQ(read.rcx, 5u - static_cast<uint64_t>(exit));
   }
   kvm_regs changed = vcpu.get_regs();

@@ -169,16 +169,19 @@ int record_command(RecordOptions& options) {
   const librr::RecorderStats& r = recorder->stats();
   uint64_t raw_bytes = 0;
   for (uint64_t b : r.bytes) raw_bytes += b;
-  std::fprintf(
-      stderr,
-      "rr-vmm: recorded %s in %.2f s: %llu landmarks, %llu async positions, %llu "
-      "interrupts, %llu clock samples, %llu idle skips; log %llu bytes raw, %llu on disk\n",
-      options.out.c_str(), seconds, static_cast<unsigned long long>(s.landmarks),
-      static_cast<unsigned long long>(s.async_positions),
-      static_cast<unsigned long long>(s.interrupts),
-      static_cast<unsigned long long>(s.clock_samples),
-      static_cast<unsigned long long>(s.idle_skips), static_cast<unsigned long long>(raw_bytes),
-      static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())));
+  std::fprintf(stderr,
+               "rr-vmm: recorded %s in %.2f s: %llu landmarks, %llu async positions, %llu "
+               "interrupts, %llu clock samples, %llu idle skips; log %llu bytes raw, %llu on disk; "
+               "%.3f s inside %llu KVM_RUN calls\n",
+               options.out.c_str(), seconds, static_cast<unsigned long long>(s.landmarks),
+               static_cast<unsigned long long>(s.async_positions),
+               static_cast<unsigned long long>(s.interrupts),
+               static_cast<unsigned long long>(s.clock_samples),
+               static_cast<unsigned long long>(s.idle_skips),
+               static_cast<unsigned long long>(raw_bytes),
+               static_cast<unsigned long long>(std::filesystem::file_size(dir->log_path())),
+               static_cast<double>(machine.vcpu().run_ns()) / 1e9,
+               static_cast<unsigned long long>(machine.vcpu().run_calls()));
   std::fprintf(
       stderr,
       "rr-vmm: stops: %llu to be searched at replay (%llu at the first hit after a rollback, of "

@@ -142,13 +142,15 @@ int run_command(const RunOptions& options) {
     const MachineStats& s = machine.stats();
     std::fprintf(stderr,
                  "rr-vmm: %.3f s, %llu landmarks (%llu PIO, %llu MMIO, %llu HLT), %llu async "
-                 "stops, %llu interrupts\n",
+                 "stops, %llu interrupts; %.3f s inside %llu KVM_RUN calls\n",
                  seconds, static_cast<unsigned long long>(s.landmarks),
                  static_cast<unsigned long long>(s.pio_exits),
                  static_cast<unsigned long long>(s.mmio_exits),
                  static_cast<unsigned long long>(s.halts),
                  static_cast<unsigned long long>(s.asynchronous_stops),
-                 static_cast<unsigned long long>(s.interrupts_delivered));
+                 static_cast<unsigned long long>(s.interrupts_delivered),
+                 static_cast<double>(machine.vcpu().run_ns()) / 1e9,
+                 static_cast<unsigned long long>(machine.vcpu().run_calls()));
   }
   return exit_status_for(result);
 }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -221,8 +222,13 @@ Vcpu Vm::create_vcpu(unsigned id) {
 
 int Vcpu::run() {
   synced_now_ = false;
+  const auto started = std::chrono::steady_clock::now();
   int result = ::ioctl(fd_.get(), KVM_RUN, 0);
   const int error = result < 0 ? errno : 0;
+  run_ns_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count());
+  ++run_calls_;
   // KVM stores the synced fields on every return from its run loop, a
   // signal's or immediate_exit's included.
   synced_now_ = synced_fields_ != 0 && (error == 0 || error == EINTR);
@@ -230,7 +236,7 @@ int Vcpu::run() {
 }
 
 void Vcpu::enable_sync_regs(uint64_t supported) {
-  synced_fields_ = supported & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+  synced_fields_ = supported & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS);
   run_state()->kvm_valid_regs = synced_fields_;
   run_state()->kvm_dirty_regs = 0;  // the ioctls set registers, never the run area
   synced_now_ = false;
@@ -245,15 +251,26 @@ kvm_regs Vcpu::get_regs() const {
 
 // Not the synced copy while its interrupt bitmap is set: kvm_pvm was seen
 // to store an interrupt injected before an immediate exit there that
-// KVM_GET_SREGS no longer reports.
+// KVM_GET_SREGS no longer reports. The events' copy is not trusted then
+// either (the same interrupt is in them).
+bool Vcpu::synced_copy_usable(uint64_t field) const {
+  if (!synced_now_ || (synced_fields_ & field) == 0 || (synced_fields_ & KVM_SYNC_X86_SREGS) == 0)
+    return false;
+  const kvm_sregs& synced = run_state()->s.regs.sregs;
+  return std::all_of(std::begin(synced.interrupt_bitmap), std::end(synced.interrupt_bitmap),
+                     [](uint64_t word) { return word == 0; });
+}
+
 kvm_sregs Vcpu::get_sregs() const {
-  if (synced_now_ && (synced_fields_ & KVM_SYNC_X86_SREGS)) {
-    const kvm_sregs& synced = run_state()->s.regs.sregs;
-    if (std::all_of(std::begin(synced.interrupt_bitmap), std::end(synced.interrupt_bitmap),
-                    [](uint64_t word) { return word == 0; }))
-      return synced;
-  }
+  if (synced_copy_usable(KVM_SYNC_X86_SREGS)) return run_state()->s.regs.sregs;
   return get_sregs_from_kvm();
+}
+
+kvm_vcpu_events Vcpu::get_vcpu_events() const {
+  if (synced_copy_usable(KVM_SYNC_X86_EVENTS)) return run_state()->s.regs.events;
+  kvm_vcpu_events value{};
+  checked_ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", &value);
+  return value;
 }
 
 kvm_sregs Vcpu::get_sregs_from_kvm() const {
@@ -279,7 +296,6 @@ VCPU_SET(kvm_regs, set_regs, KVM_SET_REGS)
 VCPU_SET(kvm_sregs, set_sregs, KVM_SET_SREGS)
 VCPU_GET(kvm_fpu, get_fpu, KVM_GET_FPU)
 VCPU_SET(kvm_fpu, set_fpu, KVM_SET_FPU)
-VCPU_GET(kvm_vcpu_events, get_vcpu_events, KVM_GET_VCPU_EVENTS)
 VCPU_SET(kvm_vcpu_events, set_vcpu_events, KVM_SET_VCPU_EVENTS)
 VCPU_GET(kvm_debugregs, get_debugregs, KVM_GET_DEBUGREGS)
 VCPU_SET(kvm_debugregs, set_debugregs, KVM_SET_DEBUGREGS)

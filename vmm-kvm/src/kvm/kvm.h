@@ -112,21 +112,27 @@ class Vcpu {
   // KVM_RUN. Returns 0 after an exit (see run_state()->exit_reason), or -errno
   // (-EINTR when a signal or immediate_exit stopped it). Never throws.
   int run();
+  // KVM_RUN calls so far and the host time spent inside them: the guest's
+  // own execution (and KVM's handling of its exits), against which a VMM's
+  // work between runs shows (`rr-vmm run --stats`, the record summary).
+  uint64_t run_calls() const { return run_calls_; }
+  uint64_t run_ns() const { return run_ns_; }
   kvm_run* run_state() const { return static_cast<kvm_run*>(run_area_.get()); }
   // Makes the next (or current, if set from a signal handler) KVM_RUN return -EINTR.
   void set_immediate_exit(bool on) { run_state()->immediate_exit = on ? 1 : 0; }
 
-  // KVM_CAP_SYNC_REGS: KVM stores the general and special registers into the
-  // run area at every exit, and get_regs()/get_sregs() read them there until
-  // the next call that may change them (any set_*, interrupt()): ~5 us an
-  // ioctl saved, two or three per exit of the recorder. `supported` is the
-  // capability's value (the fields this KVM can sync).
+  // KVM_CAP_SYNC_REGS: KVM stores the general and special registers and the
+  // pending events into the run area at every exit, and get_regs(),
+  // get_sregs() and get_vcpu_events() read them there until the next call
+  // that may change them (any set_*, interrupt()): ~5 us an ioctl saved, two
+  // or three per exit of the recorder, two per saved vCPU state. `supported`
+  // is the capability's value (the fields this KVM can sync).
   void enable_sync_regs(uint64_t supported);
 
   kvm_regs get_regs() const;
   void set_regs(const kvm_regs& regs);
   kvm_sregs get_sregs() const;
-  kvm_sregs get_sregs_from_kvm() const;  // never the synced copy (a state to save)
+  kvm_sregs get_sregs_from_kvm() const;  // never the synced copy
   void set_sregs(const kvm_sregs& sregs);
   kvm_fpu get_fpu() const;
   void set_fpu(const kvm_fpu& fpu);
@@ -155,8 +161,11 @@ class Vcpu {
   Fd fd_;
   Mapping run_area_;
   std::optional<kvm_guest_debug> guest_debug_;  // as last set
-  uint64_t synced_fields_ = 0;                  // KVM_SYNC_X86_* asked for at every exit
-  bool synced_now_ = false;                     // the run area holds them as they are now
+  bool synced_copy_usable(uint64_t field) const;
+  uint64_t synced_fields_ = 0;  // KVM_SYNC_X86_* asked for at every exit
+  bool synced_now_ = false;     // the run area holds them as they are now
+  uint64_t run_calls_ = 0;
+  uint64_t run_ns_ = 0;
 };
 
 // Guest RAM: anonymous, private, MAP_NORESERVE so an idle 512 MiB guest costs

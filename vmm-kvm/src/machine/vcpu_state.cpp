@@ -51,7 +51,7 @@ std::span<const uint32_t> saved_msr_indices() { return kSavedMsrs; }
 VcpuState VcpuState::capture(const kvm::Vcpu& vcpu) {
   VcpuState state;
   state.regs = vcpu.get_regs();
-  state.sregs = vcpu.get_sregs_from_kvm();  // with any interrupt pending, exactly
+  state.sregs = vcpu.get_sregs();
   state.fpu = vcpu.get_fpu();
   state.msrs = vcpu.get_msrs(kSavedMsrs);
   state.events = vcpu.get_vcpu_events();

@@ -5,6 +5,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "probe/probe_internal.h"
 #include "probe/probe_json.h"
@@ -59,16 +62,55 @@ void write_cached(const fs::path& path, const ProbeResult& result) {
   if (error) fs::remove(temporary, error);
 }
 
+// The host does not change under a running process: its identity is read
+// once (~0.3 ms of /proc and /sys reads).
+const HostInfo& this_host() {
+  static const HostInfo host = collect_host_info();
+  return host;
+}
+
+// The cache file's identity when it was last parsed here, so that a process
+// that asks again (`rr-vmm record` asks three times) skips the JSON while the
+// file is unchanged.
+struct ParsedCacheFile {
+  fs::file_time_type modified;
+  uintmax_t size = 0;
+  ProbeResult result;
+};
+
+std::optional<std::pair<fs::file_time_type, uintmax_t>> file_identity(const fs::path& path) {
+  std::error_code error;
+  const fs::file_time_type modified = fs::last_write_time(path, error);
+  if (error) return std::nullopt;
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) return std::nullopt;
+  return std::pair(modified, size);
+}
+
 }  // namespace
 
 ProbeResult load_or_run_probe(const ProbeOptions& options) {
-  const HostInfo host = collect_host_info();
+  static std::mutex parsed_mutex;
+  static std::map<fs::path, ParsedCacheFile> parsed;
+  const HostInfo& host = this_host();
   const std::string key = cache_key(host);
   const fs::path path =
       cache_file(options.cache_dir.empty() ? default_cache_dir() : options.cache_dir, key);
   if (!options.refresh) {
+    const auto identity = file_identity(path);
+    {
+      const std::lock_guard lock(parsed_mutex);
+      const auto found = parsed.find(path);
+      if (identity && found != parsed.end() && found->second.modified == identity->first &&
+          found->second.size == identity->second)
+        return found->second.result;
+    }
     if (std::optional<ProbeResult> cached = read_cached(path, key)) {
       cached->from_cache = true;
+      if (identity) {
+        const std::lock_guard lock(parsed_mutex);
+        parsed.insert_or_assign(path, ParsedCacheFile{identity->first, identity->second, *cached});
+      }
       return *cached;
     }
   }

@@ -84,6 +84,10 @@ class MemoryShadow {
   bool holds_preimages_for(const librr::Position& at) const;
   // The shadow itself (checkpoints copy it).
   std::span<uint8_t> bytes() { return {data(), memory_.size()}; }
+  // One page of it (`gfn` inside guest memory).
+  std::span<const uint8_t> page(uint64_t gfn) const {
+    return {data() + gfn * kPageSize, kPageSize};
+  }
 
  private:
   uint8_t* data() const { return static_cast<uint8_t*>(shadow_.get()); }

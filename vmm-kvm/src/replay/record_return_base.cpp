@@ -91,12 +91,10 @@ std::span<const uint8_t> RecordSession::guest_page(uint64_t gfn) const {
 librr::MemoryDelta RecordSession::delta_from_return_base(const ReturnBase& base,
                                                          uint64_t landmark) {
   take_dirty_pages();
-  const std::span<const uint8_t> position_memory = position_memory_.bytes();
   std::vector<librr::PageChange> changes;
   for (const uint64_t gfn : written_since_position_.listed()) {
     std::span<const uint8_t> at_return = base.pages.page(gfn);
-    if (at_return.empty())
-      at_return = position_memory.subspan(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
+    if (at_return.empty()) at_return = position_memory_.page(gfn);
     const std::span<const uint8_t> at_stop = guest_page(gfn);
     if (!std::equal(at_return.begin(), at_return.end(), at_stop.begin()))
       changes.push_back({gfn, at_return, at_stop});

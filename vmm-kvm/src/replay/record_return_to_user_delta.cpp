@@ -121,15 +121,13 @@ std::optional<librr::MemoryDelta> RecordSession::delta_by_rerun_to_return(const 
   std::optional<librr::MemoryDelta> delta;
   if (rerun.result == KernelReturnSearch::kReached) {
     // Memory at the stop: the first run's pages, else as at the position.
-    const std::span<const uint8_t> position_memory = position_memory_.bytes();
     std::vector<uint64_t> candidates;
     std::set_union(written.begin(), written.end(), rerun_pages.begin(), rerun_pages.end(),
                    std::back_inserter(candidates));
     std::vector<librr::PageChange> changes;
     for (const uint64_t gfn : candidates) {
       std::span<const uint8_t> at_stop = stop_pages.page(gfn);
-      if (at_stop.empty())
-        at_stop = position_memory.subspan(gfn * MemoryShadow::kPageSize, MemoryShadow::kPageSize);
+      if (at_stop.empty()) at_stop = position_memory_.page(gfn);
       const std::span<const uint8_t> at_return = guest_page(gfn);
       if (!std::equal(at_return.begin(), at_return.end(), at_stop.begin()))
         changes.push_back({gfn, at_return, at_stop});
