@@ -128,7 +128,7 @@ void KernelEntryCounter::stop_watching_return() {
 }
 
 bool KernelEntryCounter::at_watched_return(const Machine::Exit& exit) const {
-  return watching_ && stopped_at_one_of(machine_, exit, {&*return_rip_, 1});
+  return watching_ && at_return(exit);
 }
 
 // At an arrival: from user mode, it is the kernel invocation a later stop

@@ -35,7 +35,7 @@ bool RecordSession::took_return_base() {
   if (to_user && kernel_entries_.capturing_return()) {
     // Replay steps over the return to reach it: where it could not (the
     // code returned to is not mapped yet: a Linux exec), there is no base.
-    if (can_step_return_to_user(machine_))
+    if (return_to_user_steppable(machine_))
       capture_return_base();
     else
       return_base_.reset();
@@ -91,17 +91,28 @@ std::span<const uint8_t> RecordSession::guest_page(uint64_t gfn) const {
 librr::MemoryDelta RecordSession::delta_from_return_base(const ReturnBase& base,
                                                          uint64_t landmark) {
   take_dirty_pages();
+  return return_to_user_delta(landmark, base.return_rip, written_since_position_.listed(),
+                              base.pages, GuestMemoryNow::at_stop);
+}
+
+librr::MemoryDelta RecordSession::return_to_user_delta(uint64_t landmark, uint64_t return_rip,
+                                                       const std::vector<uint64_t>& gfns,
+                                                       const SavedPages& saved,
+                                                       GuestMemoryNow now) const {
   std::vector<librr::PageChange> changes;
-  for (const uint64_t gfn : written_since_position_.listed()) {
-    std::span<const uint8_t> at_return = base.pages.page(gfn);
-    if (at_return.empty()) at_return = position_memory_.page(gfn);
-    const std::span<const uint8_t> at_stop = guest_page(gfn);
-    if (!std::equal(at_return.begin(), at_return.end(), at_stop.begin()))
-      changes.push_back({gfn, at_return, at_stop});
+  for (const uint64_t gfn : gfns) {
+    std::span<const uint8_t> then = saved.page(gfn);
+    if (then.empty()) then = position_memory_.page(gfn);
+    const std::span<const uint8_t> guest = guest_page(gfn);
+    if (std::ranges::equal(then, guest)) continue;
+    if (now == GuestMemoryNow::at_stop)
+      changes.push_back({gfn, then, guest});
+    else
+      changes.push_back({gfn, guest, then});
   }
   librr::MemoryDelta delta = librr::make_memory_delta(
       landmark, changes, librr::UnchangedPages::kOmit, librr::DeltaBase::return_to_user);
-  delta.return_rip = base.return_rip;
+  delta.return_rip = return_rip;
   return delta;
 }
 

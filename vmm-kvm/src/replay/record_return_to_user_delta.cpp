@@ -124,17 +124,8 @@ std::optional<librr::MemoryDelta> RecordSession::delta_by_rerun_to_return(const 
     std::vector<uint64_t> candidates;
     std::set_union(written.begin(), written.end(), rerun_pages.begin(), rerun_pages.end(),
                    std::back_inserter(candidates));
-    std::vector<librr::PageChange> changes;
-    for (const uint64_t gfn : candidates) {
-      std::span<const uint8_t> at_stop = stop_pages.page(gfn);
-      if (at_stop.empty()) at_stop = position_memory_.page(gfn);
-      const std::span<const uint8_t> at_return = guest_page(gfn);
-      if (!std::equal(at_return.begin(), at_return.end(), at_stop.begin()))
-        changes.push_back({gfn, at_return, at_stop});
-    }
-    delta = librr::make_memory_delta(landmark, changes, librr::UnchangedPages::kOmit,
-                                     librr::DeltaBase::return_to_user);
-    delta->return_rip = return_rip;
+    delta = return_to_user_delta(landmark, return_rip, candidates, stop_pages,
+                                 GuestMemoryNow::at_return);
   }
   put_back_first_run(rerun.result == KernelReturnSearch::kLandmark, stop, stop_pages, rerun_pages);
   return delta;

@@ -262,6 +262,13 @@ class RecordSession {
   struct ReturnBase;
   const ReturnBase* usable_return_base(const librr::Position& position) const;
   librr::MemoryDelta delta_from_return_base(const ReturnBase& base, uint64_t landmark);
+  // A DeltaBase::return_to_user delta: the pages of `gfns` that differ between
+  // memory at the return and at the stop. Guest memory now is one of the two;
+  // the other is `saved` where it holds the page, else the second shadow.
+  enum class GuestMemoryNow { at_stop, at_return };
+  librr::MemoryDelta return_to_user_delta(uint64_t landmark, uint64_t return_rip,
+                                          const std::vector<uint64_t>& gfns,
+                                          const SavedPages& saved, GuestMemoryNow now) const;
   std::span<const uint8_t> guest_page(uint64_t gfn) const;  // throws outside guest memory
   std::optional<librr::MemoryDelta> delta_by_rerun_to_return(const VcpuState& stop,
                                                              uint64_t landmark);

@@ -101,9 +101,7 @@ std::optional<PlannedStep> plan_step(Machine& machine) {
 
 }  // namespace
 
-bool can_step_return_to_user(Machine& machine) {
-  return at_return_to_user(machine) && plan_step(machine).has_value();
-}
+bool return_to_user_steppable(Machine& machine) { return plan_step(machine).has_value(); }
 
 bool step_return_to_user(Machine& machine) {
   kvm::Vcpu& vcpu = machine.vcpu();

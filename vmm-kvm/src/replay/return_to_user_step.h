@@ -22,10 +22,11 @@ namespace vmm {
 // True if the vCPU stands on an iretq (REX.W CF) whose frame returns to CPL3.
 bool at_return_to_user(Machine& machine);
 
-// True if the vCPU stands on such an iretq and step_return_to_user() can
-// step it: the return address and the kernel stack below the frame read (a
-// return to code not yet mapped cannot: its fetch faults after the iretq).
-bool can_step_return_to_user(Machine& machine);
+// With the vCPU on such an iretq (at_return_to_user): true if
+// step_return_to_user() can step it: the return address and the kernel stack
+// below the frame read (a return to code not yet mapped cannot: its fetch
+// faults after the iretq).
+bool return_to_user_steppable(Machine& machine);
 
 // Steps over that iretq. False (nothing done) when the return address or
 // the kernel stack cannot be read: the caller steps as usual, and the
