@@ -188,16 +188,20 @@ bool TimeTraveler::Impl::step_once() {
     return std::find(entries->addresses.begin(), entries->addresses.end(), rip) !=
            entries->addresses.end();
   };
-  if (entries && position.steps == 0) kernel_entries_stepped = is_entry(read_rip()) ? 1 : 0;
-  const bool from_user_mode = entries && vmm::current_cpl(replay->machine()) == 3;
+  const uint64_t rip_before =
+      !entries ? 0 : (position.steps == 0 ? read_rip() : replay->machine().vcpu().get_regs().rip);
+  if (entries && position.steps == 0) kernel_entries_stepped = is_entry(rip_before) ? 1 : 0;
   const Outcome outcome =
       replay->session().step_instruction(instruction_stepper(), position.steps == 0);
   moved();
   if (outcome == Outcome::kStepped) {
     ++position.steps;
     const uint64_t rip = replay->machine().vcpu().get_regs().rip;
-    if (entries && (is_entry(rip) || (from_user_mode && vmm::current_cpl(replay->machine()) == 0 &&
-                                      stepped_through_entry(*entries, rip))))
+    // A step over an instruction that faults or traps into the kernel, from
+    // user or kernel code, ends after the handler's first instruction.
+    if (entries &&
+        (is_entry(rip) || (!is_entry(rip_before) && vmm::current_cpl(replay->machine()) == 0 &&
+                           stepped_through_entry(entries->addresses, rip).has_value())))
       ++kernel_entries_stepped;
     return true;
   }

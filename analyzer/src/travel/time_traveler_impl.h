@@ -218,8 +218,9 @@ struct TimeTraveler::Impl {
   // `position`'s (L, a), if that is the log's next record and has them.
   const librr::CodeArrivals* kernel_entries_of_next_stop() const;
   // The kernel entry among `entries` whose first instruction the step just
-  // made from user mode ran too, landing at `rip` (user_stop_walk.cpp).
-  bool stepped_through_entry(const librr::CodeArrivals& entries, uint64_t rip) const;
+  // made ran too, landing at `rip` (user_stop_walk.cpp), if there is one.
+  std::optional<uint64_t> stepped_through_entry(std::span<const uint64_t> entries,
+                                                uint64_t rip) const;
   // Arrivals at those entries from (L, a) up to the current exact position
   // (its own rip included), kept by step_once(): a walk that starts at a
   // mid-step position knows how many of the counted entries lie behind it.

@@ -80,20 +80,20 @@ const librr::CodeArrivals* TimeTraveler::Impl::kernel_entries_of_next_stop() con
 // 0x1000c3), so comparing the rip after the step with the entries misses the
 // arrival the recorder's debug registers counted; a timeline from a named
 // position after it then ran past a kernel-return stop (2026-11-27).
-bool TimeTraveler::Impl::stepped_through_entry(const librr::CodeArrivals& entries,
-                                               uint64_t rip) const {
+std::optional<uint64_t> TimeTraveler::Impl::stepped_through_entry(std::span<const uint64_t> entries,
+                                                                  uint64_t rip) const {
   constexpr size_t kMaxInstructionBytes = 15;
   const AddressSpace space = current_address_space();
   const vmm::CapstoneHandle capstone(CS_MODE_64);
-  for (const uint64_t entry : entries.addresses) {
+  for (const uint64_t entry : entries) {
     if (rip <= entry || rip - entry > kMaxInstructionBytes) continue;
     std::array<uint8_t, kMaxInstructionBytes> code{};
     const size_t read = space.read(entry, code);
     vmm::DisassembledInstructions first;
     first.count = cs_disasm(capstone.get(), code.data(), read, entry, 1, &first.first);
-    if (first.count == 1 && entry + first.first[0].size == rip) return true;
+    if (first.count == 1 && entry + first.first[0].size == rip) return entry;
   }
-  return false;
+  return std::nullopt;
 }
 
 void TimeTraveler::Impl::count_kernel_entry(uint64_t rip) {
