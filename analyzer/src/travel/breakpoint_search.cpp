@@ -257,19 +257,13 @@ TimeTraveler::Impl::SearchStop TimeTraveler::Impl::run_stretch(CodeHit& hit) {
       machine_past_position = true;
       hit_name.reset();
       const uint64_t now_at = machine.vcpu().get_regs().rip;
-      if (search.kernel_entries_left) {
-        const auto is_kernel_entry = [&](uint64_t address) {
-          return std::ranges::find(search.kernel_entries, address) != search.kernel_entries.end();
-        };
-        // A step over a kernel instruction that faults (a page fault in
-        // kernel code, which the recorder's debug registers counted at the
-        // handler's first instruction) may end after that instruction.
-        const auto entry_stepped =
-            outcome == Outcome::kStepped && !is_kernel_entry(rip) && !is_kernel_entry(now_at)
-                ? stepped_through_entry(search.kernel_entries, now_at)
-                : std::nullopt;
-        count_kernel_entry(entry_stepped.value_or(now_at));
-      }
+      // A step over a kernel instruction that faults (a page fault in kernel
+      // code, which the recorder's debug registers counted at the handler's
+      // first instruction) may end after that instruction.
+      if (search.kernel_entries_left)
+        if (const auto entry =
+                entry_arrived_at(search.kernel_entries, rip, now_at, outcome == Outcome::kStepped))
+          count_kernel_entry(*entry);
       if (search.counted.count(now_at)) ++search.arrivals[now_at];
       const bool since_anchor = search.counted_since_anchor.count(now_at) != 0;
       if (since_anchor) ++search.arrivals_since_anchor[now_at];

@@ -184,13 +184,11 @@ bool TimeTraveler::Impl::step_once() {
   const TimedScope timed(stats.steps);
   hit_name.reset();
   const librr::CodeArrivals* entries = kernel_entries_of_next_stop();
-  const auto is_entry = [&](uint64_t rip) {
-    return std::find(entries->addresses.begin(), entries->addresses.end(), rip) !=
-           entries->addresses.end();
-  };
   const uint64_t rip_before =
       !entries ? 0 : (position.steps == 0 ? read_rip() : replay->machine().vcpu().get_regs().rip);
-  if (entries && position.steps == 0) kernel_entries_stepped = is_entry(rip_before) ? 1 : 0;
+  if (entries && position.steps == 0)
+    kernel_entries_stepped =
+        std::ranges::find(entries->addresses, rip_before) != entries->addresses.end() ? 1 : 0;
   const Outcome outcome =
       replay->session().step_instruction(instruction_stepper(), position.steps == 0);
   moved();
@@ -199,9 +197,7 @@ bool TimeTraveler::Impl::step_once() {
     const uint64_t rip = replay->machine().vcpu().get_regs().rip;
     // A step over an instruction that faults or traps into the kernel, from
     // user or kernel code, ends after the handler's first instruction.
-    if (entries &&
-        (is_entry(rip) || (!is_entry(rip_before) && vmm::current_cpl(replay->machine()) == 0 &&
-                           stepped_through_entry(entries->addresses, rip).has_value())))
+    if (entries && entry_arrived_at(entries->addresses, rip_before, rip, /*stepped=*/true))
       ++kernel_entries_stepped;
     return true;
   }

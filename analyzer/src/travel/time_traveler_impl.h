@@ -217,10 +217,11 @@ struct TimeTraveler::Impl {
   // The kernel entries counted before the async stop logged next after
   // `position`'s (L, a), if that is the log's next record and has them.
   const librr::CodeArrivals* kernel_entries_of_next_stop() const;
-  // The kernel entry among `entries` whose first instruction the step just
-  // made ran too, landing at `rip` (user_stop_walk.cpp), if there is one.
-  std::optional<uint64_t> stepped_through_entry(std::span<const uint64_t> entries,
-                                                uint64_t rip) const;
+  // The kernel entry among `entries` that a move from `from` to `to` arrived
+  // at, if any: `to` itself, or, after a step, the entry whose first
+  // instruction the step ran too (user_stop_walk.cpp).
+  std::optional<uint64_t> entry_arrived_at(std::span<const uint64_t> entries, uint64_t from,
+                                           uint64_t to, bool stepped) const;
   // Arrivals at those entries from (L, a) up to the current exact position
   // (its own rip included), kept by step_once(): a walk that starts at a
   // mid-step position knows how many of the counted entries lie behind it.

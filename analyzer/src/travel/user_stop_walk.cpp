@@ -80,18 +80,28 @@ const librr::CodeArrivals* TimeTraveler::Impl::kernel_entries_of_next_stop() con
 // 0x1000c3), so comparing the rip after the step with the entries misses the
 // arrival the recorder's debug registers counted; a timeline from a named
 // position after it then ran past a kernel-return stop (2026-11-27).
-std::optional<uint64_t> TimeTraveler::Impl::stepped_through_entry(std::span<const uint64_t> entries,
-                                                                  uint64_t rip) const {
+std::optional<uint64_t> TimeTraveler::Impl::entry_arrived_at(std::span<const uint64_t> entries,
+                                                             uint64_t from, uint64_t to,
+                                                             bool stepped) const {
+  const auto is_entry = [&](uint64_t rip) {
+    return std::ranges::find(entries, rip) != entries.end();
+  };
+  if (is_entry(to)) return to;
+  // A step off an entry (its arrival counted already) that lands past its
+  // first instruction is the handler going on, not another arrival.
+  if (!stepped || is_entry(from)) return std::nullopt;
   constexpr size_t kMaxInstructionBytes = 15;
   const AddressSpace space = current_address_space();
   const vmm::CapstoneHandle capstone(CS_MODE_64);
   for (const uint64_t entry : entries) {
-    if (rip <= entry || rip - entry > kMaxInstructionBytes) continue;
+    if (to <= entry || to - entry > kMaxInstructionBytes) continue;
     std::array<uint8_t, kMaxInstructionBytes> code{};
     const size_t read = space.read(entry, code);
     vmm::DisassembledInstructions first;
     first.count = cs_disasm(capstone.get(), code.data(), read, entry, 1, &first.first);
-    if (first.count == 1 && entry + first.first[0].size == rip) return entry;
+    if (first.count == 1 && entry + first.first[0].size == to &&
+        vmm::current_cpl(replay->machine()) == 0)
+      return entry;
   }
   return std::nullopt;
 }
