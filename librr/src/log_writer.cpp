@@ -271,7 +271,7 @@ LogWriter::LogWriter(const std::filesystem::path& path, LogWriterOptions options
   std::error_code ec;
   std::filesystem::remove(index_path_for(path), ec);
   logio::write_all(impl_->fd.get(), header_bytes, path);
-  if (o.fsync != FsyncPolicy::never) {
+  if (o.fsync == FsyncPolicy::every_chunk) {
     logio::fsync_or_throw(impl_->fd.get(), path);
     logio::fsync_parent_dir(path);
   }
@@ -371,6 +371,7 @@ void LogWriter::close() {
     std::rethrow_exception(s.failure);
   }
   if (s.options.fsync != FsyncPolicy::never) logio::fsync_or_throw(s.fd.get(), s.path);
+  if (s.options.fsync == FsyncPolicy::on_close) logio::fsync_parent_dir(s.path);
   s.fd.close_checked(s.path.string());
   LogIndex index{s.file_header_hash, s.file_offset, std::move(s.index)};
   write_log_index(index_path_for(s.path), index);

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "librr/deferred_sync.h"
 #include "librr/error.h"
 
 namespace librr {
@@ -83,25 +84,37 @@ void PosixFile::sync() {
   if (::fsync(fd_) != 0) throw_errno("cannot fsync " + path_.string());
 }
 
-void write_file_atomically(const std::filesystem::path& path, std::string_view content) {
+void sync_path(const std::filesystem::path& path) {
+  const bool directory = std::filesystem::is_directory(path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) throw_errno("cannot open " + path.string() + " to fsync it");
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  if (rc != 0) throw_errno("cannot fsync " + path.string());
+}
+
+void sync_parent_directory(const std::filesystem::path& path) {
+  sync_path(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view content,
+                           DeferredSync* deferred) {
   std::filesystem::path temp = path;
   temp += ".tmp";
   std::filesystem::remove(temp);  // a leftover from a crash is stale by definition
   {
     PosixFile out = PosixFile::create_exclusive(temp);
     out.write_all(content.data(), content.size());
-    out.sync();
+    if (!deferred) out.sync();
   }
   if (::rename(temp.c_str(), path.c_str()) != 0)
     throw_errno("cannot rename " + temp.string() + " to " + path.string());
-  std::filesystem::path dir = path.parent_path().empty() ? "." : path.parent_path();
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) throw_errno("cannot open directory " + dir.string());
-  int rc = ::fsync(dfd);
-  int saved = errno;
-  ::close(dfd);
-  errno = saved;
-  if (rc != 0) throw_errno("cannot fsync directory " + dir.string());
+  if (deferred)
+    deferred->add(path);
+  else
+    sync_parent_directory(path);
 }
 
 }  // namespace librr

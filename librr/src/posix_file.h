@@ -35,9 +35,20 @@ class PosixFile {
   std::filesystem::path path_;
 };
 
+// fsyncs the file or directory at `path` (opened read-only; Linux syncs the
+// inode's data whichever descriptor asks). Throws SystemError naming it.
+void sync_path(const std::filesystem::path& path);
+// fsyncs the directory holding `path`: a name just created there is durable.
+void sync_parent_directory(const std::filesystem::path& path);
+
+class DeferredSync;
+
 // Replaces `path` with `content` so that a crash leaves either the old or the
 // new file, never a mix: write a temporary file beside it, fsync, rename over
-// `path`, fsync the directory.
-void write_file_atomically(const std::filesystem::path& path, std::string_view content);
+// `path`, fsync the directory. With `deferred`, for a file that did not exist
+// (nothing old to keep): readers still never see it half written, and both
+// fsyncs are left to `deferred`.
+void write_file_atomically(const std::filesystem::path& path, std::string_view content,
+                           DeferredSync* deferred = nullptr);
 
 }  // namespace librr

@@ -94,8 +94,8 @@ fs::path RecordingDir::new_checkpoint_path(uint64_t number) const {
   return checkpoints_dir() / name;
 }
 
-void RecordingDir::write_manifest() const {
-  write_file_atomically(manifest_path(), manifest_.to_json_string());
+void RecordingDir::write_manifest(DeferredSync* deferred) const {
+  write_file_atomically(manifest_path(), manifest_.to_json_string(), deferred);
 }
 
 SnapshotCheck RecordingDir::verify_snapshot(const std::optional<Key>& key) const {

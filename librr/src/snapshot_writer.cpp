@@ -7,6 +7,7 @@
 
 #include "librr/bytes.h"
 #include "librr/compress.h"
+#include "librr/deferred_sync.h"
 #include "librr/host_memory.h"
 #include "librr/snapshot.h"
 #include "posix_file.h"
@@ -271,8 +272,9 @@ Digest SnapshotWriter::Impl::write_table_and_trailer() {
   trailer.digest = w.hasher.finish();
   bytes = trailer.encode();
   w.file.write_all(bytes.data(), bytes.size());
-  w.file.sync();
+  if (!w.options.deferred_sync) w.file.sync();
   w.file.close();
+  if (w.options.deferred_sync) w.options.deferred_sync->add(w.path);
   w.finished = true;
   return trailer.digest;
 }

@@ -196,10 +196,15 @@ TEST_F(ProbeOnThisHost, MatchesTheHostNotesOnKvmPvm) {
   EXPECT_EQ(probe.perf.enable_pmu, "N");
   EXPECT_EQ(probe.strategy.positioning, "state-snapshot");
 
+  // The emulator answers CPUID at CPL0 from the table. Native CPL3 code saw
+  // the host's CPUID on the AMD EPYC machines of the notes; on the Intel Xeon
+  // machines of 2026-11-28 (same kernel, CPUID faulting) it sees the table
+  // too (docs/probe.md). Either way the strategy follows the fact.
   ASSERT_TRUE(probe.cpuid.ok()) << probe.cpuid.error;
-  EXPECT_FALSE(probe.cpuid.takes_effect);
-  EXPECT_FALSE(probe.cpuid.feature_hidden_cpl3);  // native CPL3 sees the host's CPUID
-  EXPECT_EQ(probe.strategy.guest_cpuid, "guest-command-line");
+  EXPECT_TRUE(probe.cpuid.feature_hidden_cpl0);
+  EXPECT_EQ(probe.cpuid.takes_effect, probe.cpuid.feature_hidden_cpl3);
+  EXPECT_EQ(probe.strategy.guest_cpuid,
+            probe.cpuid.takes_effect ? "kvm-set-cpuid2" : "guest-command-line");
 
   for (int cpl : {0, 3}) {
     ASSERT_TRUE(probe.dirty_log_at(cpl)->ok()) << probe.dirty_log_at(cpl)->error;

@@ -61,6 +61,9 @@ class LogKeyError : public Error {
   using Error::Error;
 };
 
+// When the log reaches the disk. every_chunk: the header at open and each
+// chunk as it is written, then the directory entry. on_close: all of it at
+// close() (a recorder starts without waiting for the disk).
 enum class FsyncPolicy { never, every_chunk, on_close };
 
 // Log format versions this librr writes and reads (schemas/log-format.md, "Versioning").

@@ -18,6 +18,8 @@
 
 namespace librr {
 
+class DeferredSync;  // deferred_sync.h
+
 // Result of checking a snapshot file against the digest the manifest holds.
 struct SnapshotCheck {
   bool ok = false;
@@ -57,7 +59,9 @@ class RecordingDir {
   const Manifest& manifest() const { return manifest_; }
   Manifest& manifest() { return manifest_; }
   // Writes manifest() to manifest.json atomically (temporary file, fsync, rename).
-  void write_manifest() const;
+  // With `deferred`, for the first write of a new recording: the fsyncs are
+  // left to it (write_file_atomically).
+  void write_manifest(DeferredSync* deferred = nullptr) const;
 
   // Recomputes the initial snapshot's digest (and checks its structure) and
   // compares it with the manifest: a mismatch means the snapshot was

@@ -28,6 +28,8 @@
 
 namespace librr {
 
+class DeferredSync;  // deferred_sync.h
+
 inline constexpr uint16_t kSnapshotFormatMajor = 1;
 inline constexpr uint16_t kSnapshotFormatMinor = 0;
 inline constexpr uint32_t kSnapshotPageSize = 4096;
@@ -61,6 +63,9 @@ struct SectionInfo {
 struct SnapshotWriteOptions {
   std::optional<Key> key;  // set: encrypt the entire machine state
   int compression_level = 3;
+  // Set: finish() leaves the fsync of the file and its directory to it
+  // (not owned; outlives the writer's finish()).
+  DeferredSync* deferred_sync = nullptr;
 };
 
 class SnapshotWriter {
@@ -78,7 +83,8 @@ class SnapshotWriter {
   // sees at `guest_phys_base`. `size` need not be a multiple of the page size.
   void add_memory(std::string_view name, uint64_t guest_phys_base, const uint8_t* host,
                   uint64_t size);
-  // Writes the section table and trailer, fsyncs, and returns the file's
+  // Writes the section table and trailer, fsyncs (or queues the fsync on
+  // options.deferred_sync), and returns the file's
   // BLAKE2b-256 digest (the value the manifest records).
   Digest finish();
 

@@ -52,8 +52,9 @@ void load_section(const librr::SnapshotReader& reader, std::string_view name, Lo
 
 librr::Digest save_machine_snapshot(Machine& machine, const std::filesystem::path& path,
                                     const std::optional<librr::Key>& key,
-                                    const SnapshotConfig* config) {
-  librr::SnapshotWriter writer(path, librr::SnapshotWriteOptions{key, 3});
+                                    const SnapshotConfig* config,
+                                    librr::DeferredSync* deferred_sync) {
+  librr::SnapshotWriter writer(path, librr::SnapshotWriteOptions{key, 3, deferred_sync});
   if (config) {
     const std::string json = config->to_json();
     writer.add_blob(kSnapshotConfigSection, kSnapshotConfigVersion,

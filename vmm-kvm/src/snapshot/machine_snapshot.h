@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "librr/crypto.h"
+#include "librr/deferred_sync.h"
 #include "machine/machine.h"
 #include "snapshot/snapshot_config.h"
 
@@ -19,10 +20,12 @@ inline constexpr uint32_t kMachineStateVersion = 1;
 
 // Writes the snapshot; returns its BLAKE2b digest. The vCPU must be settled
 // (Machine::settle_vcpu) if it stopped in the middle of a PIO/MMIO read.
-// `config`, when given, is stored as the "machine" section.
+// `config`, when given, is stored as the "machine" section. With
+// `deferred_sync`, the file's fsync is left to it (librr/deferred_sync.h).
 librr::Digest save_machine_snapshot(Machine& machine, const std::filesystem::path& path,
                                     const std::optional<librr::Key>& key = std::nullopt,
-                                    const SnapshotConfig* config = nullptr);
+                                    const SnapshotConfig* config = nullptr,
+                                    librr::DeferredSync* deferred_sync = nullptr);
 
 // Loads a snapshot into a freshly built machine with the same RAM size and
 // devices. Throws librr::FormatError naming the section that is missing,
