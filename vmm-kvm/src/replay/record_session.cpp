@@ -614,6 +614,7 @@ void RecordSession::start_position() {
   return_base_.reset();
   position_fresh_ = true;
   rolled_back_here_ = false;
+  rollback_origin_skipped_ = false;
   rollback_watch_ = false;
   cutting_stretch_ = false;
 }
@@ -625,15 +626,21 @@ void RecordSession::start_position() {
 // ms when taken at every landmark), so only where a stop may follow: for a
 // rollback, at logged stops and the kRollbackLandmarksAfterStop landmarks
 // after one (a loop that waits for interrupts without exits runs from one
-// interrupt handler's last port write, the EOI, to the next stop); for the
+// interrupt handler's last port write, the EOI, to the next stop), after a
+// stop in user mode only once a kernel stop wanted a rollback there (the
+// handler returns to user code; ticks' SYS_KSPIN then enters a waiting loop
+// from there, spin3's loops never do: its ~65 captures, ~3 ms, were never
+// used, and ticks loses one rollback to learn it); for the
 // recorder's own search (searched_by_rerun), wherever a device deadline is
 // set, which may stop the stretch ahead (a Linux boot: ~23,000 landmarks).
 // Wherever a deadline is set, the kernel's return to user mode is watched
 // too, so that a stop in user mode may be based there (capture_return_base).
 void RecordSession::save_resume_state_if_fresh() {
   if (!std::exchange(position_fresh_, false)) return;
-  const bool for_rollback =
+  const bool rollback_may_follow =
       policy_.roll_back_kernel_stops && landmarks_since_stop_ <= kRollbackLandmarksAfterStop;
+  const bool for_rollback =
+      rollback_may_follow && (kernel_only_since_stop_ || rollbacks_after_user_stops_);
   const bool deadline_set = machine_.next_deadline() != TimedDevice::kNoDeadline;
   const bool for_rerun = policy_.search_by_rerun && deadline_set;
   // delta_from_return_to_user: a stop in user mode may follow, whatever came before.
@@ -642,12 +649,16 @@ void RecordSession::save_resume_state_if_fresh() {
   // A rollback (roll_back_to_position) may follow user code and counted entries.
   const bool for_rerun_from_here = for_rollback || (for_rerun && kernel_only_search_allowed()) ||
                                    (for_return_to_user && !policy_.capture_returns);
-  if (!for_rerun_from_here && !for_return_to_user) return;
+  const bool rollback_origin_skipped = rollback_may_follow && !for_rollback;
+  if (!for_rerun_from_here && !for_return_to_user && !rollback_origin_skipped) return;
   if (!position_memory_complete_ || position_memory_at_ != timeline_.position() ||
       !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
     return;
   if (for_return_to_user && policy_.capture_returns) kernel_entries_.capture_returns_from_here();
-  if (!for_rerun_from_here) return;
+  if (!for_rerun_from_here) {
+    rollback_origin_skipped_ = rollback_origin_skipped;
+    return;
+  }
   machine_.settle_vcpu();
   resume_state_ = machine_.save_vcpu_state();
   ++stats_.resume_states_saved;
@@ -677,7 +688,8 @@ void RecordSession::save_resume_state_if_fresh() {
 // it rolled back.
 bool RecordSession::roll_back_to_position() {
   if (!policy_.roll_back_kernel_stops || policy_.searched_cpl0_instructions_per_second <= 0 ||
-      !resume_state_ || rolled_back_here_ || rollback_stops_in_a_row_ >= kMaxRollbackStopsInARow ||
+      (!resume_state_ && !rollback_origin_skipped_) || rolled_back_here_ ||
+      rollback_stops_in_a_row_ >= kMaxRollbackStopsInARow ||
       position_memory_at_ != timeline_.position())
     return false;
   const kvm_sregs sregs = machine_.vcpu().get_sregs();
@@ -693,6 +705,10 @@ bool RecordSession::roll_back_to_position() {
   const std::optional<librr::CodeArrivals> entries = kernel_entries_.arrivals();
   const bool entered = entries && entries->count > 0;
   if (written.size() > kRollbackMaxWrittenPages + (entered ? kKernelEntryPages : 0)) return false;
+  if (!resume_state_) {  // not saved after a stop in user mode: from now on it is
+    rollbacks_after_user_stops_ = true;
+    return false;
+  }
   position_memory_.restore_guest(written);
   machine_.restore_vcpu_state(*resume_state_);
   machine_.settle_vcpu();

@@ -338,6 +338,11 @@ class RecordSession {
   static constexpr uint64_t kMaxLostUserWorkNs = 2'000'000;
   bool rolled_back_here_ = false;         // since the last position
   uint32_t rollback_stops_in_a_row_ = 0;  // logged stops that came after a rollback
+  // After a stop in user mode, the position's vCPU state is saved for a
+  // rollback only once this guest has stopped in kernel code that wanted one
+  // there (save_resume_state_if_fresh).
+  bool rollback_origin_skipped_ = false;  // at this position
+  bool rollbacks_after_user_stops_ = false;
   static constexpr uint32_t kMaxRollbackStopsInARow = 2;
 
   // The watched site is the rolled-back stop's RIP, and every hit of it so
