@@ -147,6 +147,14 @@ TEST(Machine, SyncedRegistersEqualTheIoctlsAtEveryExitAndFollowSets) {
   for (int exit = 0; exit < 5; ++exit) {
     ASSERT_EQ(vcpu.run(), 0);
     ASSERT_EQ(guest.machine->run_state().exit_reason, KVM_EXIT_IO);
+    // Arming or freeing a breakpoint (one never reached) keeps the copy.
+    kvm_guest_debug debug{};
+    if (exit % 2 == 0) {
+      debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+      debug.arch.debugreg[0] = 0x7ff0;
+      debug.arch.debugreg[7] = 0x1;  // DR0, execute
+    }
+    vcpu.set_guest_debug(debug);
     kvm_regs regs{};
     kvm_sregs sregs{};
     kvm_vcpu_events events{};
@@ -159,6 +167,10 @@ TEST(Machine, SyncedRegistersEqualTheIoctlsAtEveryExitAndFollowSets) {
     EXPECT_EQ(std::memcmp(&read, &regs, sizeof regs), 0) << "exit " << exit;
     EXPECT_EQ(std::memcmp(&read_s, &sregs, sizeof sregs), 0) << "exit " << exit;
     EXPECT_EQ(std::memcmp(&read_e, &events, sizeof events), 0) << "exit " << exit;
+    // What the reads above may have used: the run area's copy itself.
+    const kvm_sync_regs& copy = guest.machine->run_state().s.regs;
+    EXPECT_EQ(std::memcmp(&copy.regs, &regs, sizeof regs), 0) << "exit " << exit;
+    EXPECT_EQ(std::memcmp(&copy.sregs, &sregs, sizeof sregs), 0) << "exit " << exit;
     EXPECT_EQ(read.rcx, 5u - static_cast<uint64_t>(exit));
   }
   kvm_regs changed = vcpu.get_regs();

@@ -310,7 +310,10 @@ void Vcpu::set_guest_debug(const kvm_guest_debug& debug) {
   const bool stepping =
       ((debug.control | (guest_debug_ ? guest_debug_->control : 0)) & KVM_GUESTDBG_SINGLESTEP) != 0;
   if (guest_debug_ && !stepping && std::memcmp(&*guest_debug_, &debug, sizeof debug) == 0) return;
-  synced_now_ = false;  // single-stepping sets RFLAGS.TF
+  // Single-stepping sets RFLAGS.TF. Breakpoints alone change no register
+  // the run area holds: the copy stays valid (~130 KVM_GET_SREGS fewer per
+  // spin3 recording, whose return captures arm and free the fourth register).
+  if (stepping) synced_now_ = false;
   kvm_guest_debug copy = debug;
   guest_debug_.reset();  // unknown should the ioctl fail
   checked_ioctl(fd_.get(), KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG", &copy);
