@@ -222,6 +222,7 @@ Vcpu Vm::create_vcpu(unsigned id) {
 
 int Vcpu::run() {
   synced_now_ = false;
+  interrupt_since_run_ = false;
   const auto started = std::chrono::steady_clock::now();
   int result = ::ioctl(fd_.get(), KVM_RUN, 0);
   const int error = result < 0 ? errno : 0;
@@ -254,7 +255,8 @@ kvm_regs Vcpu::get_regs() const {
 // KVM_GET_SREGS no longer reports. The events' copy is not trusted then
 // either (the same interrupt is in them).
 bool Vcpu::synced_copy_usable(uint64_t field) const {
-  if (!synced_now_ || (synced_fields_ & field) == 0 || (synced_fields_ & KVM_SYNC_X86_SREGS) == 0)
+  if (!synced_now_ || interrupt_since_run_ || (synced_fields_ & field) == 0 ||
+      (synced_fields_ & KVM_SYNC_X86_SREGS) == 0)
     return false;
   const kvm_sregs& synced = run_state()->s.regs.sregs;
   return std::all_of(std::begin(synced.interrupt_bitmap), std::end(synced.interrupt_bitmap),
@@ -263,6 +265,11 @@ bool Vcpu::synced_copy_usable(uint64_t field) const {
 
 kvm_sregs Vcpu::get_sregs() const {
   if (synced_copy_usable(KVM_SYNC_X86_SREGS)) return run_state()->s.regs.sregs;
+  return get_sregs_from_kvm();
+}
+
+kvm_sregs Vcpu::get_sregs_for_mode() const {
+  if (synced_now_ && (synced_fields_ & KVM_SYNC_X86_SREGS)) return run_state()->s.regs.sregs;
   return get_sregs_from_kvm();
 }
 
@@ -341,7 +348,7 @@ void Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
 }
 
 void Vcpu::interrupt(uint32_t vector) {
-  synced_now_ = false;  // the special registers' interrupt bitmap
+  interrupt_since_run_ = true;  // the special registers' interrupt bitmap, the events
   kvm_interrupt request{};
   request.irq = vector;
   checked_ioctl(fd_.get(), KVM_INTERRUPT, "KVM_INTERRUPT", &request);

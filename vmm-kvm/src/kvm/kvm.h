@@ -133,6 +133,13 @@ class Vcpu {
   void set_regs(const kvm_regs& regs);
   kvm_sregs get_sregs() const;
   kvm_sregs get_sregs_from_kvm() const;  // never the synced copy
+  // The special registers for the mode, control registers, segments and
+  // descriptor tables only: the synced copy also while its interrupt bitmap
+  // is set and after interrupt(), which changes nothing else there. Not for
+  // a saved state, whose bitmap must be exact (get_sregs()). On a Linux boot
+  // kvm_pvm's copy keeps a delivered interrupt in the bitmap at nearly every
+  // exit, and the recorder reads the mode after each interrupt it injects.
+  kvm_sregs get_sregs_for_mode() const;
   void set_sregs(const kvm_sregs& sregs);
   kvm_fpu get_fpu() const;
   void set_fpu(const kvm_fpu& fpu);
@@ -162,8 +169,9 @@ class Vcpu {
   Mapping run_area_;
   std::optional<kvm_guest_debug> guest_debug_;  // as last set
   bool synced_copy_usable(uint64_t field) const;
-  uint64_t synced_fields_ = 0;  // KVM_SYNC_X86_* asked for at every exit
-  bool synced_now_ = false;     // the run area holds them as they are now
+  uint64_t synced_fields_ = 0;        // KVM_SYNC_X86_* asked for at every exit
+  bool synced_now_ = false;           // the run area holds them as they are now
+  bool interrupt_since_run_ = false;  // interrupt(): the bitmap and the events changed
   uint64_t run_calls_ = 0;
   uint64_t run_ns_ = 0;
 };

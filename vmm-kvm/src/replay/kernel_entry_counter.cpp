@@ -169,8 +169,8 @@ std::optional<KernelEntryCounter::ArrivalFrame> KernelEntryCounter::arrival_fram
   const uint8_t vector = armed_vectors_[static_cast<size_t>(at - armed_.begin())];
   try {
     ArrivalFrame arrival{regs.rsp + error_code_bytes(vector), {}};
-    arrival.frame = read_guest_virtual(machine_, machine_.vcpu().get_sregs(), arrival.frame_address,
-                                       InterruptFrame::kBytes);
+    arrival.frame = read_guest_virtual(machine_, machine_.vcpu().get_sregs_for_mode(),
+                                       arrival.frame_address, InterruptFrame::kBytes);
     return arrival;
   } catch (const librr::Error&) {
     return std::nullopt;

@@ -40,8 +40,8 @@ constexpr SearchBounds kRerunSearchBounds{/*max_hits=*/8'000, /*time_limit_ns=*/
 void RecordSession::step_past_rep_string() {
   constexpr int kMaxSteps = 4096;
   if (!policy_.search_by_rerun || !resume_state_ || !kernel_only_search_allowed() ||
-      !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()) || !at_rep_string_instruction(machine_) ||
-      at_port_or_halt_instruction(machine_))
+      !in_64_bit_kernel_mode(machine_.vcpu().get_sregs_for_mode()) ||
+      !at_rep_string_instruction(machine_) || at_port_or_halt_instruction(machine_))
     return;
   const uint64_t rip = machine_.vcpu().get_regs().rip;
   const ArmedHardwareBreakpoints stepping(machine_, {}, /*single_step=*/true);

@@ -125,7 +125,7 @@ std::optional<uint64_t> RecordSession::rolled_back_to_return_base() {
   const ReturnBase& base = *return_base_;
   if (base.entries == 0) return std::nullopt;
   machine_.settle_vcpu();
-  if ((machine_.vcpu().get_sregs().cs.selector & 3) != 3) return std::nullopt;
+  if ((machine_.vcpu().get_sregs_for_mode().cs.selector & 3) != 3) return std::nullopt;
   ++stats_.kernel_return_rollbacks_tried;
   take_dirty_pages();
   std::vector<uint64_t> after_the_return;

@@ -38,7 +38,7 @@ RecordSession::RecordSession(Machine& machine, VirtualClock& clock, librr::Recor
   for (const RecordPolicy::Region& region : policy_.page_copy_sources)
     if (const uint8_t* bytes = machine_.memory().translate(region.address, region.size))
       page_copies_.add_region(region.address, {bytes, region.size});
-  kernel_entries_.rearm(machine_.vcpu().get_sregs());
+  kernel_entries_.rearm(machine_.vcpu().get_sregs_for_mode());
   if (policy_.stop_at_kernel_returns)
     kernel_entries_.watch_returns_when([this] { return interrupt_overdue(); });
 }
@@ -110,7 +110,7 @@ void RecordSession::try_deliver_interrupt() {
   ++stats_.interrupts;
   // A position where the kernel's IDT is in place (it takes interrupts):
   // follow it if it moved.
-  kernel_entries_.rearm(machine_.vcpu().get_sregs());
+  kernel_entries_.rearm(machine_.vcpu().get_sregs_for_mode());
 }
 
 void RecordSession::maybe_digest(bool force) {
@@ -170,7 +170,7 @@ bool RecordSession::defer_kick_in_emulated_kernel() {
   const uint64_t deadline = machine_.next_deadline();
   if (deadline == TimedDevice::kNoDeadline || deadline == deferred_deadline_ ||
       guest_now_from_host() >= deadline + policy_.emulated_kernel_lateness_ns ||
-      (machine_.vcpu().get_sregs().cs.selector & 3) != 0)
+      (machine_.vcpu().get_sregs_for_mode().cs.selector & 3) != 0)
     return false;
   // Not a loop that waits for the interrupt (it writes a counter at most, as
   // roll_back_to_position assumes): put off, it only waits longer (ticks'
@@ -362,7 +362,7 @@ void RecordSession::sync_position_memory() {
   if (landmarks_to_track_ == 0) return;
   if (landmarks_to_track_ != RecordPolicy::kEveryLandmark) --landmarks_to_track_;
   take_dirty_pages();
-  if (!position_memory_complete_ && in_64_bit_mode(machine_.vcpu().get_sregs())) {
+  if (!position_memory_complete_ && in_64_bit_mode(machine_.vcpu().get_sregs_for_mode())) {
     // The first landmark tracked in 64-bit mode: from here on the dirty log
     // sees every write, so the copy is made whole once (a Linux or test-guest
     // boot starts in 32-bit mode: PVH).
@@ -493,7 +493,7 @@ std::optional<librr::SearchedStop> RecordSession::searched_memory(const VcpuStat
 // call's, else the running function's) and let the guest run on to it.
 // True if it does.
 bool RecordSession::watch_return_site() {
-  const kvm_sregs sregs = machine_.vcpu().get_sregs();
+  const kvm_sregs sregs = machine_.vcpu().get_sregs_for_mode();
   if (!may_watch_return_site(sregs)) return false;
   // A watch the kick ended without a hit is followed by one on another
   // site from where the guest now is, up to kReturnSiteWatchesPerStop.
@@ -517,7 +517,7 @@ bool RecordSession::watch_return_site() {
 // RIP need not be a return site (kInstructionsPerReturnSiteHit).
 bool RecordSession::keep_watching_return_site() {
   if (!kernel_entries_.watching_return_site() || rollback_watch_ ||
-      !may_watch_return_site(machine_.vcpu().get_sregs()))
+      !may_watch_return_site(machine_.vcpu().get_sregs_for_mode()))
     return false;
   cutting_stretch_ = false;
   return count_watch(stats_.return_site_watches);
@@ -533,7 +533,7 @@ bool RecordSession::keep_watching_return_site() {
 bool RecordSession::watch_kernel_return() {
   if (!policy_.stop_at_kernel_returns || return_site_watches_here_ >= kReturnSiteWatchesPerStop ||
       (!kernel_entries_.watching_return() &&
-       !kernel_entries_.watch_return_from_kernel(machine_.vcpu().get_sregs())))
+       !kernel_entries_.watch_return_from_kernel(machine_.vcpu().get_sregs_for_mode())))
     return false;
   return count_watch(stats_.kernel_return_watches);
 }
@@ -652,7 +652,7 @@ void RecordSession::save_resume_state_if_fresh() {
   const bool rollback_origin_skipped = rollback_may_follow && !for_rollback;
   if (!for_rerun_from_here && !for_return_to_user && !rollback_origin_skipped) return;
   if (!position_memory_complete_ || position_memory_at_ != timeline_.position() ||
-      !in_64_bit_kernel_mode(machine_.vcpu().get_sregs()))
+      !in_64_bit_kernel_mode(machine_.vcpu().get_sregs_for_mode()))
     return;
   if (for_return_to_user && policy_.capture_returns) kernel_entries_.capture_returns_from_here();
   if (!for_rerun_from_here) {
@@ -692,7 +692,7 @@ bool RecordSession::roll_back_to_position() {
       rollback_stops_in_a_row_ >= kMaxRollbackStopsInARow ||
       position_memory_at_ != timeline_.position())
     return false;
-  const kvm_sregs sregs = machine_.vcpu().get_sregs();
+  const kvm_sregs sregs = machine_.vcpu().get_sregs_for_mode();
   const uint64_t rip = machine_.vcpu().get_regs().rip;
   if (!in_64_bit_kernel_mode(sregs) || !searchable_instruction_at(machine_, sregs, rip))
     return false;
@@ -879,8 +879,9 @@ RunResult RecordSession::run() {
         start_position();
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
-          kernel_only_since_stop_ = (machine_.vcpu().get_sregs().cs.selector & 3) == 0;
-        if (kernel_entries_.waiting_for_idt()) kernel_entries_.rearm(machine_.vcpu().get_sregs());
+          kernel_only_since_stop_ = (machine_.vcpu().get_sregs_for_mode().cs.selector & 3) == 0;
+        if (kernel_entries_.waiting_for_idt())
+          kernel_entries_.rearm(machine_.vcpu().get_sregs_for_mode());
         if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
           at_halt();
         else

@@ -55,7 +55,7 @@ Int3Delivery int3_delivery(Machine& machine, const kvm_sregs& sregs, uint8_t vec
 
 bool at_return_to_user(Machine& machine) {
   kvm::Vcpu& vcpu = machine.vcpu();
-  const kvm_sregs sregs = vcpu.get_sregs();
+  const kvm_sregs sregs = vcpu.get_sregs_for_mode();
   if ((sregs.cs.selector & 3) != 0) return false;
   const kvm_regs regs = vcpu.get_regs();
   try {

@@ -129,13 +129,13 @@ bool starts_with_rep_string(std::span<const uint8_t> bytes) {
 }
 
 bool at_rep_string_instruction(Machine& machine) {
-  return instruction_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip) ==
-         InstructionKind::kRepString;
+  return instruction_at(machine, machine.vcpu().get_sregs_for_mode(),
+                        machine.vcpu().get_regs().rip) == InstructionKind::kRepString;
 }
 
 bool at_port_or_halt_instruction(Machine& machine) {
-  const auto bytes =
-      instruction_bytes_at(machine, machine.vcpu().get_sregs(), machine.vcpu().get_regs().rip);
+  const auto bytes = instruction_bytes_at(machine, machine.vcpu().get_sregs_for_mode(),
+                                          machine.vcpu().get_regs().rip);
   return bytes && exits_to_vmm(*bytes);
 }
 
