@@ -39,6 +39,13 @@ median() {
     if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# quartiles VALUES...: "Q1/Q3" (linear interpolation), "n/a" for fewer than two values.
+quartiles() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+    function q(p,  h, lo) { h = (NR - 1) * p + 1; lo = int(h); return v[lo] + (h - lo) * (v[lo + 1] - v[lo]) }
+    END { if (NR < 2) { print "n/a"; exit } printf "%+.1f/%+.1f\n", q(0.25), q(0.75) }'
+}
+
 # ratio A B [FORMAT]: A / B, "n/a" when B is zero or not a number.
 ratio() {
   awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {

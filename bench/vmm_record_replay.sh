@@ -2,7 +2,8 @@
 # Record and replay cost of each test guest under rr-vmm, with QEMU TCG record/replay
 # (-icount shift=auto,rr=record|replay) of the same PVH ELF measured in the same run.
 # Table 1: plain run vs record vs replay time, log bytes (total, per asynchronous position,
-#   per second of recording), and QEMU's log and times for the same guest.
+#   per second of recording), and QEMU's log and times for the same guest. The record
+#   overhead is the median (and quartiles) of each round's record against that round's run.
 # Table 2: an idle guest (serial-echo blocked on an empty FIFO, 100 Hz timer): log bytes per
 #   second from the difference of a short and a long idle stretch, extrapolated to a day.
 # Prints tables; asserts nothing about speed. Exit 1 only if a run fails or a replay's
@@ -43,7 +44,7 @@ fail() { echo "FAIL: $*" >&2; echo "$*" >>"$work/failures"; }
 # Serial output minus rr-vmm's own summary lines: what the guest printed.
 guest_output() { grep -av '^rr-vmm' "$1"; }
 
-row "guest|run s|record s|overhead %|replay s|replay/record|log B|snapshot B|async pos|log B/async|log B/s|QEMU rec s|QEMU replay s|QEMU log B|ours/QEMU log|replays ok"
+row "guest|run s|record s|overhead %|overhead q1/q3 %|replay s|replay/record|log B|snapshot B|async pos|log B/async|log B/s|QEMU rec s|QEMU replay s|QEMU log B|ours/QEMU log|replays ok"
 for g in $GUESTS; do
   qrecords="" qreplays=""
   rm -f "$work"/times.*
@@ -62,6 +63,10 @@ for g in $GUESTS; do
       timed "$work/record.out" "$vmm" record -o "$work/rec" --guest "$g" --serial-in none
       echo "$TIMED_SECONDS" >>"$work/times.$label.record"
       [ "$TIMED_STATUS" -eq 0 ] || fail "$label rr-vmm record $g exited $TIMED_STATUS"
+      # The overhead of this round's record against this round's run: load that changes
+      # between rounds cancels out (the medians of the two columns need not be one round's).
+      awk -v r="$TIMED_SECONDS" -v p="$(tail -n 1 "$work/times.$label.run")" \
+        'BEGIN { printf "%.2f\n", (r - p) / p * 100 }' >>"$work/times.$label.overhead"
       timed "$work/replay.out" "$vmm" replay "$work/rec"
       echo "$TIMED_SECONDS" >>"$work/times.$label.replay"
       [ "$TIMED_STATUS" -eq 0 ] || { fail "$label rr-vmm replay $g exited $TIMED_STATUS"; echo no >"$work/bad.$label"; }
@@ -106,9 +111,12 @@ for g in $GUESTS; do
     rm -f "$work/bad.$label"
     name=$g
     [ "$label" = current ] || name="$g ($label)"
-    overhead=$(awk -v r="$t_record" -v p="$t_run" 'BEGIN { printf "%+.0f", (r - p) / p * 100 }')
+    # shellcheck disable=SC2046
+    overhead=$(median $(cat "$work/times.$label.overhead") | awk '{ printf "%+.1f", $1 }')
+    # shellcheck disable=SC2046
+    overhead_quartiles=$(quartiles $(cat "$work/times.$label.overhead"))
     # shellcheck disable=SC2086
-    row "$name|$t_run|$t_record|$overhead|$t_replay|$(ratio "$t_replay" "$t_record")|$log_bytes|$snapshot_bytes|$async|$(ratio "$log_bytes" "$async" %.0f)|$(ratio "$log_bytes" "$t_record" %.0f)|$(median $qrecords)|$(median $qreplays)|$qemu_bytes|$(ratio "$log_bytes" "$qemu_bytes" %.3f)|$ok"
+    row "$name|$t_run|$t_record|$overhead|$overhead_quartiles|$t_replay|$(ratio "$t_replay" "$t_record")|$log_bytes|$snapshot_bytes|$async|$(ratio "$log_bytes" "$async" %.0f)|$(ratio "$log_bytes" "$t_record" %.0f)|$(median $qrecords)|$(median $qreplays)|$qemu_bytes|$(ratio "$log_bytes" "$qemu_bytes" %.3f)|$ok"
   done <"$work/recorders"
 done
 echo "== vmm_record_replay: median of $RUNS runs (wall seconds incl. process start; sizes from the last run) =="
