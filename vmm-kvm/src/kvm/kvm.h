@@ -132,7 +132,6 @@ class Vcpu {
   kvm_regs get_regs() const;
   void set_regs(const kvm_regs& regs);
   kvm_sregs get_sregs() const;
-  kvm_sregs get_sregs_from_kvm() const;  // never the synced copy
   // The special registers for the mode, control registers, segments and
   // descriptor tables only: the synced copy also while its interrupt bitmap
   // is set and after interrupt(), which changes nothing else there. Not for
@@ -169,9 +168,10 @@ class Vcpu {
   Mapping run_area_;
   std::optional<kvm_guest_debug> guest_debug_;  // as last set
   bool synced_copy_usable(uint64_t field) const;
-  uint64_t synced_fields_ = 0;        // KVM_SYNC_X86_* asked for at every exit
-  bool synced_now_ = false;           // the run area holds them as they are now
-  bool interrupt_since_run_ = false;  // interrupt(): the bitmap and the events changed
+  kvm_sregs get_sregs_from_kvm() const;  // never the synced copy
+  uint64_t synced_fields_ = 0;           // KVM_SYNC_X86_* asked for at every exit
+  bool synced_now_ = false;              // the run area holds them as they are now
+  bool interrupt_since_run_ = false;     // interrupt(): the bitmap and the events changed
   uint64_t run_calls_ = 0;
   uint64_t run_ns_ = 0;
 };

@@ -27,7 +27,7 @@ SingleStepSupport SingleStepSupport::from_probe() {
   return support;
 }
 
-int current_cpl(Machine& machine) { return machine.vcpu().get_sregs().cs.selector & 3; }
+int current_cpl(Machine& machine) { return machine.vcpu().get_sregs_for_mode().cs.selector & 3; }
 
 InstructionStepper::InstructionStepper(Machine& machine, SingleStepSupport support)
     : machine_(machine), support_(std::move(support)) {}

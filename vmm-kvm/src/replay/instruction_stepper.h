@@ -59,7 +59,8 @@ class InstructionStepper {
   SingleStepSupport support_;
 };
 
-// The vCPU's current privilege level (CS.RPL, as KVM reports it).
+// The vCPU's current privilege level (CS.RPL, as KVM reports it; from the
+// sync-regs copy where it holds, Vcpu::get_sregs_for_mode).
 int current_cpl(Machine& machine);
 
 }  // namespace vmm

@@ -20,6 +20,7 @@
 #include "clock/host_clock.h"
 #include "librr/error.h"
 #include "machine/vcpu_kicker.h"
+#include "replay/instruction_stepper.h"
 #include "replay/record_session.h"
 #include "replay/return_to_user_step.h"
 
@@ -125,7 +126,7 @@ std::optional<uint64_t> RecordSession::rolled_back_to_return_base() {
   const ReturnBase& base = *return_base_;
   if (base.entries == 0) return std::nullopt;
   machine_.settle_vcpu();
-  if ((machine_.vcpu().get_sregs_for_mode().cs.selector & 3) != 3) return std::nullopt;
+  if (current_cpl(machine_) != 3) return std::nullopt;
   ++stats_.kernel_return_rollbacks_tried;
   take_dirty_pages();
   std::vector<uint64_t> after_the_return;

@@ -7,6 +7,7 @@
 
 #include "clock/host_clock.h"
 #include "machine/vcpu_kicker.h"
+#include "replay/instruction_stepper.h"
 #include "replay/kernel_return_stop.h"
 #include "replay/return_site_stop.h"
 #include "replay/return_to_user_step.h"
@@ -170,7 +171,7 @@ bool RecordSession::defer_kick_in_emulated_kernel() {
   const uint64_t deadline = machine_.next_deadline();
   if (deadline == TimedDevice::kNoDeadline || deadline == deferred_deadline_ ||
       guest_now_from_host() >= deadline + policy_.emulated_kernel_lateness_ns ||
-      (machine_.vcpu().get_sregs_for_mode().cs.selector & 3) != 0)
+      current_cpl(machine_) != 0)
     return false;
   // Not a loop that waits for the interrupt (it writes a counter at most, as
   // roll_back_to_position assumes): put off, it only waits longer (ticks'
@@ -879,7 +880,7 @@ RunResult RecordSession::run() {
         start_position();
         // PIO or HLT from user mode (IOPL 3, ioperm) ends the kernel-only span.
         if (kernel_only_since_stop_ && policy_.searched_cpl0_instructions_per_second > 0)
-          kernel_only_since_stop_ = (machine_.vcpu().get_sregs_for_mode().cs.selector & 3) == 0;
+          kernel_only_since_stop_ = current_cpl(machine_) == 0;
         if (kernel_entries_.waiting_for_idt())
           kernel_entries_.rearm(machine_.vcpu().get_sregs_for_mode());
         if (machine_.run_state().exit_reason == KVM_EXIT_HLT)
