@@ -2,7 +2,6 @@
 // complete and verifies once wait() returns; a path that cannot be synced is
 // reported by wait() with its name, after the rest of the queue was synced.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <fstream>
 
@@ -10,6 +9,7 @@
 #include "librr/error.h"
 #include "librr/recording.h"
 #include "librr/snapshot.h"
+#include "test_log_util.h"
 
 namespace fs = std::filesystem;
 
@@ -17,13 +17,9 @@ namespace {
 
 class DeferredSyncTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "rrsync-test-XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr);
-    base_ = templ;
-  }
-  void TearDown() override { fs::remove_all(base_); }
-  fs::path base_;
+  // On the disk, not tmpfs: the syncs are the subject.
+  logtest::TempDir dir_{/*prefer_tmpfs=*/false};
+  const fs::path& base_ = dir_.path();
 };
 
 TEST_F(DeferredSyncTest, ARecordingStartedWithDeferredSyncsOpensAndVerifies) {
