@@ -232,7 +232,9 @@ int record_command(RecordOptions& options) {
       static_cast<unsigned long long>(s.deferred_kicks),
       static_cast<unsigned long long>(s.interrupt_window_stops),
       policy.count_kernel_entries
-          ? fmt::format("{} kernel entries counted", s.kernel_entries).c_str()
+          ? fmt::format("{} kernel entries counted ({} runs unwatched: no stop could end them)",
+                        s.kernel_entries, s.unwatched_runs)
+                .c_str()
           : "kernel entries not counted");
   if (s.net_frames > 0)
     std::fprintf(stderr, "rr-vmm: %llu received network frames logged (%llu bytes)\n",

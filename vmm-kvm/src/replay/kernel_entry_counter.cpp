@@ -66,6 +66,7 @@ void KernelEntryCounter::rearm(const kvm_sregs& sregs) {
 
 void KernelEntryCounter::arm() {
   disarm_pending_ = false;
+  if (unwatched_) return arm_hardware_breakpoints(machine_, {});
   std::vector<uint64_t> addresses = armed_;
   if ((watching_ || capture_pending_) && return_rip_ && !return_site_ &&
       addresses.size() < kHardwareBreakpointSlots)
@@ -75,8 +76,16 @@ void KernelEntryCounter::arm() {
   arm_hardware_breakpoints(machine_, addresses);
 }
 
+void KernelEntryCounter::set_unwatched(bool unwatched) {
+  if (!enabled_ || unwatched == unwatched_) return;
+  unwatched_ = unwatched;
+  unwatched_since_restart_ = unwatched_since_restart_ || unwatched;
+  arm();
+}
+
 void KernelEntryCounter::restart() {
   count_ = 0;
+  unwatched_since_restart_ = unwatched_;
   step_pending_ = false;
   capturing_ = false;
   // The fourth register is freed before the guest runs next, not now: a
@@ -227,7 +236,7 @@ Machine::Exit KernelEntryCounter::enter_guest() {
 }
 
 std::optional<librr::CodeArrivals> KernelEntryCounter::arrivals() const {
-  if (armed_.empty()) return std::nullopt;
+  if (armed_.empty() || unwatched_since_restart_) return std::nullopt;
   return librr::CodeArrivals{armed_, count_};
 }
 

@@ -53,8 +53,19 @@ class KernelEntryCounter {
   // interrupts that step leaves it pending for the next call, unless a
   // position is logged there first (restart()).
   Machine::Exit enter_guest();
-  // The arrivals since the last restart, if entries are armed.
+  // The arrivals since the last restart, if entries are armed and were
+  // watched all the while (set_unwatched).
   std::optional<librr::CodeArrivals> arrivals() const;
+  // While no asynchronous stop can end the guest's run (no kick armed, no
+  // input source that could kick), nothing needs the count: the run ends at
+  // a landmark, where counting restarts. The caller then leaves the debug
+  // registers off: on kvm_pvm a KVM_RUN with them armed costs ~16 us more
+  // (spin3's record: ~2 % of the guest's run time, most of it in its boot
+  // and its final report, where no timer is set). A stretch that ran
+  // unwatched has no count until the next restart() (a stop there, the
+  // user's SIGINT, is logged without one), and may have run user code.
+  void set_unwatched(bool unwatched);
+  bool unwatched_since_restart() const { return unwatched_since_restart_; }
   // At a position: counting starts again (and watching a return stops). An
   // arrival at the position's own rip counts (resuming there stops at once),
   // as analyzers count it.
@@ -142,6 +153,8 @@ class KernelEntryCounter {
   bool capturing_ = false;        // capture_returns_from_here() until the next position
   bool capture_pending_ = false;  // the next return to user mode is wanted
   bool disarm_pending_ = false;   // restart() freed the fourth register: arm() before running
+  bool unwatched_ = false;        // set_unwatched(true): nothing armed
+  bool unwatched_since_restart_ = false;
   std::optional<ArrivalFrame>
       last_user_entry_;  // kept across positions: the kernel may outlast them
   std::optional<uint64_t> return_site_;

@@ -149,6 +149,33 @@ void RecordSession::arm_kick() {
   machine_.kicker().kick_at(at);
 }
 
+// Whether an asynchronous stop may end the guest's next run: a kick is or
+// will be armed (a device deadline, a pending interrupt, a retry), an input
+// source may kick, or a watch waits for its hit. Where none may, the run ends
+// at a landmark, and what only a stop needs is left out: the kernel-entry
+// count (KernelEntryCounter::set_unwatched) and the copy of memory at the
+// landmark before it (sync_position_memory). spin3 and the other test guests
+// boot for ~145 landmarks with no timer set.
+bool RecordSession::stop_may_come() const {
+  return machine_.kicker().armed_at() != VcpuKicker::kNever ||
+         machine_.next_deadline() != TimedDevice::kNoDeadline ||
+         machine_.pic().has_pending_interrupt() || retry_soon_ || serial_input_ != nullptr ||
+         machine_.net() != nullptr || kernel_entries_.watching_return() ||
+         kernel_entries_.watching_return_site();
+}
+
+// Before each run, with the kick armed. Unwatched, the guest may have run
+// user code unseen: no search nor rollback relies on kernel mode until the
+// next stop. Returns whether the run is watched.
+bool RecordSession::watch_kernel_entries_if_a_stop_may_come() {
+  const bool stop_may_come = this->stop_may_come();
+  kernel_entries_.set_unwatched(!stop_may_come);
+  if (stop_may_come || !policy_.count_kernel_entries) return stop_may_come;
+  kernel_only_since_stop_ = false;
+  ++stats_.unwatched_runs;
+  return false;
+}
+
 // How late the interrupt of device deadline `deadline` may be: the larger
 // bound once its kick was put off (defer_kick_in_emulated_kernel).
 uint64_t RecordSession::lateness_bound(uint64_t deadline) const {
@@ -808,12 +835,18 @@ RunResult RecordSession::run() {
     }
     try_deliver_interrupt();
     arm_kick();
+    // A landmark's copy put off (no stop could follow it then) is taken now
+    // if one may: the deadline or interrupt came with the landmark's delivery.
+    if (watch_kernel_entries_if_a_stop_may_come() &&
+        std::exchange(position_memory_sync_put_off_, false))
+      sync_position_memory();
     machine_.run_state().request_interrupt_window = want_interrupt_window_ ? 1 : 0;
     save_resume_state_if_fresh();
     Machine::Exit exit;
     do {
       exit = kernel_entries_.enter_guest();
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
+    position_memory_sync_put_off_ = false;  // the guest ran on: too late for that copy
     want_interrupt_window_ = false;
     retry_soon_ = false;
     if (kernel_entries_.at_return(exit) && took_return_base()) {
@@ -887,7 +920,10 @@ RunResult RecordSession::run() {
           at_halt();
         else
           at_landmark();
-        sync_position_memory();
+        if (stop_may_come())
+          sync_position_memory();
+        else
+          position_memory_sync_put_off_ = true;
         stretch_started_host_ns_ = host_monotonic_ns();  // the guest resumes now
         break;
       case Machine::Exit::Kind::kTerminal:

@@ -178,6 +178,7 @@ struct RecordStats {
   uint64_t rerun_ns = 0;                 // host time spent re-running stretches
   uint64_t interrupts = 0;
   uint64_t kernel_entries = 0;  // counted with debug registers (all stretches)
+  uint64_t unwatched_runs = 0;  // guest runs no stop could end: entries not watched
   uint64_t clock_samples = 0;
   uint64_t idle_skips = 0;
   uint64_t digests = 0;
@@ -281,6 +282,8 @@ class RecordSession {
   void try_deliver_interrupt();
   void maybe_digest(bool force);
   void arm_kick();
+  bool stop_may_come() const;
+  bool watch_kernel_entries_if_a_stop_may_come();
   bool defer_kick_in_emulated_kernel();
   uint64_t lateness_bound(uint64_t deadline) const;
   RunResult finish(RunResult result);
@@ -301,6 +304,7 @@ class RecordSession {
   DirtyPages written_since_position_;
   librr::PageCopyIndex page_copies_;  // of policy_.page_copy_sources
   librr::Position position_memory_at_;
+  bool position_memory_sync_put_off_ = false;  // at the last landmark (stop_may_come)
   uint32_t landmarks_to_track_ = 0;
   // Whether every write since position_memory_ last copied a page is in the
   // dirty log. Not before the guest runs in 64-bit mode: KVM here does not
