@@ -121,6 +121,15 @@ class RecordReplay : public ::testing::Test {
     writer.close();
   }
 
+  // Replays `rec` and expects a refusal (exit status 1) whose report names `what`.
+  void expect_replay_fails_naming(const fs::path& rec, const std::string& what) {
+    const int replayed =
+        run_vmm("replay " + rec.string(), dir_ / "replay.out", dir_ / "replay.err");
+    const std::string err = read_file(dir_ / "replay.err");
+    EXPECT_EQ(replayed, 1) << err;
+    EXPECT_NE(err.find(what), std::string::npos) << err;
+  }
+
   fs::path dir_;
 };
 
