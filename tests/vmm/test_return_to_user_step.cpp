@@ -62,16 +62,12 @@ bool run_to_first_return_to_user(Machine& machine) {
   return false;
 }
 
-// The recorder's main loop may have asked for an interrupt window at the stop
-// it handles (two unlogged stops in a row) when it rolls the guest back to a
-// kernel return and steps over it. Recordings under strace then spun in the
-// step's loop for ever, ~12,000 KVM_RUNs a second, each returning at once
-// (in 3 of ~6 runs; once in CI a recording took 1,410 s): the helper runs
-// now clear that request (enter_until_stopped), and 8 of 8 straced
-// recordings ended. This exit-by-exit run does not reproduce the hang's
-// timing, but checks that the step ends at the return address with the
-// request set, as the recorder makes it.
-TEST(ReturnToUserStep, EndsAtTheReturnAddressWithAnInterruptWindowAskedFor) {
+// The step recorder and replay make over a watched return: it ends at the
+// address the iretq returns to, in user mode, with nothing of the planted
+// int3 left. A step that never stops (the recorder once spun in it, with the
+// main loop's interrupt-window request left in the run area, now cleared
+// after the main loop's own run) fails here within 20 s instead of hanging.
+TEST(ReturnToUserStep, EndsAtTheReturnAddressInUserMode) {
   RR_SKIP_WITHOUT_KVM();
   if (!std::filesystem::exists(guest_path("spin3")))
     GTEST_SKIP() << "guest " << guest_path("spin3") << " missing: build test-guests";
@@ -91,8 +87,9 @@ TEST(ReturnToUserStep, EndsAtTheReturnAddressWithAnInterruptWindowAskedFor) {
   const std::vector<uint8_t> frame = read_guest_virtual(
       machine, machine.vcpu().get_sregs_for_mode(), frame_address, InterruptFrame::kBytes);
   const InterruptFrame target = InterruptFrame::parse(frame);
+  const std::vector<uint8_t> code =
+      read_guest_virtual(machine, machine.vcpu().get_sregs_for_mode(), target.rip, 1);
 
-  machine.run_state().request_interrupt_window = 1;
   std::atomic<bool> done{false};
   std::thread watchdog([&] {
     for (int waited_ms = 0; waited_ms < 20'000 && !done; waited_ms += 10)
@@ -108,6 +105,8 @@ TEST(ReturnToUserStep, EndsAtTheReturnAddressWithAnInterruptWindowAskedFor) {
   ASSERT_TRUE(stepped);
   EXPECT_EQ(machine.vcpu().get_regs().rip, target.rip);
   EXPECT_EQ(machine.vcpu().get_sregs().cs.selector & 3, 3u);
+  EXPECT_EQ(read_guest_virtual(machine, machine.vcpu().get_sregs(), target.rip, 1), code)
+      << "the int3 planted at the return address is gone";
 }
 
 }  // namespace

@@ -80,13 +80,6 @@ ReexecutionDeadline::~ReexecutionDeadline() {
 }
 
 Machine::Exit enter_until_stopped(Machine& machine, uint64_t deadline_ns) {
-  // An interrupt window the recorder's main loop asked for is not this run's:
-  // with it KVM returns at once while the guest can take an interrupt, and
-  // this loop entered again for ever (a recording under strace, and once in
-  // CI, spun ~12,000 KVM_RUNs a second stepping over an iretq to user mode
-  // at a rollback to a kernel return). The main loop asks again before it
-  // runs the guest.
-  machine.run_state().request_interrupt_window = 0;
   Machine::Exit exit;
   do {
     exit = machine.enter_guest();

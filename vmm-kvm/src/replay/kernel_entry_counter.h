@@ -65,7 +65,6 @@ class KernelEntryCounter {
   // unwatched has no count until the next restart() (a stop there, the
   // user's SIGINT, is logged without one), and may have run user code.
   void set_unwatched(bool unwatched);
-  bool unwatched_since_restart() const { return unwatched_since_restart_; }
   // At a position: counting starts again (and watching a return stops). An
   // arrival at the position's own rip counts (resuming there stops at once),
   // as analyzers count it.

@@ -104,20 +104,15 @@ std::optional<librr::SearchedStop> RecordSession::searched_by_rerun(const VcpuSt
 
 // The guest rolled back to where it resumed from the position (the saved
 // vCPU state; `written`, the pages written since, from the second shadow)
-// for a re-run, with no interrupt window asked for while it lasts (one asked
-// for earlier would end every entry at once).
+// for a re-run (no interrupt window is asked for outside the main loop's run).
 RecordSession::RerunFromPosition::RerunFromPosition(RecordSession& session,
                                                     const std::vector<uint64_t>& written)
-    : window_(session.machine_.run_state().request_interrupt_window),
-      window_before_(std::exchange(window_, 0)),
-      rerun_ns_(session.stats_.rerun_ns),
-      started_ns_(host_monotonic_ns()) {
+    : rerun_ns_(session.stats_.rerun_ns), started_ns_(host_monotonic_ns()) {
   session.position_memory_.restore_guest(written);
   session.machine_.restore_vcpu_state(*session.resume_state_);
 }
 
 RecordSession::RerunFromPosition::~RerunFromPosition() {
-  window_ = window_before_;
   rerun_ns_ += host_monotonic_ns() - started_ns_;
 }
 

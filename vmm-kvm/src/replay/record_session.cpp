@@ -840,12 +840,18 @@ RunResult RecordSession::run() {
     if (watch_kernel_entries_if_a_stop_may_come() &&
         std::exchange(position_memory_sync_put_off_, false))
       sync_position_memory();
-    machine_.run_state().request_interrupt_window = want_interrupt_window_ ? 1 : 0;
     save_resume_state_if_fresh();
+    // The interrupt window is asked for this run only. Left in the run area,
+    // the recorder's own runs after it (steps over a watched return, re-runs,
+    // breakpoint runs) ended at once, again and again, while the guest could
+    // take an interrupt: a recording under strace spun ~12,000 KVM_RUNs a
+    // second stepping over an iretq to user mode (once in CI one took 1,410 s).
+    machine_.run_state().request_interrupt_window = want_interrupt_window_ ? 1 : 0;
     Machine::Exit exit;
     do {
       exit = kernel_entries_.enter_guest();
     } while (exit.kind == Machine::Exit::Kind::kSpurious && !interrupt_window_opened());
+    machine_.run_state().request_interrupt_window = 0;
     position_memory_sync_put_off_ = false;  // the guest ran on: too late for that copy
     want_interrupt_window_ = false;
     retry_soon_ = false;

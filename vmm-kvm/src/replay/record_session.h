@@ -240,8 +240,6 @@ class RecordSession {
     RerunFromPosition& operator=(const RerunFromPosition&) = delete;
 
    private:
-    decltype(kvm_run::request_interrupt_window)& window_;
-    decltype(kvm_run::request_interrupt_window) window_before_;
     uint64_t& rerun_ns_;
     uint64_t started_ns_;
   };
