@@ -21,7 +21,7 @@ void DeferredSync::add(const std::filesystem::path& file) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(file);
-    queue_.push_back(file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path());
+    queue_.push_back(directory_holding(file));
   }
   work_ready_.notify_one();
 }

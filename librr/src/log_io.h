@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "librr/error.h"
+#include "posix_file.h"
 
 namespace librr::logio {
 
@@ -109,8 +110,7 @@ inline void fsync_or_throw(int fd, const std::filesystem::path& path) {
 
 // Makes a newly created directory entry durable.
 inline void fsync_parent_dir(const std::filesystem::path& path) {
-  auto dir = path.parent_path();
-  if (dir.empty()) dir = ".";
+  const std::filesystem::path dir = directory_holding(path);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;  // best effort: some filesystems refuse directory fds
   ::fsync(fd);

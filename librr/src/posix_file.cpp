@@ -95,8 +95,12 @@ void sync_path(const std::filesystem::path& path) {
   if (rc != 0) throw_errno("cannot fsync " + path.string());
 }
 
+std::filesystem::path directory_holding(const std::filesystem::path& path) {
+  return path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+}
+
 void sync_parent_directory(const std::filesystem::path& path) {
-  sync_path(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+  sync_path(directory_holding(path));
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view content,

@@ -38,6 +38,8 @@ class PosixFile {
 // fsyncs the file or directory at `path` (opened read-only; Linux syncs the
 // inode's data whichever descriptor asks). Throws SystemError naming it.
 void sync_path(const std::filesystem::path& path);
+// The directory holding `path` ("." for a bare name).
+std::filesystem::path directory_holding(const std::filesystem::path& path);
 // fsyncs the directory holding `path`: a name just created there is durable.
 void sync_parent_directory(const std::filesystem::path& path);
 
