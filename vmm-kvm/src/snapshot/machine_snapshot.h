@@ -9,9 +9,12 @@
 #include <optional>
 
 #include "librr/crypto.h"
-#include "librr/deferred_sync.h"
 #include "machine/machine.h"
 #include "snapshot/snapshot_config.h"
+
+namespace librr {
+class DeferredSync;  // librr/deferred_sync.h
+}
 
 namespace vmm {
 
